@@ -1,0 +1,12 @@
+"""Analysis: pure-NumPy metrics of learning rules (alignment, effective rank, PC energy) and Muon.
+
+Nothing here imports a backend; every function takes plain NumPy arrays.
+"""
+from neuro_pc.analysis.metrics import (angle, entropy_effective_rank, norm_ratio,
+                                       participation_ratio, pc_energy, rank_measures,
+                                       singular_values, stable_rank, weight_alignment)
+from neuro_pc.analysis.muon import NS_COEFFS, Muon, newton_schulz, orthogonalize_exact
+
+__all__ = ["angle", "norm_ratio", "weight_alignment", "singular_values",
+           "entropy_effective_rank", "participation_ratio", "stable_rank", "rank_measures",
+           "pc_energy", "NS_COEFFS", "newton_schulz", "orthogonalize_exact", "Muon"]

@@ -1,0 +1,143 @@
+"""The simulation interface every backend returns from ``compile``.
+
+A backend implements :meth:`Simulator.present` (run one presentation window
+for a batch of samples, learning or not) and may override :meth:`train` and
+:meth:`predict` to stream a whole dataset through one simulator run (Brian2,
+Lava). Everything else (the sample order, evaluation, artifacts) is shared so
+that backends given the same seed see the same samples in the same order.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Callable
+
+import numpy as np
+
+from neuro_pc.ir import Artifact, Circuit, CircuitError, save_artifact
+
+
+def sample_order(n: int, epochs: int, seed: int) -> np.ndarray:
+    """The training order: one permutation of ``range(n)`` per epoch, drawn
+    from ``default_rng(seed)``, concatenated. Shape ``(epochs * n,)``."""
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.permutation(n) for _ in range(epochs)]) if epochs else \
+        np.zeros(0, dtype=int)
+
+
+def streams_for(circuit: Circuit, x: np.ndarray, y: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Map a batch to the circuit's streams: ``"x"`` inputs, ``"y"`` targets
+    (zeros when ``y`` is None, i.e. at inference)."""
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    out = {}
+    for name, width in circuit.streams.items():
+        if name == "x":
+            arr = x
+        elif name == "y":
+            arr = np.zeros((x.shape[0], width)) if y is None else \
+                np.atleast_2d(np.asarray(y, dtype=np.float64))
+        else:
+            raise CircuitError(f"circuit {circuit.name!r}: stream {name!r} has no data; the "
+                               "simulators feed 'x' (inputs) and 'y' (targets)")
+        if arr.shape[1] != width:
+            raise ValueError(f"stream {name!r} of circuit {circuit.name!r} is {width} wide, the "
+                             f"data has {arr.shape[1]} columns; reshape the data or the circuit")
+        out[name] = arr
+    return out
+
+
+class Simulator(ABC):
+    """A compiled circuit with its weights; the same interface on every backend.
+
+    Attributes: ``circuit``; ``weights`` ``{projection: (n_target, n_source)}``
+    (the live trained matrices); ``masks`` of sparse projections; ``seed``.
+    """
+
+    backend: str = "?"
+
+    def __init__(self, circuit: Circuit, weights: dict[str, np.ndarray] | None = None, *,
+                 seed: int = 0, masks: dict[str, np.ndarray] | None = None):
+        self.circuit = circuit.validate()
+        self.seed = int(seed)
+        self.masks = dict(masks) if masks is not None else circuit.masks(self.seed)
+        init = circuit.init_weights(self.seed)
+        if weights is not None:
+            unknown = set(weights) - set(init)
+            if unknown:
+                raise CircuitError(f"weights given for unknown projection(s) {sorted(unknown)}")
+            for k, w in weights.items():
+                if np.shape(w) != init[k].shape:
+                    raise CircuitError(f"weights of {k!r} have shape {np.shape(w)}, the circuit "
+                                       f"needs {init[k].shape} (n_target, n_source)")
+                init[k] = np.array(w, dtype=np.float64)
+        self.weights: dict[str, np.ndarray] = init
+
+    # -- what a backend provides ------------------------------------------------
+    @abstractmethod
+    def present(self, x: np.ndarray, y: np.ndarray | None = None, train: bool = True) -> np.ndarray:
+        """Run one window for a batch ``x`` ``(B, n_in)`` (targets ``y`` ``(B, n_out)``);
+        learn at its end if ``train``. Returns the readout ``(B, n_readout)``."""
+
+    # -- shared ------------------------------------------------------------------
+    def train(self, x: np.ndarray, y: np.ndarray, epochs: int = 1, seed: int = 0,
+              batch_size: int = 1, progress: bool = False,
+              callback: Callable[[int, "Simulator"], None] | None = None) -> "Simulator":
+        """Online (``batch_size=1``) or batched training over ``epochs`` passes in
+        :func:`sample_order`; ``callback(epoch, sim)`` after each epoch."""
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        if len(x) != len(y):
+            raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+        n = len(x)
+        bar = _progress(epochs * ((n + batch_size - 1) // batch_size), progress,
+                        f"train {self.circuit.name} [{self.backend}]")
+        orders = sample_order(n, epochs, seed).reshape(epochs, n) if epochs else []
+        for epoch, order in enumerate(orders):
+            for start in range(0, n, batch_size):
+                idx = order[start:start + batch_size]
+                self.present(x[idx], y[idx], train=True)
+                bar.update(1)
+            if callback is not None:
+                callback(epoch, self)
+        bar.close()
+        return self
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Predicted classes: argmax of the readout at the end of each window."""
+        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        out = [self.present(x[s:s + batch_size], None, train=False).argmax(axis=1)
+               for s in range(0, len(x), batch_size)]
+        return np.concatenate(out) if out else np.zeros(0, dtype=int)
+
+    def evaluate(self, x: np.ndarray, labels: np.ndarray) -> float:
+        """Accuracy in [0, 1]."""
+        return float(np.mean(self.predict(x) == np.asarray(labels)))
+
+    def artifact(self, **metadata) -> Artifact:
+        meta = {"backend": self.backend, "seed": self.seed, **metadata}
+        stored = {p.name for p in self.circuit.stored}
+        return Artifact(circuit=self.circuit,
+                        weights={k: np.array(v) for k, v in self.weights.items() if k in stored},
+                        masks=dict(self.masks), metadata=meta)
+
+    def save(self, path, **metadata):
+        return save_artifact(path, self.artifact(**metadata))
+
+    @classmethod
+    def from_artifact(cls, artifact: Artifact, **kwargs) -> "Simulator":
+        return cls(artifact.circuit, artifact.weights, masks=artifact.masks or None,
+                   seed=artifact.metadata.get("seed", 0), **kwargs)
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="win", leave=False, mininterval=0.5)

@@ -1,0 +1,83 @@
+"""The :class:`Dataset` container shared by every loader."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A fixed train/test split of a classification data set.
+
+    Attributes
+    ----------
+    x_train, x_test : float64 arrays, shape ``(n_train, n_features)`` and
+        ``(n_test, n_features)``.
+    y_train, y_test : int64 arrays, shape ``(n_train,)`` and ``(n_test,)``,
+        labels in ``[0, n_classes)``.
+    n_classes : number of classes.
+    name : short identifier, e.g. ``"digits"``.
+
+    The arrays are coerced (float64 / int64) and checked on construction. The
+    dataclass is frozen, but the arrays themselves are ordinary NumPy arrays:
+    copy before modifying them in place.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+    name: str
+
+    def __post_init__(self) -> None:
+        for part in ("train", "test"):
+            x = np.asarray(getattr(self, f"x_{part}"), dtype=np.float64)
+            y = np.asarray(getattr(self, f"y_{part}"))
+            _check_split(part, x, y, self.n_classes)
+            object.__setattr__(self, f"x_{part}", x)
+            object.__setattr__(self, f"y_{part}", y.astype(np.int64, copy=False))
+        if self.x_train.shape[1] != self.x_test.shape[1]:
+            raise ValueError(f"{self.name}: x_train has {self.x_train.shape[1]} features but "
+                             f"x_test has {self.x_test.shape[1]}")
+
+    @property
+    def n_features(self) -> int:
+        """Number of input features (columns of ``x_train``)."""
+        return int(self.x_train.shape[1])
+
+    def one_hot(self, y: np.ndarray) -> np.ndarray:
+        """One-hot encode labels.
+
+        ``y``: integer array, shape ``(n,)``, values in ``[0, n_classes)``.
+        Returns a float64 array of shape ``(n, n_classes)``.
+        """
+        y = np.asarray(y)
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"one_hot expects a 1-D integer label array, got shape "
+                             f"{y.shape} dtype {y.dtype}")
+        if y.size and (y.min() < 0 or y.max() >= self.n_classes):
+            raise ValueError(f"labels must lie in [0, {self.n_classes}), got range "
+                             f"[{y.min()}, {y.max()}]")
+        out = np.zeros((y.shape[0], self.n_classes), dtype=np.float64)
+        out[np.arange(y.shape[0]), y] = 1.0
+        return out
+
+    def __repr__(self) -> str:
+        return (f"Dataset(name={self.name!r}, n_train={len(self.y_train)}, "
+                f"n_test={len(self.y_test)}, n_features={self.n_features}, "
+                f"n_classes={self.n_classes})")
+
+
+def _check_split(part: str, x: np.ndarray, y: np.ndarray, n_classes: int) -> None:
+    """Raise ValueError unless ``x`` is 2-D, ``y`` 1-D integer labels of the same length."""
+    if x.ndim != 2:
+        raise ValueError(f"x_{part} must be 2-D (n, n_features), got shape {x.shape}")
+    if y.ndim != 1 or len(y) != len(x):
+        raise ValueError(f"y_{part} must be 1-D with {len(x)} labels, got shape {y.shape}")
+    if y.size and not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"y_{part} must hold integer labels, got dtype {y.dtype}")
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"y_{part} labels must lie in [0, {n_classes}), got range "
+                         f"[{y.min()}, {y.max()}]")

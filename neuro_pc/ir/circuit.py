@@ -1,0 +1,314 @@
+"""The circuit IR: populations, projections, rules and a schedule, as plain data.
+
+Semantics (the contract of every backend; DESIGN.md): discrete time, step ``dt``.
+Within one step
+
+1. every input port is recomputed from the *previous* step's outputs:
+   ``port = sum over projections into it of  scale * W @ source.variable``
+   (every projection has a one-step delay);
+2. every population sets its streamed variables from the current sample and
+   runs its update statements in order;
+3. plastic projections apply their rule where the schedule says: once, at the
+   end of each presentation window of ``T`` steps (or every step, if the rule
+   says so), all rules reading the same state and the weights before any of
+   this step's changes.
+
+The classes are frozen dataclasses: printable, comparable, JSON-serialisable
+(:meth:`Circuit.to_json` / :meth:`Circuit.from_json`). Weights are not part
+of the IR: :meth:`Circuit.init_weights` draws them from each projection's
+initialiser for a seed, and an artifact stores trained ones.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from neuro_pc.ir.expr import BUILTIN_SCALARS, ExpressionError, Statement, parse_statement
+
+
+class CircuitError(ValueError):
+    """An IR object that is inconsistent; the message names it and the fix."""
+
+
+@dataclass(frozen=True)
+class Init:
+    """How a projection's weight matrix ``(n_target, n_source)`` is drawn.
+
+    kind: ``"xavier"`` (uniform ±scale·sqrt(6/(n_in+n_out))), ``"uniform"``
+    (±scale), ``"normal"`` (std = scale), ``"zeros"``, ``"constant"`` (all =
+    scale), ``"identity"`` (scale·I, square only), or ``"transpose_of"``: a copy
+    of projection ``of``'s initial matrix, transposed (symmetric initialisation;
+    a one-time copy at set-up, not a run-time transport).
+    """
+
+    kind: str = "xavier"
+    scale: float = 1.0
+    of: str | None = None
+
+
+@dataclass(frozen=True)
+class Tied:
+    """A projection whose weights are, at every step, ``scale * fn(W_to)ᵀ``.
+
+    This is **weight transport** (BP's ``Wᵀ``; ``fn="sign"`` is sign-symmetry's
+    sign transport): rules that depend on a tied projection are network-global
+    and must be marked as non-local baselines.
+    """
+
+    to: str
+    transpose: bool = True
+    fn: str = "identity"   # "identity" | "sign"
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A plasticity rule: ``text`` in the rule language (:mod:`neuro_pc.rules`).
+
+    params: the named constants the text uses (``eta``, ``lam``...).
+    baseline: the circuit knowingly uses a non-local rule (e.g. BP); without it
+        validation rejects rules that depend on weight transport.
+    transforms: population-level operations on the update or the weights, in
+        order: ``"muon"`` (momentum + Newton–Schulz orthogonalisation of dW;
+        params ``muon_beta``, ``muon_steps``) and ``"unit_columns"`` (rescale
+        every column of W to unit Euclidean norm after the update).
+    every_step: apply at every step instead of once at the end of the window.
+    """
+
+    text: str
+    params: dict[str, float] = field(default_factory=dict)
+    baseline: bool = False
+    transforms: tuple[str, ...] = ()
+    every_step: bool = False
+
+
+RULE_TRANSFORMS = ("muon", "unit_columns")
+TIED_FUNCTIONS = ("identity", "sign")
+INIT_KINDS = ("xavier", "uniform", "normal", "zeros", "constant", "identity", "transpose_of")
+
+
+@dataclass(frozen=True)
+class Population:
+    """``size`` units with named state variables and a per-step update.
+
+    variables: state variables (float), initial value 0 unless in ``init``.
+    update: ordered statements ``"var = expr"`` (:mod:`neuro_pc.ir.expr`).
+    ports: input ports, each the sum of the projections into it.
+    output: the variable projections read by default.
+    streams: ``{variable: stream}``: set from the data stream at every step,
+        before the update (an input layer's rate, a target).
+    params: named constants the update reads.
+    model: a label for tools and reports (``"input"``, ``"rate"``, ``"pc"``...).
+    """
+
+    name: str
+    size: int
+    variables: tuple[str, ...]
+    update: tuple[str, ...] = ()
+    ports: tuple[str, ...] = ()
+    output: str = "r"
+    streams: dict[str, str] = field(default_factory=dict)
+    params: dict[str, float] = field(default_factory=dict)
+    init: dict[str, float] = field(default_factory=dict)
+    model: str = "rate"
+
+    def statements(self) -> tuple[Statement, ...]:
+        return tuple(parse_statement(s, where=f"population {self.name!r}") for s in self.update)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """``target.port += scale * W @ source.variable``, one step late.
+
+    W has shape ``(target.size, source.size)``. ``rule`` makes it plastic;
+    ``tied`` makes it a view of another projection's weights (no matrix of its
+    own); ``connectivity`` < 1 draws a fixed sparse mask (probability of a
+    synapse, seeded with the weights), kept by every update.
+    """
+
+    name: str
+    source: str
+    target: str
+    port: str
+    variable: str = ""
+    init: Init = field(default_factory=Init)
+    rule: Rule | None = None
+    tied: Tied | None = None
+    scale: float = 1.0
+    connectivity: float = 1.0
+
+    @property
+    def plastic(self) -> bool:
+        return self.rule is not None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """window: steps per presentation (T); dt: the step (arbitrary units)."""
+
+    window: int
+    dt: float = 1.0
+
+
+@dataclass(frozen=True)
+class Circuit:
+    """Populations and projections with a schedule.
+
+    streams: ``{name: width}`` of the data fed in (``"x"`` inputs, ``"y"``
+    one-hot targets). readout: ``(population, variable)`` whose argmax at the
+    end of a window is the predicted class.
+    """
+
+    name: str
+    populations: tuple[Population, ...]
+    projections: tuple[Projection, ...]
+    schedule: Schedule
+    streams: dict[str, int] = field(default_factory=dict)
+    readout: tuple[str, str] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    # -- look-up -------------------------------------------------------------
+    def population(self, name: str) -> Population:
+        for p in self.populations:
+            if p.name == name:
+                return p
+        raise CircuitError(f"circuit {self.name!r} has no population {name!r}; "
+                           f"populations: {[p.name for p in self.populations]}")
+
+    def projection(self, name: str) -> Projection:
+        for p in self.projections:
+            if p.name == name:
+                return p
+        raise CircuitError(f"circuit {self.name!r} has no projection {name!r}; "
+                           f"projections: {[p.name for p in self.projections]}")
+
+    def source_variable(self, proj: Projection) -> str:
+        return proj.variable or self.population(proj.source).output
+
+    def projections_into(self, target: str, port: str) -> tuple[Projection, ...]:
+        return tuple(p for p in self.projections if p.target == target and p.port == port)
+
+    @property
+    def plastic(self) -> tuple[Projection, ...]:
+        return tuple(p for p in self.projections if p.rule is not None)
+
+    @property
+    def stored(self) -> tuple[Projection, ...]:
+        """Projections that own a weight matrix (all but the tied ones)."""
+        return tuple(p for p in self.projections if p.tied is None)
+
+    def replace(self, **changes) -> "Circuit":
+        return dataclasses.replace(self, **changes)
+
+    # -- validation ----------------------------------------------------------
+    def validate(self) -> "Circuit":
+        """Check every reference; return ``self`` or raise :class:`CircuitError`."""
+        from neuro_pc.ir.validate import validate_circuit
+
+        validate_circuit(self)
+        return self
+
+    # -- weights -------------------------------------------------------------
+    def init_weights(self, seed: int) -> dict[str, np.ndarray]:
+        """Initial matrices ``{projection: (n_target, n_source) float64}`` for ``seed``.
+
+        Each projection draws from its own stream ``default_rng([seed, k])``
+        (``k`` its index), so adding a projection does not change the others.
+        Sparse projections are multiplied by their mask (see :meth:`masks`).
+        """
+        sizes = {p.name: p.size for p in self.populations}
+        weights: dict[str, np.ndarray] = {}
+        pending = []
+        masks = self.masks(seed)
+        for k, proj in enumerate(self.projections):
+            if proj.tied is not None:
+                continue
+            if proj.init.kind == "transpose_of":
+                pending.append(proj)
+                continue
+            shape = (sizes[proj.target], sizes[proj.source])
+            w = _draw(proj.init, shape, np.random.default_rng([seed, k]))
+            weights[proj.name] = w * masks[proj.name] if proj.name in masks else w
+        for proj in pending:
+            weights[proj.name] = weights[proj.init.of].T.copy()
+        return weights
+
+    def masks(self, seed: int) -> dict[str, np.ndarray]:
+        """Fixed 0/1 masks of the sparse projections (``connectivity`` < 1)."""
+        sizes = {p.name: p.size for p in self.populations}
+        out = {}
+        for k, proj in enumerate(self.projections):
+            if proj.connectivity < 1.0 and proj.tied is None:
+                rng = np.random.default_rng([seed, k, 1])
+                shape = (sizes[proj.target], sizes[proj.source])
+                out[proj.name] = (rng.random(shape) < proj.connectivity).astype(np.float64)
+        return out
+
+    # -- serialisation ---------------------------------------------------------
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self, **kw) -> str:
+        kw.setdefault("indent", 1)
+        return json.dumps(self.to_dict(), **kw)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Circuit":
+        def rule(r):
+            return None if r is None else Rule(**{**r, "transforms": tuple(r.get("transforms", ()))})
+
+        pops = tuple(Population(**{**p, "variables": tuple(p["variables"]),
+                                   "update": tuple(p.get("update", ())),
+                                   "ports": tuple(p.get("ports", ()))}) for p in d["populations"])
+        projs = tuple(Projection(**{**p, "init": Init(**p["init"]), "rule": rule(p.get("rule")),
+                                    "tied": None if p.get("tied") is None else Tied(**p["tied"])})
+                      for p in d["projections"])
+        readout = d.get("readout")
+        return cls(name=d["name"], populations=pops, projections=projs,
+                   schedule=Schedule(**d["schedule"]), streams=dict(d.get("streams", {})),
+                   readout=None if readout is None else tuple(readout),
+                   metadata=dict(d.get("metadata", {})))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Circuit":
+        return cls.from_dict(json.loads(text))
+
+    def __str__(self) -> str:
+        lines = [f"Circuit {self.name!r} (T={self.schedule.window} steps, dt={self.schedule.dt})"]
+        for p in self.populations:
+            src = f" streams={p.streams}" if p.streams else ""
+            lines.append(f"  population {p.name} [{p.size}] {p.model}: vars={list(p.variables)} "
+                         f"ports={list(p.ports)}{src}")
+            lines += [f"      {s}" for s in p.update]
+        for pr in self.projections:
+            how = (f"tied to {pr.tied.to}{'ᵀ' if pr.tied.transpose else ''} ({pr.tied.fn})"
+                   if pr.tied else ("plastic: " + pr.rule.text if pr.rule else "fixed"))
+            lines.append(f"  projection {pr.name}: {pr.source}.{self.source_variable(pr)} -> "
+                         f"{pr.target}.{pr.port}  {how}")
+        return "\n".join(lines)
+
+
+def _draw(init: Init, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    n_out, n_in = shape
+    if init.kind == "xavier":
+        a = init.scale * np.sqrt(6.0 / (n_in + n_out))
+        return rng.uniform(-a, a, size=shape)
+    if init.kind == "uniform":
+        return rng.uniform(-init.scale, init.scale, size=shape)
+    if init.kind == "normal":
+        return rng.normal(0.0, init.scale, size=shape)
+    if init.kind == "zeros":
+        return np.zeros(shape)
+    if init.kind == "constant":
+        return np.full(shape, float(init.scale))
+    if init.kind == "identity":
+        return init.scale * np.eye(n_out, n_in)
+    raise CircuitError(f"unknown initialiser kind {init.kind!r}; use one of {INIT_KINDS}")
+
+
+__all__ = ["CircuitError", "Init", "Tied", "Rule", "Population", "Projection", "Schedule",
+           "Circuit", "ExpressionError", "BUILTIN_SCALARS", "RULE_TRANSFORMS"]

@@ -1,0 +1,144 @@
+"""Validation of a circuit: every error names the object and the fix."""
+from __future__ import annotations
+
+from neuro_pc.ir.circuit import (INIT_KINDS, RULE_TRANSFORMS, TIED_FUNCTIONS, Circuit,
+                                 CircuitError)
+from neuro_pc.ir.expr import BUILTIN_SCALARS, ExpressionError
+
+
+def _unique(kind: str, names: list[str], circuit: str) -> None:
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise CircuitError(f"circuit {circuit!r}: {kind} names must be unique; repeated: {dup}")
+
+
+def validate_circuit(c: Circuit) -> None:
+    from neuro_pc.rules.locality import rule_locality
+    from neuro_pc.rules.parse import RuleError
+
+    if c.schedule.window < 1:
+        raise CircuitError(f"circuit {c.name!r}: schedule.window is {c.schedule.window}; "
+                           "a presentation window needs at least 1 step")
+    _unique("population", [p.name for p in c.populations], c.name)
+    _unique("projection", [p.name for p in c.projections], c.name)
+    for pop in c.populations:
+        _validate_population(c, pop)
+    for proj in c.projections:
+        _validate_projection(c, proj)
+    if c.readout is not None:
+        pop = c.population(c.readout[0])
+        if c.readout[1] not in pop.variables:
+            raise CircuitError(f"circuit {c.name!r}: readout variable {c.readout[1]!r} is not a "
+                               f"variable of population {pop.name!r} ({list(pop.variables)})")
+    for proj in c.plastic:
+        try:
+            loc = rule_locality(c, proj)
+        except RuleError as exc:
+            raise CircuitError(str(exc)) from None
+        src, tgt = c.population(proj.source), c.population(proj.target)
+        for side, pop, names in (("post", tgt, loc.post_vars), ("pre", src, loc.pre_vars)):
+            missing = [v for v in names if v not in pop.variables]
+            if missing:
+                raise CircuitError(
+                    f"rule of projection {proj.name!r} reads {side}.{missing[0]}, but population "
+                    f"{pop.name!r} has no variable {missing[0]!r}; its variables: "
+                    f"{list(pop.variables)}")
+        if loc.level == "network-global" and not proj.rule.baseline:
+            raise CircuitError(
+                f"rule of projection {proj.name!r} is network-global: {'; '.join(loc.reasons)}. "
+                "Mark it as a non-local baseline (Rule(..., baseline=True)) or give the feedback "
+                "its own weights (fixed random for FA/DFA, plastic for Kolen–Pollack).")
+
+
+def _validate_population(c: Circuit, pop) -> None:
+    where = f"population {pop.name!r}"
+    if not isinstance(pop.size, int) or pop.size < 1:
+        raise CircuitError(f"{where}: size must be a positive integer, got {pop.size!r}")
+    names = list(pop.variables) + list(pop.ports) + list(pop.params)
+    _unique(f"{where} variable/port/parameter", names, c.name)
+    for n in names:
+        if n in BUILTIN_SCALARS or not n.isidentifier():
+            raise CircuitError(f"{where}: {n!r} cannot be a name (reserved: {BUILTIN_SCALARS})")
+    if pop.output not in pop.variables:
+        raise CircuitError(f"{where}: output {pop.output!r} is not one of its variables "
+                           f"{list(pop.variables)}")
+    for var, stream in pop.streams.items():
+        if var not in pop.variables:
+            raise CircuitError(f"{where}: streamed variable {var!r} is not declared; add it to "
+                               f"variables {list(pop.variables)}")
+        if stream not in c.streams:
+            raise CircuitError(f"{where}: stream {stream!r} is not a stream of the circuit; "
+                               f"declare it in Circuit.streams (known: {list(c.streams)})")
+        if c.streams[stream] != pop.size:
+            raise CircuitError(f"{where}: stream {stream!r} is {c.streams[stream]} wide but the "
+                               f"population has {pop.size} units; make them equal")
+    for v in pop.init:
+        if v not in pop.variables:
+            raise CircuitError(f"{where}: init names unknown variable {v!r}")
+    try:
+        statements = pop.statements()
+    except ExpressionError as exc:
+        raise CircuitError(str(exc)) from None
+    known = set(pop.variables) | set(pop.ports) | set(pop.params) | set(BUILTIN_SCALARS)
+    for st in statements:
+        if st.target not in pop.variables:
+            hint = " (ports are computed from projections and cannot be assigned)" \
+                if st.target in pop.ports else ""
+            raise CircuitError(f"{where}: {st.text!r} assigns {st.target!r}, which is not one of "
+                               f"its variables {list(pop.variables)}{hint}")
+        if st.target in pop.streams:
+            raise CircuitError(f"{where}: {st.text!r} assigns {st.target!r}, which is streamed "
+                               "from data; remove the statement or the stream")
+        unknown = sorted(st.names - known)
+        if unknown:
+            raise CircuitError(f"{where}: {st.text!r} reads unknown name(s) {unknown}; declare "
+                               "them as variables, ports or params of the population")
+
+
+def _validate_projection(c: Circuit, proj) -> None:
+    where = f"projection {proj.name!r}"
+    try:
+        src, tgt = c.population(proj.source), c.population(proj.target)
+    except CircuitError as exc:
+        raise CircuitError(f"{where}: {exc}") from None
+    var = c.source_variable(proj)
+    if var not in src.variables:
+        raise CircuitError(f"{where}: source variable {var!r} is not a variable of "
+                           f"{src.name!r} ({list(src.variables)})")
+    if proj.port not in tgt.ports:
+        raise CircuitError(f"{where}: target port {proj.port!r} is not a port of {tgt.name!r} "
+                           f"(ports: {list(tgt.ports)}); add it to the population's ports")
+    if not 0.0 < proj.connectivity <= 1.0:
+        raise CircuitError(f"{where}: connectivity must be in (0, 1], got {proj.connectivity}")
+    if proj.tied is not None:
+        if proj.rule is not None:
+            raise CircuitError(f"{where}: a tied projection has no weights of its own and cannot "
+                               "be plastic; remove the rule or the tie")
+        other = c.projection(proj.tied.to)
+        if other.tied is not None:
+            raise CircuitError(f"{where}: tied to {other.name!r}, which is itself tied")
+        if proj.tied.fn not in TIED_FUNCTIONS:
+            raise CircuitError(f"{where}: tied fn {proj.tied.fn!r} unknown; use {TIED_FUNCTIONS}")
+        o_shape = (c.population(other.target).size, c.population(other.source).size)
+        eff = o_shape[::-1] if proj.tied.transpose else o_shape
+        if eff != (tgt.size, src.size):
+            raise CircuitError(f"{where}: tied to {other.name!r} whose matrix"
+                               f"{'ᵀ' if proj.tied.transpose else ''} is {eff}, but this "
+                               f"projection needs ({tgt.size}, {src.size}) (target, source)")
+        return
+    if proj.init.kind not in INIT_KINDS:
+        raise CircuitError(f"{where}: unknown initialiser {proj.init.kind!r}; use {INIT_KINDS}")
+    if proj.init.kind == "identity" and tgt.size != src.size:
+        raise CircuitError(f"{where}: identity initialiser needs a square matrix, "
+                           f"got ({tgt.size}, {src.size})")
+    if proj.init.kind == "transpose_of":
+        other = c.projection(proj.init.of or "")
+        shape = (c.population(other.source).size, c.population(other.target).size)
+        if shape != (tgt.size, src.size):
+            raise CircuitError(f"{where}: transpose_of {other.name!r} gives {shape}, "
+                               f"needs ({tgt.size}, {src.size})")
+    if proj.rule is not None:
+        bad = [t for t in proj.rule.transforms if t not in RULE_TRANSFORMS]
+        if bad:
+            raise CircuitError(f"{where}: unknown rule transform {bad[0]!r}; "
+                               f"known: {RULE_TRANSFORMS}")

@@ -1,0 +1,174 @@
+"""Rate circuits: layered MLPs trained by BP, FA, DFA, sign-symmetry,
+Kolen–Pollack, and discriminative predictive coding, built as IR.
+
+Naming, shared by every builder so that weights and analyses line up:
+populations ``x`` (input, stream ``x``), ``bias`` (one unit, always 1),
+``h1 … h{L-1}`` (hidden), ``out`` (output, stream ``y`` the one-hot target);
+forward projections ``W1 … WL`` (``W_l``: layer l-1 → l) and biases
+``b1 … bL``; feedback projections ``B1 … B{L-1}`` into ``h_l.fb``.
+
+Error-driven family (BP/FA/DFA/SS/KP), loss ``½‖r_out − y‖²`` with a linear
+output: every layer has ``a = ff`` (pre-activation), ``r = f(a)`` and
+``delta = fb * f'(a)`` (``= ∂L/∂a`` under BP), the output ``delta = r − y``.
+Every forward rule is ``dw = -eta * post.delta * pre.r``: the rules differ
+only in the feedback projection that delivers ``fb`` (algorithms.md §3):
+
+* **BP**: ``B_l`` tied to ``W_{l+1}ᵀ`` (weight transport: a marked baseline);
+* **FA** (Lillicrap et al. 2016): ``B_l`` fixed random, from ``h_{l+1}.delta``;
+* **DFA** (Nøkland 2016): ``B_l`` fixed random, from ``out.delta`` directly;
+* **sign-symmetry** (Liao et al. 2016; Xiao et al. 2018): ``B_l = s·sign(W_{l+1})ᵀ``,
+  ``s`` the Xavier std (sign transport: a marked baseline);
+* **Kolen–Pollack** (Akrout et al. 2019): ``B_l`` plastic with the mirrored
+  rule ``dw = -eta * post.r * pre.delta - lam * w`` and the same decay on ``W``.
+
+With the input held for a window of ``T = 2L + 1`` steps (``L`` weight layers),
+the one-step delays let the forward sweep settle by step ``L`` and the
+feedback by step ``2L - 1``; the update at the window's end is then exactly
+the algorithm's (tests/models/test_circuit_equals_algorithm.py).
+
+**Discriminative PC** (Whittington & Bogacz 2017, Neural Comput. 29:1229):
+value units ``x_l`` and error units ``eps_l = x_l − mu_l``, ``mu_l = W_l f(x_{l−1}) + b_l``.
+The first steps of a window are a feedforward sweep (``x = mu``); then the
+output is clamped to the target (while training) and hidden states descend
+the energy ``Σ ½‖eps_l‖²``: ``x += gamma (−eps + f'(x) ⊙ B_l eps_{l+1})``.
+The rule is ``dw = eta * post.eps * pre.r``. Feedback ``B_l`` starts as
+``W_{l+1}ᵀ`` (a copy at set-up) and learns by the mirrored Hebbian rule
+``dw = eta * post.r * pre.eps``, so it stays equal to ``W_{l+1}ᵀ`` without
+any run-time weight transport (``feedback="tied"`` gives the transport
+version as a marked baseline).
+"""
+from __future__ import annotations
+
+import math
+
+from neuro_pc.ir import Circuit, Init, Population, Projection, Rule, Schedule, Tied
+
+RULES = ("bp", "fa", "dfa", "ss", "kp", "pc")
+
+#: activation -> (f(v), f'(v) written with r = f(v) and v), templates over {v}
+ACTIVATIONS = {
+    "tanh": ("tanh({v})", "1 - r**2"),
+    "relu": ("relu({v})", "step({v})"),
+    "sigmoid": ("sigmoid({v})", "r * (1 - r)"),
+    "linear": ("{v}", "1.0 + 0 * {v}"),
+}
+
+
+def _check(sizes, rule, act):
+    if rule not in RULES:
+        raise ValueError(f"unknown rule {rule!r}; choose one of {RULES}")
+    if act not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {act!r}; choose one of {sorted(ACTIVATIONS)}")
+    sizes = [int(s) for s in sizes]
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(f"sizes must list at least input and output widths >= 1, got {sizes}")
+    return sizes
+
+
+def _inputs(sizes, bias):
+    pops = [Population("x", sizes[0], ("r",), streams={"r": "x"}, model="input")]
+    if bias:
+        pops.append(Population("bias", 1, ("r",), init={"r": 1.0}, model="input"))
+    return pops
+
+
+def mlp(sizes, rule: str = "fa", act: str = "tanh", eta: float = 0.01, lam: float = 0.0,
+        bias: bool = True, window: int | None = None, gamma: float = 0.2,
+        relax_steps: int = 20, feedback: str = "learned", feedback_scale: float = 1.0,
+        name: str | None = None) -> Circuit:
+    """A layered MLP circuit ``sizes = [n_in, n_h1, ..., n_out]`` trained by ``rule``.
+
+    eta: learning rate; lam: weight decay (Kolen–Pollack needs ``lam > 0`` to
+    align); window: steps per sample (default ``2L+1``, PC ``L + relax_steps``);
+    gamma, relax_steps: PC inference rate and steps; feedback (PC only):
+    ``"learned"`` (local, default) or ``"tied"`` (weight transport baseline);
+    feedback_scale: multiplies the random feedback initialisation (FA/DFA).
+    """
+    sizes = _check(sizes, rule, act)
+    if rule == "pc":
+        return _pc(sizes, act, eta, lam, bias, window, gamma, relax_steps, feedback, name)
+    L = len(sizes) - 1
+    f, df = (t.format(v="a") for t in ACTIVATIONS[act])
+    pops = _inputs(sizes, bias)
+    for l in range(1, L):
+        pops.append(Population(f"h{l}", sizes[l], ("a", "r", "delta"), ports=("ff", "fb"),
+                               update=("a = ff", f"r = {f}", f"delta = fb * ({df})")))
+    pops.append(Population("out", sizes[-1], ("a", "r", "y", "delta"), ports=("ff",),
+                           streams={"y": "y"}, update=("a = ff", "r = a", "delta = r - y")))
+    names = ["x"] + [f"h{l}" for l in range(1, L)] + ["out"]
+    baseline = rule in ("bp", "ss")
+    decay = " - lam * w" if lam else ""
+    params = {"eta": float(eta), **({"lam": float(lam)} if lam else {})}
+    fwd_rule = Rule(f"dw = -eta * post.delta * pre.r{decay}", params, baseline=baseline)
+    projs = []
+    for l in range(1, L + 1):
+        projs.append(Projection(f"W{l}", names[l - 1], names[l], "ff", init=Init("xavier"),
+                                rule=fwd_rule))
+        if bias:
+            projs.append(Projection(f"b{l}", "bias", names[l], "ff", init=Init("zeros"),
+                                    rule=fwd_rule))
+    for l in range(1, L):
+        src = "out" if rule == "dfa" else names[l + 1]
+        common = dict(source=src, target=names[l], port="fb", variable="delta")
+        if rule == "bp":
+            projs.append(Projection(f"B{l}", tied=Tied(f"W{l + 1}"), **common))
+        elif rule == "ss":
+            s = math.sqrt(2.0 / (sizes[l] + sizes[l + 1]))
+            projs.append(Projection(f"B{l}", tied=Tied(f"W{l + 1}", fn="sign", scale=s), **common))
+        elif rule in ("fa", "dfa"):
+            projs.append(Projection(f"B{l}", init=Init("xavier", scale=feedback_scale), **common))
+        elif rule == "kp":
+            projs.append(Projection(
+                f"B{l}", init=Init("xavier"),
+                rule=Rule(f"dw = -eta * post.r * pre.delta{decay}", params), **common))
+    T = window if window is not None else 2 * L + 1
+    return Circuit(name=name or f"{rule}_{'-'.join(map(str, sizes))}", populations=tuple(pops),
+                   projections=tuple(projs), schedule=Schedule(window=T),
+                   streams={"x": sizes[0], "y": sizes[-1]}, readout=("out", "r"),
+                   metadata={"builder": "mlp", "rule": rule, "sizes": sizes, "act": act,
+                             "eta": eta, "lam": lam})
+
+
+def _pc(sizes, act, eta, lam, bias, window, gamma, relax_steps, feedback, name) -> Circuit:
+    if feedback not in ("learned", "tied"):
+        raise ValueError(f"PC feedback must be 'learned' or 'tied', got {feedback!r}")
+    L = len(sizes) - 1
+    f_x, df_x = (t.format(v="x") for t in ACTIVATIONS[act])
+    pops = _inputs(sizes, bias)
+    for l in range(1, L):
+        pops.append(Population(
+            f"h{l}", sizes[l], ("mu", "x", "eps", "r", "dr"), ports=("ff", "fb"),
+            params={"gamma": float(gamma)},
+            update=("mu = ff",
+                    f"x = where(tw <= {l}, mu, x + gamma * (-eps + dr * fb))",
+                    "eps = x - mu", f"r = {f_x}", f"dr = {df_x}"),
+            model="pc"))
+    pops.append(Population("out", sizes[-1], ("mu", "x", "eps", "r", "y"), ports=("ff",),
+                           streams={"y": "y"}, model="pc",
+                           update=("mu = ff", f"x = where(train * (tw >= {L}), y, mu)",
+                                   "eps = x - mu", "r = x")))
+    names = ["x"] + [f"h{l}" for l in range(1, L)] + ["out"]
+    decay = " - lam * w" if lam else ""
+    params = {"eta": float(eta), **({"lam": float(lam)} if lam else {})}
+    tied = feedback == "tied"
+    fwd = Rule(f"dw = eta * post.eps * pre.r{decay}", params, baseline=tied)
+    projs = []
+    for l in range(1, L + 1):
+        projs.append(Projection(f"W{l}", names[l - 1], names[l], "ff", init=Init("xavier"),
+                                rule=fwd))
+        if bias:
+            projs.append(Projection(f"b{l}", "bias", names[l], "ff", init=Init("zeros"), rule=fwd))
+    for l in range(1, L):
+        common = dict(source=names[l + 1], target=names[l], port="fb", variable="eps")
+        if tied:
+            projs.append(Projection(f"B{l}", tied=Tied(f"W{l + 1}"), **common))
+        else:
+            projs.append(Projection(f"B{l}", init=Init("transpose_of", of=f"W{l + 1}"),
+                                    rule=Rule(f"dw = eta * post.r * pre.eps{decay}", params),
+                                    **common))
+    T = window if window is not None else L + relax_steps
+    return Circuit(name=name or f"pc_{'-'.join(map(str, sizes))}", populations=tuple(pops),
+                   projections=tuple(projs), schedule=Schedule(window=T),
+                   streams={"x": sizes[0], "y": sizes[-1]}, readout=("out", "x"),
+                   metadata={"builder": "mlp", "rule": "pc", "sizes": sizes, "act": act,
+                             "eta": eta, "lam": lam, "gamma": gamma, "feedback": feedback})
