@@ -39,6 +39,7 @@ version as a marked baseline).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from neuro_pc.ir import Circuit, Init, Population, Projection, Rule, Schedule, Tied
@@ -75,24 +76,62 @@ def _inputs(sizes, bias):
 def mlp(sizes, rule: str = "fa", act: str = "tanh", eta: float = 0.01, lam: float = 0.0,
         bias: bool = True, window: int | None = None, gamma: float = 0.2,
         relax_steps: int = 20, feedback: str = "learned", feedback_scale: float = 1.0,
-        name: str | None = None) -> Circuit:
+        out_precision: float = 1.0, name: str | None = None, norm: str | None = None,
+        muon: bool = False, muon_beta: float = 0.95, muon_lr: float = 0.02) -> Circuit:
     """A layered MLP circuit ``sizes = [n_in, n_h1, ..., n_out]`` trained by ``rule``.
 
     eta: learning rate; lam: weight decay (Kolen–Pollack needs ``lam > 0`` to
     align); window: steps per sample (default ``2L+1``, PC ``L + relax_steps``);
     gamma, relax_steps: PC inference rate and steps; feedback (PC only):
     ``"learned"`` (local, default) or ``"tied"`` (weight transport baseline);
+    out_precision (PC only): the output error is ``eps = out_precision * (x − mu)``
+    (1/Σ_L of Whittington & Bogacz); as it shrinks the PC update approaches
+    ``out_precision`` × BP's;
     feedback_scale: multiplies the random feedback initialisation (FA/DFA).
+
+    norm (error-driven rules only): hidden-activity normalisation, a
+    population-level operation inside every hidden population's update
+    (one of :data:`NORMS`):
+
+    * ``"layernorm"``: ``n = layernorm(a)``, ``r = f(n)``; the error is the
+      **exact** local derivative through the normalisation,
+      ``g = fb ⊙ f'(n)``, ``delta = (g − ⟨g⟩ − n ⟨g ⊙ n⟩) / σ`` with ``⟨·⟩`` the
+      mean over the layer's units (``popmean``) and ``σ = sqrt(var(a) + 1e-5)``
+      (so under BP ``delta = ∂L/∂a`` still holds).
+    * ``"batchnorm"``: ``n = batchnorm(a)`` (statistics over the batch: use the
+      batched mode; a batch of one normalises to 0), ``r = f(n)``,
+      ``delta = fb ⊙ f'(n)``. **An approximation**: the Jacobian of the batch
+      normalisation (the ``1/σ_B`` gain and the batch-mean terms) is left out,
+      because the expression language has no batch-mean reduction to write it
+      with; BP with this option is therefore not the exact gradient.
+
+    muon: give the rules of the hidden forward weights ``W1 … W{L-1}`` the
+    population-level transform ``("muon",)`` (momentum ``muon_beta``, then
+    Newton–Schulz orthogonalisation of the layer's update) with rule params
+    ``muon_beta`` and ``muon_lr`` (the intended step size of the orthogonalised
+    update, whose own scale is ~1 per singular direction). The output layer and
+    the biases keep the plain rule. The defaults (``norm=None, muon=False``)
+    build exactly the circuits built before these options existed.
     """
     sizes = _check(sizes, rule, act)
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS}")
     if rule == "pc":
-        return _pc(sizes, act, eta, lam, bias, window, gamma, relax_steps, feedback, name)
+        if norm is not None:
+            raise ValueError("norm is implemented for the error-driven rules (bp, fa, dfa, ss, "
+                             "kp), not for predictive coding")
+        circuit = _pc(sizes, act, eta, lam, bias, window, gamma, relax_steps, feedback,
+                      out_precision, name)
+        return _with_muon(circuit, len(sizes) - 1, muon_beta, muon_lr) if muon else circuit
     L = len(sizes) - 1
     f, df = (t.format(v="a") for t in ACTIVATIONS[act])
     pops = _inputs(sizes, bias)
     for l in range(1, L):
-        pops.append(Population(f"h{l}", sizes[l], ("a", "r", "delta"), ports=("ff", "fb"),
-                               update=("a = ff", f"r = {f}", f"delta = fb * ({df})")))
+        if norm is None:
+            pops.append(Population(f"h{l}", sizes[l], ("a", "r", "delta"), ports=("ff", "fb"),
+                                   update=("a = ff", f"r = {f}", f"delta = fb * ({df})")))
+        else:
+            pops.append(_normed_hidden(f"h{l}", sizes[l], act, norm))
     pops.append(Population("out", sizes[-1], ("a", "r", "y", "delta"), ports=("ff",),
                            streams={"y": "y"}, update=("a = ff", "r = a", "delta = r - y")))
     names = ["x"] + [f"h{l}" for l in range(1, L)] + ["out"]
@@ -122,14 +161,53 @@ def mlp(sizes, rule: str = "fa", act: str = "tanh", eta: float = 0.01, lam: floa
                 f"B{l}", init=Init("xavier"),
                 rule=Rule(f"dw = -eta * post.r * pre.delta{decay}", params), **common))
     T = window if window is not None else 2 * L + 1
-    return Circuit(name=name or f"{rule}_{'-'.join(map(str, sizes))}", populations=tuple(pops),
-                   projections=tuple(projs), schedule=Schedule(window=T),
-                   streams={"x": sizes[0], "y": sizes[-1]}, readout=("out", "r"),
-                   metadata={"builder": "mlp", "rule": rule, "sizes": sizes, "act": act,
-                             "eta": eta, "lam": lam})
+    tag = (f"_{norm}" if norm else "") + ("_muon" if muon else "")
+    meta = {"builder": "mlp", "rule": rule, "sizes": sizes, "act": act, "eta": eta, "lam": lam}
+    if norm is not None:
+        meta["norm"] = norm
+    circuit = Circuit(name=name or f"{rule}{tag}_{'-'.join(map(str, sizes))}",
+                      populations=tuple(pops), projections=tuple(projs),
+                      schedule=Schedule(window=T), streams={"x": sizes[0], "y": sizes[-1]},
+                      readout=("out", "r"), metadata=meta)
+    return _with_muon(circuit, L, muon_beta, muon_lr) if muon else circuit
 
 
-def _pc(sizes, act, eta, lam, bias, window, gamma, relax_steps, feedback, name) -> Circuit:
+#: hidden-activity normalisations of :func:`mlp` (None: none)
+NORMS = (None, "layernorm", "batchnorm")
+
+
+def _normed_hidden(name: str, size: int, act: str, norm: str) -> Population:
+    """A hidden population ``r = f(norm(a))`` whose ``delta`` is ``∂L/∂a`` given ``fb = ∂L/∂r``
+    (exactly for layer norm; without the normalisation's Jacobian for batch norm)."""
+    f, df = (t.format(v="n") for t in ACTIVATIONS[act])
+    if norm == "layernorm":
+        return Population(name, size, ("a", "n", "sd", "r", "g", "delta"), ports=("ff", "fb"),
+                          update=("a = ff", "n = layernorm(a)",
+                                  "sd = sqrt(popmean((a - popmean(a)) ** 2) + 1e-05)",
+                                  f"r = {f}", f"g = fb * ({df})",
+                                  "delta = (g - popmean(g) - n * popmean(g * n)) / sd"))
+    return Population(name, size, ("a", "n", "r", "delta"), ports=("ff", "fb"),
+                      update=("a = ff", "n = batchnorm(a)", f"r = {f}", f"delta = fb * ({df})"))
+
+
+def _with_muon(circuit: Circuit, L: int, beta: float, lr: float) -> Circuit:
+    """``circuit`` with the Muon transform on the rules of ``W1 … W{L-1}``."""
+    hidden = {f"W{l}" for l in range(1, L)}
+    projs = []
+    for p in circuit.projections:
+        if p.name in hidden and p.rule is not None:
+            rule = dataclasses.replace(
+                p.rule, params={**p.rule.params, "muon_beta": float(beta), "muon_lr": float(lr)},
+                transforms=tuple(p.rule.transforms) + ("muon",))
+            p = dataclasses.replace(p, rule=rule)
+        projs.append(p)
+    meta = {**circuit.metadata, "muon": True, "muon_beta": float(beta), "muon_lr": float(lr)}
+    name = circuit.name if "muon" in circuit.name else circuit.name.replace("_", "_muon_", 1)
+    return circuit.replace(projections=tuple(projs), metadata=meta, name=name)
+
+
+def _pc(sizes, act, eta, lam, bias, window, gamma, relax_steps, feedback, out_precision,
+        name) -> Circuit:
     if feedback not in ("learned", "tied"):
         raise ValueError(f"PC feedback must be 'learned' or 'tied', got {feedback!r}")
     L = len(sizes) - 1
@@ -143,10 +221,13 @@ def _pc(sizes, act, eta, lam, bias, window, gamma, relax_steps, feedback, name) 
                     f"x = where(tw <= {l}, mu, x + gamma * (-eps + dr * fb))",
                     "eps = x - mu", f"r = {f_x}", f"dr = {df_x}"),
             model="pc"))
+    out_eps = "eps = x - mu" if out_precision == 1.0 else "eps = precision * (x - mu)"
     pops.append(Population("out", sizes[-1], ("mu", "x", "eps", "r", "y"), ports=("ff",),
                            streams={"y": "y"}, model="pc",
+                           params={} if out_precision == 1.0 else
+                           {"precision": float(out_precision)},
                            update=("mu = ff", f"x = where(train * (tw >= {L}), y, mu)",
-                                   "eps = x - mu", "r = x")))
+                                   out_eps, "r = x")))
     names = ["x"] + [f"h{l}" for l in range(1, L)] + ["out"]
     decay = " - lam * w" if lam else ""
     params = {"eta": float(eta), **({"lam": float(lam)} if lam else {})}
@@ -171,4 +252,5 @@ def _pc(sizes, act, eta, lam, bias, window, gamma, relax_steps, feedback, name) 
                    projections=tuple(projs), schedule=Schedule(window=T),
                    streams={"x": sizes[0], "y": sizes[-1]}, readout=("out", "x"),
                    metadata={"builder": "mlp", "rule": "pc", "sizes": sizes, "act": act,
-                             "eta": eta, "lam": lam, "gamma": gamma, "feedback": feedback})
+                             "eta": eta, "lam": lam, "gamma": gamma, "feedback": feedback,
+                             "out_precision": out_precision})

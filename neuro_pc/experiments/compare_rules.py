@@ -1,0 +1,120 @@
+"""Compare learning rules on one dataset: test accuracy and alignment with BP.
+
+For every rule and seed: build the MLP circuit, compile it for the backend,
+train online (batch 1), and after every epoch record the test accuracy and
+the angle between the rule's hidden-layer update ``dW1`` and BP's on the same
+weights and the same batch of training data (both computed by the reference
+backend's batched mode, so the angle means the same on every backend).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from neuro_pc.analysis import angle
+from neuro_pc.backends import compile
+from neuro_pc.backends.reference import ReferenceSimulator
+from neuro_pc.data import load_dataset
+from neuro_pc.experiments import Outcome
+from neuro_pc.models import mlp
+
+
+def bp_angle(circuit, weights, x, y) -> float:
+    """Angle (degrees) between ``circuit``'s update of ``W1`` and BP's, both from
+    ``weights`` on the batch ``(x, y)``."""
+    meta = circuit.metadata
+    rule_sim = ReferenceSimulator(circuit, weights)
+    bp = mlp(meta["sizes"], rule="bp", act=meta["act"], eta=1.0)
+    bp_sim = ReferenceSimulator(bp, {k: v for k, v in weights.items() if k[0] in "Wb"})
+    return angle(rule_sim.compute_updates(x, y)["W1"], bp_sim.compute_updates(x, y)["W1"])
+
+
+def run(config: dict, backend: str | None = None, progress: bool = True) -> Outcome:
+    exp, model, train = config["experiment"], config.get("model", {}), config.get("train", {})
+    backend = backend or exp.get("backend", "reference")
+    options = dict(config.get("backend", {}).get(backend, {}))
+    data_cfg = dict(config.get("data", {"name": "digits"}))
+    rules = train.get("rules", ["bp", "fa", "dfa", "pc"])
+    seeds = train.get("seeds", [0])
+    epochs = int(train.get("epochs", 5))
+    etas = train.get("eta", {})
+    n_angle = int(config.get("angles", {}).get("samples", 256))
+    results = {"rules": {}, "epochs": epochs, "seeds": seeds}
+    for rule in rules:
+        per_seed = []
+        for seed in seeds:
+            data = load_dataset(data_cfg.get("name", "digits"), seed=seed,
+                                **{k: v for k, v in data_cfg.items() if k != "name"})
+            sizes = [data.n_features, *model.get("hidden", [128]), data.n_classes]
+            circuit = mlp(sizes, rule=rule, act=model.get("act", "tanh"),
+                          eta=float(etas.get(rule, train.get("default_eta", 0.01))),
+                          lam=float(train.get("lam", {}).get(rule, 0.0)))
+            sim = compile(circuit, backend=backend, seed=seed, **options)
+            Y = data.one_hot(data.y_train)
+            xa, ya = data.x_train[:n_angle], Y[:n_angle]
+            curve, angles = [], []
+
+            def record(epoch, s, curve=curve, angles=angles, circuit=circuit, data=data,
+                       xa=xa, ya=ya):
+                curve.append(s.evaluate(data.x_test, data.y_test))
+                angles.append(bp_angle(circuit, s.weights, xa, ya))
+
+            sim.train(data.x_train, Y, epochs=epochs, seed=seed, progress=progress,
+                      callback=record)
+            per_seed.append({"seed": seed, "test_accuracy": curve[-1], "curve": curve,
+                             "angle_to_bp_deg": angles[-1], "angle_curve": angles})
+        accs = np.array([r["test_accuracy"] for r in per_seed])
+        angs = np.array([r["angle_to_bp_deg"] for r in per_seed])
+        results["rules"][rule] = {
+            "runs": per_seed, "test_accuracy_mean": float(accs.mean()),
+            "test_accuracy_std": float(accs.std()), "angle_to_bp_mean": float(angs.mean()),
+            "sizes": sizes}
+    return Outcome(results=results, summary=_table(results, backend, data_cfg),
+                   figures=_figures(results))
+
+
+def _table(results: dict, backend: str, data_cfg: dict) -> str:
+    lines = [f"data={data_cfg.get('name', 'digits')}  backend={backend}  "
+             f"epochs={results['epochs']}  seeds={results['seeds']}",
+             f"{'rule':6} {'test accuracy':>22} {'angle dW1 vs BP (deg)':>24}"]
+    for rule, r in results["rules"].items():
+        accs = ", ".join(f"{x['test_accuracy']:.4f}" for x in r["runs"])
+        lines.append(f"{rule:6} {100 * r['test_accuracy_mean']:8.2f} ± "
+                     f"{100 * r['test_accuracy_std']:4.2f} %  {r['angle_to_bp_mean']:18.1f}"
+                     f"      [{accs}]")
+    return "\n".join(lines)
+
+
+def _figures(results: dict) -> dict:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # the plot extra is not installed: results only
+        return {}
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for rule, r in results["rules"].items():
+        curves = np.array([x["curve"] for x in r["runs"]])
+        angs = np.array([x["angle_curve"] for x in r["runs"]])
+        ep = np.arange(1, curves.shape[1] + 1)
+        ax1.plot(ep, 100 * curves.mean(0), marker="o", label=rule)
+        ax2.plot(ep, angs.mean(0), marker="o", label=rule)
+    ax1.set(xlabel="epoch", ylabel="test accuracy (%)", title="learning curves")
+    ax2.set(xlabel="epoch", ylabel="angle to BP update of W1 (deg)", title="alignment")
+    ax1.legend()
+    ax2.legend()
+    fig.tight_layout()
+    plt.close(fig)
+    return {"learning_curves.png": fig}
+
+
+def circuits(config: dict) -> dict:
+    """The circuits this experiment trains (first seed's data shape), by rule."""
+    model, train = config.get("model", {}), config.get("train", {})
+    data_cfg = dict(config.get("data", {"name": "digits"}))
+    data = load_dataset(data_cfg.get("name", "digits"),
+                        **{k: v for k, v in data_cfg.items() if k != "name"})
+    sizes = [data.n_features, *model.get("hidden", [128]), data.n_classes]
+    return {rule: mlp(sizes, rule=rule, act=model.get("act", "tanh"),
+                      lam=float(train.get("lam", {}).get(rule, 0.0)))
+            for rule in train.get("rules", ["bp", "fa", "dfa", "pc"])}
