@@ -81,24 +81,23 @@ def rule_lines(circuit: Circuit, proj, indent: str) -> list[str]:
                                if n == "w" else consts.get(n, n), _fn) + ")"
 
     out = f"dW_{proj.name}"
-    lines = [f"{indent}{out} = 0.0"]
+    lines = []
     full = False
-    for t in parsed.terms:
+    for k, t in enumerate(parsed.terms):
         full = full or bool((t.post and t.pre) or t.syn)
         post = side(t.post, proj.target) if t.post else None
         pre = side(t.pre, proj.source) if t.pre else None
-        if post and pre:
-            core = f"({post}.T @ {pre}) * (1.0 / {post}.shape[0])"
+        if post and pre:  # batch mean of outer products; the 1/B joins the scalar
+            expr = f"({coef(t.coef)} / {post}.shape[0]) * ({post}.T @ {pre})"
         elif post:
-            core = f"{post}.mean(axis=0)[:, None]"
+            expr = f"{coef(t.coef)} * {post}.mean(axis=0)[:, None]"
         elif pre:
-            core = f"{pre}.mean(axis=0)[None, :]"
+            expr = f"{coef(t.coef)} * {pre}.mean(axis=0)[None, :]"
         else:
-            core = "1.0"
-        expr = f"{coef(t.coef)} * {core}"
+            expr = coef(t.coef)
         if t.syn:
             expr += f" * {syn(t.syn)}"
-        lines.append(f"{indent}{out} = {out} + {expr}")
+        lines.append(f"{indent}{out} = {expr}" if k == 0 else f"{indent}{out} = {out} + {expr}")
     if not full:  # every term broadcasts: give dW the weight's shape
         lines.append(f"{indent}{out} = {out} + 0.0 * {weight_local(proj.name)}")
     return lines
@@ -146,12 +145,27 @@ def generate_window(circuit: Circuit, masked: frozenset[str] = frozenset(),
     lines.append(f"{I1}dt = {float(circuit.schedule.dt)!r}")
     step_rules = [p for p in circuit.plastic if p.rule.every_step]
     end_rules = [p for p in circuit.plastic if not p.rule.every_step]
+    # Loop-invariant port terms (an optimisation that keeps the arithmetic):
+    # while no rule changes weights inside the window, a term whose source is
+    # streamed (held for the whole window from step 0 on) or static (never
+    # assigned) has the same value at every step but step 0 (which still sees
+    # the previous window's source); compute it once instead of T times.
+    hoisted: dict[str, tuple[str, bool]] = {}   # projection -> (local, refresh at tw 0)
+    if not step_rules:
+        for proj in circuit.projections:
+            src = circuit.population(proj.source)
+            var = circuit.source_variable(proj)
+            assigned = {st.target for st in src.statements()}
+            if var in src.streams or var not in assigned:
+                hoisted[proj.name] = (f"H_{proj.name}", var in src.streams)
+                lines.append(f"{I1}H_{proj.name} = {_port_expr(circuit, proj)}")
     lines.append(f"{I1}for tw in range({T}):")
     # (1) ports
     for pop in circuit.populations:
         for port in pop.ports:
             projs = circuit.projections_into(pop.name, port)
-            rhs = " + ".join(_port_expr(circuit, p) for p in projs) if projs else "0.0"
+            rhs = " + ".join(hoisted[p.name][0] if p.name in hoisted else
+                             _port_expr(circuit, p) for p in projs) if projs else "0.0"
             lines.append(f"{I2}{var_local(pop.name, port)} = {rhs}")
     # (2) populations
     for pop in circuit.populations:
@@ -162,6 +176,11 @@ def generate_window(circuit: Circuit, masked: frozenset[str] = frozenset(),
             rhs = translate(st.expr, lambda n: params.get(n) or (
                 n if n in ("tw", "train", "dt") else var_local(pop.name, n)), _fn)
             lines.append(f"{I2}{var_local(pop.name, st.target)} = {rhs}")
+    refresh = [name for name, (_, again) in hoisted.items() if again]
+    if refresh:
+        lines.append(f"{I2}if tw == 0:")
+        lines += [f"{I2}{I1}H_{name} = {_port_expr(circuit, circuit.projection(name))}"
+                  for name in refresh]
     # (3) every-step plasticity (training only)
     if step_rules:
         lines.append(f"{I2}if learn:")
