@@ -18,6 +18,14 @@ from neuro_pc.experiments import Outcome
 from neuro_pc.models import mlp
 
 
+def _data(data_cfg: dict):
+    """The dataset with its fixed split (``split_seed``, default 0): the seeds of
+    a run vary the weights and the sample order, not the test set."""
+    kw = {k: v for k, v in data_cfg.items() if k not in ("name", "split_seed")}
+    return load_dataset(data_cfg.get("name", "digits"), seed=int(data_cfg.get("split_seed", 0)),
+                        **kw)
+
+
 def bp_angle(circuit, weights, x, y) -> float:
     """Angle (degrees) between ``circuit``'s update of ``W1`` and BP's, both from
     ``weights`` on the batch ``(x, y)``."""
@@ -39,22 +47,20 @@ def run(config: dict, backend: str | None = None, progress: bool = True) -> Outc
     etas = train.get("eta", {})
     n_angle = int(config.get("angles", {}).get("samples", 256))
     results = {"rules": {}, "epochs": epochs, "seeds": seeds}
+    data = _data(data_cfg)
+    sizes = [data.n_features, *model.get("hidden", [128]), data.n_classes]
+    Y = data.one_hot(data.y_train)
+    xa, ya = data.x_train[:n_angle], Y[:n_angle]
     for rule in rules:
         per_seed = []
         for seed in seeds:
-            data = load_dataset(data_cfg.get("name", "digits"), seed=seed,
-                                **{k: v for k, v in data_cfg.items() if k != "name"})
-            sizes = [data.n_features, *model.get("hidden", [128]), data.n_classes]
             circuit = mlp(sizes, rule=rule, act=model.get("act", "tanh"),
                           eta=float(etas.get(rule, train.get("default_eta", 0.01))),
                           lam=float(train.get("lam", {}).get(rule, 0.0)))
             sim = compile(circuit, backend=backend, seed=seed, **options)
-            Y = data.one_hot(data.y_train)
-            xa, ya = data.x_train[:n_angle], Y[:n_angle]
             curve, angles = [], []
 
-            def record(epoch, s, curve=curve, angles=angles, circuit=circuit, data=data,
-                       xa=xa, ya=ya):
+            def record(epoch, s, curve=curve, angles=angles, circuit=circuit):
                 curve.append(s.evaluate(data.x_test, data.y_test))
                 angles.append(bp_angle(circuit, s.weights, xa, ya))
 
@@ -111,9 +117,7 @@ def _figures(results: dict) -> dict:
 def circuits(config: dict) -> dict:
     """The circuits this experiment trains (first seed's data shape), by rule."""
     model, train = config.get("model", {}), config.get("train", {})
-    data_cfg = dict(config.get("data", {"name": "digits"}))
-    data = load_dataset(data_cfg.get("name", "digits"),
-                        **{k: v for k, v in data_cfg.items() if k != "name"})
+    data = _data(dict(config.get("data", {"name": "digits"})))
     sizes = [data.n_features, *model.get("hidden", [128]), data.n_classes]
     return {rule: mlp(sizes, rule=rule, act=model.get("act", "tanh"),
                       lam=float(train.get("lam", {}).get(rule, 0.0)))
