@@ -1,0 +1,515 @@
+"""Can the target's learning engine run a circuit's rules on chip?
+
+For each plastic projection, :func:`rule_expressibility` answers with a
+:class:`RuleExpressibility`: ``expressible`` (bool), the Lava rule string it
+compiles to (``Loihi3FLearningRule(dw=..., t_epoch=...)`` syntax), the
+trace each rule factor is carried in, the scaling constant of every term,
+and either the exact ``reasons`` it cannot run on chip or the ``conditions``
+(value ranges) it needs.
+
+How a rule compiles (Loihi 2; the numbers are ``Loihi2Spec.learning``; the
+whole scheme with its sources is in docs/targets/loihi2.md, "Expressibility"):
+
+* **When.** Every product is gated by the epoch dependency ``u0``; the epoch
+  is the presentation window (``t_epoch = T``) or one step for
+  ``every_step`` rules, so the update fires where the reference applies it.
+* **pre factors** -> ``x1``. The pre traces are filled only from this
+  projection's own spikes: with graded spikes (Lava
+  ``GradedSpikeCfg.OVERWRITE``) ``x1 = payload / 2``. So a pre factor must be
+  the variable the projection carries (``pre.r`` for ``W``, ``pre.delta`` for
+  a feedback matrix). ``x1`` is unsigned (7 bits, 0..127): the value is
+  coded ``round(v * 2**f)`` with ``f = trace_frac_bits`` (default 6), and a
+  pre variable that can be negative is a *condition* (see below).
+* **post factors** -> ``y2``, ``y3``, then ``y1`` (in order of appearance;
+  ``y1`` last because Lava's 2-factor rules use it for the post spike trace,
+  and Lava's R-STDP puts its third factor in ``y2``). With
+  ``Loihi3FLearningRule`` the post-synaptic neuron writes ``y1..y3`` itself,
+  so any post state variable the neuron computes (``delta``, ``eps``, ``r``)
+  can be one. Signed values are offset by ``2**(trace_bits-1)`` = 64: the
+  neuron writes ``round(v * 2**f) + 64`` and the rule reads ``(y2 - 64)``,
+  in ``[-64, 63]``.
+* **synapse factors**: ``w`` -> ``w``, ``sign(w)`` -> ``sgn(w)``; powers
+  repeat the factor.
+* **constants**: each term's coefficient ``c`` (parameters substituted)
+  becomes the scaling constant ``S = s_mant * 2**s_exp`` that makes the
+  engine's integer update equal ``c * post * pre * syn`` in weight units::
+
+      S = c * prod(LSB of each factor) * 2**shift / LSB_w
+
+  ``LSB`` of a trace factor is ``2**-f``; of ``w`` the weight-register LSB
+  ``LSB_w = 2**(exp - register_shift)`` of the quantised projection
+  (:mod:`hardware_targets.circuit_quant`); of ``sgn(w)`` 1. ``shift =
+  max(0, sum of factor widths + 4 - 15)`` is the right shift Lava's engine
+  applies to the product (``learning_rule_applier.py``). ``S`` is rounded
+  to the nearest ``s_mant * 2**s_exp`` with ``s_mant`` in [-8, 7] and
+  ``s_exp`` in [-7, 8]; when that nearest value is 0 (``|S| <= 2**-8``) or
+  ``S`` is outside ``[-8 * 2**8, 7 * 2**8]`` the constant is out of range and the rule is not
+  expressible.
+
+A rule is **not expressible** when (each gives its own reason): its
+locality is network-global (weight or sign transport), it is
+population-level (a normalisation, k-WTA, softmax on its path; a Muon or
+``unit_columns`` transform), a factor is a nonlinear function or a
+division instead of a trace, a pre factor is not the carried variable, it
+needs more distinct post factors than post traces (3), a coefficient reads
+a run-time scalar (``train``, ``tw``) or is out of range, or it exceeds a
+per-rule limit of the spec (``max_products_per_rule``,
+``max_factors_per_product``, when set).
+
+On the ``cpu`` target every rule is expressible.
+"""
+from __future__ import annotations
+
+import ast
+import math
+from dataclasses import dataclass, field
+
+import sympy
+
+from hardware_targets.base import get_target
+from neuro_pc.rules import locality_report, parse_rule
+
+__all__ = ["ScalingConstant", "RuleExpressibility", "rule_expressibility",
+           "expressibility_report", "format_expressibility", "nearest_scaling_constant",
+           "DEFAULT_TRACE_FRAC_BITS"]
+
+#: fractional bits of a value written into a 7-bit trace (x1 in [0, 127/64],
+#: post traces with offset 64 in [-1, 63/64])
+DEFAULT_TRACE_FRAC_BITS = 6
+#: post traces in the order they are handed out
+POST_TRACE_ORDER = ("y2", "y3", "y1")
+#: Lava's engine: the product is shifted right to this width (W_ACCUMULATOR_U)
+_ACCUMULATOR_U = 15
+#: element-wise functions whose value is never negative
+_NONNEG_FUNCTIONS = {"relu", "sigmoid", "step", "exp", "sqrt", "abs"}
+
+
+@dataclass(frozen=True)
+class ScalingConstant:
+    """One term's constant: wanted ``value`` = ``S``; ``mantissa * 2**exp`` the
+    nearest the engine holds (``None`` when out of range); ``rel_error``."""
+
+    term: str
+    coefficient: float
+    value: float
+    mantissa: int | None
+    exp: int | None
+    rel_error: float | None
+
+    @property
+    def represented(self) -> float | None:
+        return None if self.mantissa is None else self.mantissa * 2.0 ** self.exp
+
+    def as_dict(self) -> dict:
+        return {"term": self.term, "coefficient": self.coefficient, "wanted": self.value,
+                "mantissa": self.mantissa, "exp": self.exp, "represented": self.represented,
+                "rel_error": self.rel_error}
+
+
+@dataclass(frozen=True)
+class RuleExpressibility:
+    """The verdict for one plastic projection's rule on one target."""
+
+    projection: str
+    rule: str
+    target: str
+    expressible: bool
+    loihi_rule: str | None = None
+    rule_class: str | None = None
+    t_epoch: int | None = None
+    kind: str | None = None
+    traces: dict[str, str] = field(default_factory=dict)
+    constants: tuple[ScalingConstant, ...] = ()
+    reasons: tuple[str, ...] = ()
+    conditions: tuple[str, ...] = ()
+
+    @property
+    def verdict(self) -> str:
+        """``"yes"``, ``"yes, if"`` (conditions on value ranges) or ``"no"``."""
+        if not self.expressible:
+            return "no"
+        return "yes, if" if self.conditions else "yes"
+
+    def as_dict(self) -> dict:
+        return {"projection": self.projection, "rule": self.rule, "target": self.target,
+                "expressible": self.expressible, "verdict": self.verdict,
+                "loihi_rule": self.loihi_rule, "rule_class": self.rule_class,
+                "t_epoch": self.t_epoch, "kind": self.kind, "traces": dict(self.traces),
+                "constants": [c.as_dict() for c in self.constants],
+                "reasons": list(self.reasons), "conditions": list(self.conditions)}
+
+
+# --------------------------------------------------------------------------
+# scaling constants
+# --------------------------------------------------------------------------
+def nearest_scaling_constant(value: float, mantissa_range=(-8, 7),
+                             exp_range=(-7, 8)) -> tuple[int, int] | None:
+    """The ``(s_mant, s_exp)`` whose ``s_mant * 2**s_exp`` is nearest ``value``.
+
+    Ties go to the smaller exponent. ``None`` (out of range) when the nearest
+    representable value is 0 (``|value| <= 2**(min exp - 1)``: 2**-8 on
+    Loihi 2) or ``value`` lies outside ``[lo_m * 2**max_e, hi_m * 2**max_e]``
+    (``[-2048, 1792]`` on Loihi 2).
+    """
+    lo_m, hi_m = mantissa_range
+    lo_e, hi_e = exp_range
+    if value == 0 or not lo_m * 2.0 ** hi_e <= value <= hi_m * 2.0 ** hi_e:
+        return None
+    best, best_err = None, abs(value)  # 0 is the candidate to beat
+    for e in range(lo_e, hi_e + 1):
+        m = int(round(value / 2.0 ** e))
+        m = max(lo_m, min(hi_m, m))
+        if m == 0:
+            continue
+        err = abs(value - m * 2.0 ** e)
+        if err < best_err:
+            best, best_err = (m, e), err
+    return best
+
+
+# --------------------------------------------------------------------------
+# factor analysis
+# --------------------------------------------------------------------------
+def _factor_powers(text: str | None) -> tuple[list[tuple[str, int]], str | None]:
+    """``"delta*r**2"`` -> ``[("delta", 1), ("r", 2)]``; second item a reason
+    when the factor is not a product of plain variables (a function, a division)."""
+    if text is None:
+        return [], None
+    expr = sympy.sympify(text, locals={n: sympy.Symbol(n) for n in _names(text)})
+    out = []
+    for f in sympy.Mul.make_args(expr):
+        if isinstance(f, sympy.Symbol):
+            out.append((str(f), 1))
+        elif (isinstance(f, sympy.Pow) and isinstance(f.base, sympy.Symbol)
+              and f.exp.is_Integer and int(f.exp) > 0):
+            out.append((str(f.base), int(f.exp)))
+        elif isinstance(f, sympy.Pow) and f.exp.is_negative:
+            return [], f"divides by {sympy.sstr(f.base)}"
+        elif isinstance(f, sympy.sign) and isinstance(f.args[0], sympy.Symbol):
+            out.append((f"sign({f.args[0]})", 1))
+        else:
+            return [], f"is the nonlinear function {sympy.sstr(f)}"
+    return out, None
+
+
+def _names(text: str) -> set[str]:
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError:
+        return set()
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in called}
+
+
+def _value_sign(circuit, pop_name: str, var: str, seen=None) -> tuple[str, str]:
+    """``("nonneg" | "signed" | "stream" | "unknown", description)`` of a variable."""
+    seen = set() if seen is None else seen
+    if (pop_name, var) in seen:
+        return "unknown", f"{pop_name}.{var}"
+    seen.add((pop_name, var))
+    pop = circuit.population(pop_name)
+    if var in pop.streams:
+        return "stream", f"the data stream {pop.streams[var]!r}"
+    if var in pop.ports:
+        return "signed", f"the weighted sum {pop_name}.{var}"
+    stmts = [s for s in pop.statements() if s.target == var]
+    if not stmts:
+        v = float(pop.init.get(var, 0.0))
+        return ("nonneg" if v >= 0 else "signed"), f"the constant {v:g}"
+    st = stmts[-1]
+    body = st.expr.body
+    text = ast.unparse(body)
+    if isinstance(body, ast.Call) and isinstance(body.func, ast.Name):
+        if body.func.id in _NONNEG_FUNCTIONS:
+            return "nonneg", text
+        if body.func.id in ("tanh", "sign"):
+            return "signed", text
+    if isinstance(body, ast.Constant):
+        return ("nonneg" if body.value >= 0 else "signed"), text
+    if isinstance(body, ast.BinOp) and isinstance(body.op, ast.Sub):
+        return "signed", f"{text} (a difference)"
+    if isinstance(body, ast.Name) and (body.id in pop.variables or body.id in pop.ports):
+        kind, desc = _value_sign(circuit, pop_name, body.id, seen)
+        return kind, f"{text} = {desc}"
+    return "unknown", text
+
+
+# --------------------------------------------------------------------------
+# one rule
+# --------------------------------------------------------------------------
+def _locality_reasons(loc) -> list[str]:
+    out = []
+    if loc.weight_transport is not None:
+        kind = "sign transport" if loc.weight_transport == "sign" else "weight transport"
+        what = "; ".join(r for r in loc.reasons if "transport" in r)
+        out.append(f"{kind}: {what}. The learning engine reads only this synapse's own w/d/t "
+                   "and the traces of its own pre and post neuron; no synapse can read another "
+                   "projection's weights")
+    for r in loc.reasons:
+        if r.startswith("reads population"):
+            out.append(f"population-level: the rule {r}; a Loihi "
+                       "neuron computes only from its own state and its synaptic input, so the "
+                       "factor is not a per-neuron trace")
+    for t in loc.transforms:
+        if t == "muon":
+            out.append("population-level transform 'muon': momentum and Newton-Schulz "
+                       "orthogonalisation act on the whole update matrix dW of the layer, not "
+                       "as a sum of per-synapse products")
+        elif t == "unit_columns":
+            out.append("population-level transform 'unit_columns': rescaling each column of W "
+                       "to unit norm reads every synapse of the column")
+        else:
+            out.append(f"population-level transform {t!r} acts on the whole weight matrix")
+    return out
+
+
+def rule_expressibility(circuit, proj, target="loihi2", *, register_lsb: float | None = None,
+                        trace_frac_bits: int = DEFAULT_TRACE_FRAC_BITS,
+                        locality=None) -> RuleExpressibility:
+    """The verdict for one plastic projection (see the module docstring).
+
+    register_lsb: weight units of one step of the projection's weight register
+    (``ProjectionQuant.register_lsb``), needed for the scaling constants; if
+    ``None`` the constants are not checked. locality: its
+    :class:`~neuro_pc.rules.RuleLocality` (computed if not given).
+    """
+    tgt = get_target(target) if isinstance(target, str) else target
+    rule = proj.rule
+    if rule is None:
+        raise ValueError(f"projection {proj.name!r} has no rule")
+    if tgt.state_bits is None:  # a floating-point target: no learning-engine limits
+        return RuleExpressibility(proj.name, rule.text, tgt.name, True, kind="float",
+                                  t_epoch=1 if rule.every_step else int(circuit.schedule.window))
+    le = tgt.spec.learning
+    if locality is None:
+        from neuro_pc.rules import rule_locality
+        locality = rule_locality(circuit, proj)
+    reasons = _locality_reasons(locality)
+    conditions: list[str] = []
+    parsed = parse_rule(rule.text, rule.params, where=f"rule of projection {proj.name!r}",
+                        allow_nonlocal=rule.baseline)
+    carried = circuit.source_variable(proj)
+    offset = 1 << (le.trace_bits - 1)
+    lsb_trace = 2.0 ** -trace_frac_bits
+    consts = {sympy.Symbol(k): float(v) for k, v in rule.params.items()}
+    consts[sympy.Symbol("dt")] = float(circuit.schedule.dt)
+
+    post_order: list[str] = []
+    pre_seen: list[str] = []
+    terms = []   # (coef value or None, [(factor_str, width, lsb)], label)
+    for k, term in enumerate(parsed.terms):
+        label = _term_label(term)
+        coef_expr = sympy.sympify(term.coef, locals={n: sympy.Symbol(n) for n in _names(term.coef)})
+        coef_expr = coef_expr.subs(consts)
+        coef = None
+        if coef_expr.free_symbols:
+            names = ", ".join(sorted(map(str, coef_expr.free_symbols)))
+            reasons.append(f"term {label!r}: its coefficient reads {names}, which changes during "
+                           "a run or is not a constant of the rule; the engine's scaling constants "
+                           "are fixed when the rule is compiled")
+        else:
+            coef = float(coef_expr)
+        factors = []
+        for side in ("post", "pre", "syn"):
+            powers, why = _factor_powers(getattr(term, side))
+            if why:
+                name = f"{side}.({getattr(term, side)})" if side != "syn" else getattr(term, side)
+                reasons.append(f"term {label!r}: the {side} factor {name} {why}, not a trace; "
+                               "the engine multiplies traces, w/d/t and constants only"
+                               + ("" if side == "syn" else
+                                  f" (compute it as a state variable of population "
+                                  f"{proj.target if side == 'post' else proj.source!r}'s update "
+                                  "so that it can be carried in a trace)"))
+                continue
+            for var, p in powers:
+                if side == "post":
+                    if var not in post_order:
+                        post_order.append(var)
+                    idx = post_order.index(var)
+                    trace = POST_TRACE_ORDER[idx] if idx < len(POST_TRACE_ORDER) else None
+                    f = f"({trace} - {offset})" if trace else None
+                    factors += [(f, le.trace_bits, lsb_trace)] * p
+                elif side == "pre":
+                    if var not in pre_seen:
+                        pre_seen.append(var)
+                    factors += [("x1" if var == carried else None, le.trace_bits, lsb_trace)] * p
+                else:
+                    if var == "w":
+                        factors += [("w", le.weight_factor_bits, register_lsb)] * p
+                    elif var == "sign(w)":
+                        factors += [("sgn(w)", le.weight_factor_bits, 1.0)] * p
+                    else:
+                        reasons.append(f"term {label!r}: the synaptic factor {var} is not w")
+        terms.append((coef, factors, label))
+
+    # traces
+    if len(post_order) > len(le.post_traces):
+        reasons.append(f"too many distinct post factors: {len(post_order)} "
+                       f"({', '.join('post.' + v for v in post_order)}) for the "
+                       f"{len(le.post_traces)} post traces {', '.join(le.post_traces)}")
+    for v in pre_seen:
+        if v != carried:
+            reasons.append(f"the pre factor pre.{v} is not the variable this projection carries "
+                           f"(pre.{carried}); the pre traces x1/x2 are filled only from this "
+                           "projection's own spikes")
+    traces = {}
+    if carried in pre_seen:
+        traces[f"pre.{carried}"] = "x1"
+        kind_, desc = _value_sign(circuit, proj.source, carried)
+        where = f"pre.{carried} of population {proj.source!r}"
+        unsigned = (f"x1 is unsigned ({le.trace_bits} bits, 0..{le.trace_max}; Lava's "
+                    "GradedSpikeCfg.OVERWRITE sets x1 = payload/2 as an unsigned integer)")
+        if kind_ == "stream":
+            conditions.append(f"{where} is {desc}: its values must be >= 0 on chip, because "
+                              f"{unsigned}")
+        elif kind_ == "signed":
+            conditions.append(f"{where} = {desc} takes negative values, but {unsigned}: on chip "
+                              "its negative half is lost unless the activity is made non-negative "
+                              "(relu/sigmoid, or ON/OFF populations)")
+        elif kind_ == "unknown":
+            conditions.append(f"{where} = {desc} must be >= 0 on chip, because {unsigned}")
+    for i, v in enumerate(post_order[:len(POST_TRACE_ORDER)]):
+        traces[f"post.{v}"] = POST_TRACE_ORDER[i]
+    if le.max_products_per_rule is not None and len(terms) > le.max_products_per_rule:
+        reasons.append(f"{len(terms)} products exceed the engine's {le.max_products_per_rule}")
+    if le.max_factors_per_product is not None:
+        for coef, factors, label in terms:
+            if len(factors) > le.max_factors_per_product:
+                reasons.append(f"term {label!r} has {len(factors)} factors, more than the "
+                               f"engine's {le.max_factors_per_product}")
+
+    # constants and the rule string
+    constants, parts = [], []
+    structural = all(f is not None for _, factors, _ in terms for f, _, _ in factors) and \
+        all(c is not None for c, _, _ in terms) and not any(
+            r.startswith(("term ", "too many", "the pre factor")) for r in reasons)
+    for coef, factors, label in terms:
+        if coef is None or register_lsb is None or any(f is None for f, _, _ in factors):
+            continue
+        width = sum(w for _, w, _ in factors) + le.scale_mantissa_bits
+        shift = max(0, width - _ACCUMULATOR_U)
+        lsb = math.prod(l for _, _, l in factors) if factors else 1.0
+        wanted = coef * lsb * 2.0 ** shift / register_lsb
+        best = nearest_scaling_constant(wanted, le.scale_mantissa_range, le.scale_exponent_range)
+        if best is None:
+            lo_m, hi_m = le.scale_mantissa_range
+            lo_e, hi_e = le.scale_exponent_range
+            size = "too small" if abs(wanted) < 2.0 ** lo_e else "too large"
+            reasons.append(
+                f"constant out of range: term {label!r} needs the scaling constant "
+                f"S = {coef:g} x {lsb * 2.0 ** shift:.3g} / {register_lsb:.3g} = {wanted:.3g}, "
+                f"{size} for the engine (S = s_mant*2^s_exp, s_mant in [{lo_m}, {hi_m}], "
+                f"s_exp in [{lo_e}, {hi_e}]: nonzero |S| >= 2^{lo_e} = {2.0 ** lo_e:.3g}, "
+                f"S in [{lo_m * 2.0 ** hi_e:g}, {hi_m * 2.0 ** hi_e:g}]; "
+                f"|S| <= 2^{lo_e - 1} rounds to 0)")
+            constants.append(ScalingConstant(label, coef, wanted, None, None, None))
+            m, e = (1 if wanted > 0 else -1), le.scale_exponent_range[0]
+        else:
+            m, e = best
+            constants.append(ScalingConstant(label, coef, wanted, m, e,
+                                             abs(m * 2.0 ** e - wanted) / abs(wanted)))
+        body = " * ".join(["u0"] + [f for f, _, _ in factors])
+        parts.append((m, e, body))
+    loihi = None
+    if structural and parts and not _locality_reasons(locality):
+        loihi = ""
+        for k, (m, e, body) in enumerate(parts):
+            if k == 0:
+                loihi = f"{m}*2^{e} * {body}"
+            else:
+                loihi += f" {'-' if m < 0 else '+'} {abs(m)}*2^{e} * {body}"
+    rule_class = None
+    kind = None
+    if structural:
+        rule_class = "Loihi3FLearningRule" if post_order else "Loihi2FLearningRule"
+        if post_order and pre_seen:
+            kind = "three-factor"
+        elif post_order or pre_seen:
+            kind = "two-factor"
+        else:
+            kind = "synapse-local"
+    t_epoch = 1 if rule.every_step else int(circuit.schedule.window)
+    return RuleExpressibility(
+        projection=proj.name, rule=rule.text, target=tgt.name, expressible=not reasons,
+        loihi_rule=loihi, rule_class=rule_class, t_epoch=t_epoch, kind=kind, traces=traces,
+        constants=tuple(constants), reasons=tuple(reasons), conditions=tuple(conditions))
+
+
+def _term_label(term) -> str:
+    """A term as the user would write it: ``-eta * post.delta * pre.r``."""
+    def side(name, text):
+        return f"{name}.{text}" if text.isidentifier() else f"{name}.({text})"
+
+    parts = [term.coef] if term.coef != "1" else []
+    if term.post:
+        parts.append(side("post", term.post))
+    if term.pre:
+        parts.append(side("pre", term.pre))
+    if term.syn:
+        parts.append(term.syn)
+    return " * ".join(parts) or "1"
+
+
+# --------------------------------------------------------------------------
+# whole circuit
+# --------------------------------------------------------------------------
+def expressibility_report(circuit, target="loihi2", *, weights: dict | None = None,
+                          seed: int = 0, trace_frac_bits: int = DEFAULT_TRACE_FRAC_BITS,
+                          quantization=None) -> list[RuleExpressibility]:
+    """One :class:`RuleExpressibility` per plastic projection, in circuit order.
+
+    The scaling constants need each projection's weight exponent: from
+    ``quantization`` (a :class:`~hardware_targets.circuit_quant.CircuitQuantization`),
+    else from quantising ``weights``, else ``circuit.init_weights(seed)``.
+    """
+    tgt = get_target(target) if isinstance(target, str) else target
+    locs = {r.projection: r for r in locality_report(circuit)}
+    lsbs: dict[str, float | None] = {}
+    if tgt.state_bits is not None:
+        if quantization is None:
+            from hardware_targets.circuit_quant import quantize_circuit
+            w = weights if weights is not None else circuit.init_weights(seed)
+            quantization = quantize_circuit(circuit, w, tgt, include_tied=False)
+        lsbs = {p.projection: p.register_lsb for p in quantization}
+    return [rule_expressibility(circuit, p, tgt, register_lsb=lsbs.get(p.name),
+                                trace_frac_bits=trace_frac_bits, locality=locs[p.name])
+            for p in circuit.projections if p.rule is not None]
+
+
+def format_expressibility(report) -> str:
+    """A plain-text table (one row per rule) with its reasons/conditions under it.
+
+    ``report``: :class:`RuleExpressibility` objects or their ``as_dict()``.
+    """
+    rows = [("projection", "on chip", "kind", "learning rate S (rel err)", "compiles to / why not")]
+    notes: list[list[str]] = []
+    for r in report:
+        d = r.as_dict() if isinstance(r, RuleExpressibility) else r
+        consts = [c for c in d["constants"] if c["mantissa"] is not None]
+        lr = ", ".join(f"{c['mantissa']}*2^{c['exp']} ({100 * c['rel_error']:.0f}%)"
+                       for c in consts) or "-"
+        if d["loihi_rule"]:
+            what = f"{d['rule_class']}(dw='{d['loihi_rule']}', t_epoch={d['t_epoch']})"
+            if not d["expressible"]:
+                what = "nearest: " + what
+        elif d["expressible"]:
+            what = "runs as written (floating point, no learning-engine limits)"
+        else:
+            what = f"{len(d['reasons'])} reason(s), below"
+        rows.append((d["projection"], d["verdict"], d["kind"] or "-", lr, what))
+        n = []
+        if not d["expressible"]:
+            n += [f"  no: {x}" for x in d["reasons"]]
+        n += [f"  if: {x}" for x in d["conditions"]]
+        if d["traces"]:
+            n.insert(0, "  traces: " + ", ".join(f"{k} -> {v}" for k, v in d["traces"].items()))
+        notes.append(n)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    out = []
+    for k, row in enumerate(rows):
+        out.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        if k == 0:
+            out.append("  ".join("-" * w for w in widths))
+        else:
+            out += notes[k - 1]
+    return "\n".join(out)
