@@ -1,0 +1,275 @@
+"""Lava processes and process models built for one circuit.
+
+A process says what (ports, Vars); a process model says how (``run_spk``).
+Populations and weight-owning projections have per-circuit port and Var
+names, so their classes are made here at compile time (``type(...)``) and
+handed to Lava through ``Loihi2SimCfg(exception_proc_model_map=...)``.
+
+* :func:`population_classes` — one population: in-ports ``in_<port>`` (the
+  summed projections), ``st_<var>`` (streams, from a ``RingBuffer``),
+  out-ports ``out_<var>`` (graded spikes: the variable's value), Vars
+  ``v_<var>`` and ``rec`` (the readout at the end of every window).
+  ``floating_pt`` runs the IR statements in float64; ``fixed_pt`` in the
+  integer arithmetic of :mod:`neuro_pc.backends.lava.fixed`.
+* :func:`plastic_dense_classes` — ``PlasticDense``: a weight matrix ``W``
+  applying the IR rule (floating_pt), plus the *tied* projections that read
+  its current weights (``Wᵀ`` for BP, ``sign(W)ᵀ`` for sign-symmetry): the
+  weights live in one process, so weight transport is a local read here.
+  Unlike Lava's ``Dense`` (which sends ``W @ s`` computed at the previous
+  step), it multiplies at send time, so a window-end update is seen by the
+  very next step, as in the reference.
+
+All models count steps from the start of the run: ``t = time_step - 1``,
+window ``t // T``, step in window ``tw = t % T``.
+
+This module imports Lava; import it only through the simulator.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.process.variable import Var
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+#: a hook for tests: called as HOOKS["step"](name, t) from every population step
+HOOKS: dict = {}
+
+
+def _report_failure(cfg: dict, who: str, t: int) -> None:
+    """Write the current exception to ``cfg["error_dir"]/<who>.err`` (read by the driver).
+
+    Lava 0.10 hangs when a process model raises inside ``run_spk``, so the
+    models never let an exception escape: they record it, keep exchanging
+    messages (so no peer blocks) and skip their computation for the rest of the
+    run; the driver raises :class:`LavaRunError` after the run and ``stop()``.
+    """
+    import os
+    import traceback
+
+    path = os.path.join(cfg["error_dir"], f"{who}.err")
+    with open(path, "w") as fh:
+        fh.write(f"{who} failed at step {t}:\n{traceback.format_exc()}")
+
+
+def _finish(model_cls, proc_cls, tag_name):
+    return implements(proc=proc_cls, protocol=LoihiProtocol)(
+        requires(CPU)(tag(tag_name)(model_cls)))
+
+
+# -- populations ---------------------------------------------------------------
+def population_classes(name: str, size: int, *, variables, in_ports, streams, outs,
+                       record: str | None, fixed: bool):
+    """(Process class, ProcessModel class) for one population."""
+    variables, in_ports, streams, outs = map(tuple, (variables, in_ports, streams, outs))
+
+    class Population(AbstractProcess):
+        def __init__(self, *, init: dict, n_windows: int, **params):
+            super().__init__(name=name, **params)
+            for p in in_ports:
+                setattr(self, f"in_{p}", InPort(shape=(size,)))
+            for s in streams:
+                setattr(self, f"st_{s}", InPort(shape=(size,)))
+            for v in outs:
+                setattr(self, f"out_{v}", OutPort(shape=(size,)))
+            for v in variables:
+                setattr(self, f"v_{v}", Var(shape=(size,), init=init[v]))
+            self.rec = Var(shape=(size, max(n_windows, 1)), init=0)
+
+    Population.__name__ = Population.__qualname__ = f"Population_{name}"
+    dtype = np.int32 if fixed else float
+    attrs = {}
+    for p in in_ports:
+        attrs[f"in_{p}"] = LavaPyType(PyInPort.VEC_DENSE, dtype, precision=24)
+    for s in streams:
+        attrs[f"st_{s}"] = LavaPyType(PyInPort.VEC_DENSE, dtype, precision=24)
+    for v in outs:
+        attrs[f"out_{v}"] = LavaPyType(PyOutPort.VEC_DENSE, dtype, precision=24)
+    for v in variables:
+        attrs[f"v_{v}"] = LavaPyType(np.ndarray, dtype, precision=24)
+    attrs["rec"] = LavaPyType(np.ndarray, dtype, precision=24)
+
+    def __init__(self, proc_params):
+        PyLoihiProcessModel.__init__(self, proc_params)
+        cfg = proc_params["cfg"]
+        self._T = int(cfg["T"])
+        self._train = np.asarray(cfg["train_flags"])
+        self._dt = cfg["dt"]
+        self._all_ports = tuple(cfg["all_ports"])
+        namespace = dict(cfg["globals"])
+        exec(compile(cfg["step_source"], f"<neuro_pc lava {name}>", "exec"), namespace)
+        self._step = namespace["step"]
+        self._sat = cfg.get("port_range")
+        self._cfg = cfg
+        self._failed = False
+
+    def run_spk(self):
+        t = self.time_step - 1
+        w, tw = divmod(t, self._T)
+        P = {}
+        for p in self._all_ports:
+            if p in in_ports:
+                a = getattr(self, f"in_{p}").recv()
+                if fixed:
+                    a = np.clip(a.astype(np.int64), *self._sat)
+                P[p] = a.reshape(1, -1)
+            else:
+                P[p] = 0 if fixed else 0.0
+        X = {}
+        for s in streams:
+            a = getattr(self, f"st_{s}").recv()
+            X[s] = (a.astype(np.int64) if fixed else a).reshape(1, -1)
+        if fixed:
+            V = {v: getattr(self, f"v_{v}").astype(np.int64).reshape(1, -1) for v in variables}
+            train = int(self._train[w])
+        else:
+            V = {v: getattr(self, f"v_{v}").reshape(1, -1) for v in variables}
+            train = float(self._train[w])
+        if not self._failed:
+            try:
+                if "step" in HOOKS:
+                    HOOKS["step"](name, t)
+                new = self._step(V, P, X, tw, train, self._dt)
+                for v in variables:
+                    val = np.broadcast_to(new[v], (1, size)).reshape(size)
+                    setattr(self, f"v_{v}", val.astype(dtype) if fixed else
+                            np.array(val, dtype=float))
+            except BaseException:
+                self._failed = True
+                _report_failure(self._cfg, f"population_{name}", t)
+        for v in outs:
+            getattr(self, f"out_{v}").send(getattr(self, f"v_{v}"))
+        if record is not None and tw == self._T - 1:
+            self.rec[:, w] = getattr(self, f"v_{record}")
+
+    attrs.update(__init__=__init__, run_spk=run_spk)
+    model = type(f"PopulationModel_{name}", (PyLoihiProcessModel,), attrs)
+    return Population, _finish(model, Population, "fixed_pt" if fixed else "floating_pt")
+
+
+# -- plastic / tied dense (floating_pt) ----------------------------------------------
+def plastic_dense_classes(name: str, shape, *, members, post_vars, pre_vars, post_size,
+                          pre_size, pre_from_input: str | None = None):
+    """(Process class, ProcessModel class) of a ``PlasticDense`` for stored projection
+    ``name`` (shape ``(n_target, n_source)``).
+
+    members: ``[(key, n_src, n_tgt)]``; ``key`` 0 is the projection itself (if it
+    sends), others the tied projections reading this matrix. pre_from_input: a
+    pre-synaptic variable the rule reads that is the one the projection carries:
+    it is taken from the input buffer (same step, same value) instead of a port.
+    """
+    members = tuple(members)
+    pre_ports = tuple(v for v in pre_vars if v != pre_from_input)
+
+    class PlasticDense(AbstractProcess):
+        def __init__(self, *, weights: np.ndarray, buffers: dict, **params):
+            super().__init__(name=f"PlasticDense_{name}", **params)
+            self.W = Var(shape=tuple(shape), init=weights)
+            for k, n_src, n_tgt in members:
+                setattr(self, f"s_in_{k}", InPort(shape=(n_src,)))
+                setattr(self, f"a_out_{k}", OutPort(shape=(n_tgt,)))
+                setattr(self, f"buf_{k}", Var(shape=(n_src,), init=buffers[k]))
+            for v in post_vars:
+                setattr(self, f"post_{v}", InPort(shape=(post_size,)))
+            for v in pre_ports:
+                setattr(self, f"pre_{v}", InPort(shape=(pre_size,)))
+
+    PlasticDense.__name__ = PlasticDense.__qualname__ = f"PlasticDense_{name}"
+    attrs = {"W": LavaPyType(np.ndarray, float)}
+    for k, _, _ in members:
+        attrs[f"s_in_{k}"] = LavaPyType(PyInPort.VEC_DENSE, float)
+        attrs[f"a_out_{k}"] = LavaPyType(PyOutPort.VEC_DENSE, float)
+        attrs[f"buf_{k}"] = LavaPyType(np.ndarray, float)
+    for v in post_vars:
+        attrs[f"post_{v}"] = LavaPyType(PyInPort.VEC_DENSE, float)
+    for v in pre_ports:
+        attrs[f"pre_{v}"] = LavaPyType(PyInPort.VEC_DENSE, float)
+
+    def __init__(self, proc_params):
+        PyLoihiProcessModel.__init__(self, proc_params)
+        cfg = proc_params["cfg"]
+        self._T = int(cfg["T"])
+        self._train = np.asarray(cfg["train_flags"])
+        self._learn = np.asarray(cfg["learn_flags"])
+        self._dt = float(cfg["dt"])
+        self._every_step = bool(cfg["every_step"])
+        self._send = cfg["send"]          # key -> (kind, params)
+        self._mask = cfg.get("mask")
+        self._transforms = tuple(cfg.get("transforms", ()))
+        self._rule = None
+        if cfg.get("rule_source"):
+            namespace = dict(cfg["globals"])
+            exec(compile(cfg["rule_source"], f"<neuro_pc rule {name}>", "exec"), namespace)
+            self._rule = namespace["rule"]
+        self._muon = None
+        if "muon" in self._transforms:
+            from neuro_pc.analysis.muon import Muon
+
+            p = cfg.get("rule_params", {})
+            self._muon = Muon(beta=p.get("muon_beta", 0.95), steps=int(p.get("muon_steps", 5)))
+        self._cfg = cfg
+        self._failed = False
+
+    def _term(self, key, src):
+        kind, p = self._send[key]
+        W = self.W
+        if kind == "own":
+            out = src @ W.T
+        else:
+            base = np.sign(W) if p["fn"] == "sign" else W
+            out = src @ base if p["transpose"] else src @ base.T
+            if p["tied_scale"] != 1.0:
+                out = out * p["tied_scale"]
+        if p["scale"] != 1.0:
+            out = out * p["scale"]
+        return out
+
+    def run_spk(self):
+        t = self.time_step - 1
+        w, tw = divmod(t, self._T)
+        for k, _, n_tgt in members:
+            out = np.zeros(n_tgt)
+            if not self._failed:
+                try:
+                    out = self._term(k, getattr(self, f"buf_{k}").reshape(1, -1)).reshape(-1)
+                except BaseException:
+                    self._failed = True
+                    _report_failure(self._cfg, f"projection_{name}", t)
+            getattr(self, f"a_out_{k}").send(out)
+        for k, _, _ in members:
+            setattr(self, f"buf_{k}", np.array(getattr(self, f"s_in_{k}").recv(), dtype=float))
+        POST = {v: getattr(self, f"post_{v}").recv().reshape(1, -1) for v in post_vars}
+        PRE = {v: getattr(self, f"pre_{v}").recv().reshape(1, -1) for v in pre_ports}
+        if pre_from_input is not None:
+            PRE[pre_from_input] = self.buf_0.reshape(1, -1)
+        if self._failed or self._rule is None or not self._learn[w]:
+            return
+        if not (self._every_step or tw == self._T - 1):
+            return
+        try:
+            self._apply_rule(POST, PRE, tw, w)
+        except BaseException:
+            self._failed = True
+            _report_failure(self._cfg, f"projection_{name}", t)
+
+    def _apply_rule(self, POST, PRE, tw, w):
+        dW = self._rule(POST, PRE, self.W, tw, float(self._train[w]), self._dt)
+        if self._muon is not None:
+            dW = self._muon.step(dW)
+        if self._mask is not None:
+            dW = dW * self._mask
+        W = self.W + dW
+        if "unit_columns" in self._transforms:
+            norms = np.linalg.norm(W, axis=0, keepdims=True)
+            W = W / np.where(norms > 0, norms, 1.0)
+        self.W = W
+
+    attrs.update(__init__=__init__, run_spk=run_spk, _term=_term, _apply_rule=_apply_rule)
+    model = type(f"PlasticDenseModel_{name}", (PyLoihiProcessModel,), attrs)
+    return PlasticDense, _finish(model, PlasticDense, "floating_pt")

@@ -1,0 +1,368 @@
+"""The Lava backend: a circuit compiled to Lava processes on ``Loihi2SimCfg``.
+
+Mapping (docs/backends/lava.md):
+
+* population → one generated process (:mod:`neuro_pc.backends.lava.processes`)
+  executing its streamed variables and update statements every step;
+* fixed projection (no rule, not read by a tied projection) → Lava ``Dense``
+  with graded spikes (``num_message_bits=24``); its ``a_buff`` starts at
+  ``W @ s0`` so the first step sees the initial state, as in the reference;
+* plastic projection, and every projection tied to it → one ``PlasticDense``
+  process applying the IR rule (``floating_pt`` only);
+* ``fixed_pt``: every projection → Lava's bit-accurate ``Dense`` with weights
+  quantised through ``hardware_targets`` (inference only; see
+  :mod:`neuro_pc.backends.lava.fixed`);
+* streams → ``lava.proc.io.source.RingBuffer`` holding every step of the run.
+
+One call of :meth:`LavaSimulator.run_windows` (and so of ``train``,
+``predict``, ``present``) is one Lava ``run()`` over all its windows, with
+``stop()`` in ``finally``. State and weights are read back after the run, so
+consecutive calls continue where the previous one ended, as in the reference.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from neuro_pc.backends.base import Simulator, sample_order, streams_for
+from neuro_pc.backends.lava import codegen
+from neuro_pc.backends.lava.fixed import (FixedPointError, IntegerFunctions, dense_params,
+                                          effective_matrix, population_fixed_step_source,
+                                          precision, quantize_input, synapse)
+from neuro_pc.ir import Circuit, CircuitError
+
+TAGS = ("floating_pt", "fixed_pt")
+
+
+class LavaRunError(RuntimeError):
+    """A process model failed during a Lava run (the message holds its traceback).
+
+    Raised after the run has finished and every process has been stopped."""
+
+
+class LavaSimulator(Simulator):
+    """A circuit on Lava's CPU simulator.
+
+    tag: ``"floating_pt"`` (float64; equals the reference to rounding) or
+    ``"fixed_pt"`` (Loihi 2 integer arithmetic, inference only; equals
+    :class:`~neuro_pc.backends.reference.quantized.QuantizedReferenceSimulator`
+    bit for bit). frac_bits, target: the fixed-point format (fixed_pt only).
+
+    After a run, :attr:`last_run` holds ``{"steps", "build_s", "run_s",
+    "read_s"}`` (seconds: process construction, ``run()`` including Lava's
+    compile and start-up, reading results back).
+    """
+
+    backend = "lava"
+
+    def __init__(self, circuit: Circuit, weights=None, *, seed: int = 0, masks=None,
+                 tag: str = "floating_pt", frac_bits: int | None = None,
+                 target: str = "loihi2"):
+        super().__init__(circuit, weights, seed=seed, masks=masks)
+        if tag not in TAGS:
+            raise ValueError(f"unknown Lava tag {tag!r}; choose one of {TAGS}")
+        self.tag = tag
+        self.fixed = tag == "fixed_pt"
+        self.T = circuit.schedule.window
+        self.last_run: dict = {}
+        if self.fixed:
+            from neuro_pc.backends.lava.fixed import FRAC_BITS
+
+            self.precision = precision(target, FRAC_BITS if frac_bits is None else frac_bits)
+            self._I = IntegerFunctions(self.precision)
+            self._step_sources = {p.name: population_fixed_step_source(p, self._I)
+                                  for p in circuit.populations}
+        else:
+            self.precision = None
+            self._step_sources = {p.name: codegen.population_step_source(p)
+                                  for p in circuit.populations}
+            self._rule_sources = {p.name: codegen.rule_source(circuit, p)
+                                  for p in circuit.plastic}
+            for p in circuit.plastic:   # compile now: errors at compile time, not in a child
+                codegen.compile_function(self._rule_sources[p.name], "rule",
+                                         codegen.float_globals(), "<check>")
+        for name, src in self._step_sources.items():
+            codegen.compile_function(src, "step", self._globals(), "<check>")
+        self.reset()
+
+    # -- state -------------------------------------------------------------------
+    def reset(self, batch: int = 1) -> None:
+        """Every state variable to its initial value (batch is always 1 on Lava)."""
+        self.state = {f"{p.name}.{v}": np.full((1, p.size), float(p.init.get(v, 0.0)))
+                      for p in self.circuit.populations for v in p.variables}
+        if self.fixed:
+            self.qstate = {k: quantize_input(v, self.precision) for k, v in self.state.items()}
+
+    def _globals(self) -> dict:
+        g = codegen.float_globals()
+        if self.fixed:
+            g["I"] = self._I
+        return g
+
+    # -- the public interface ------------------------------------------------------
+    def present(self, x, y=None, train=True, learn=None):
+        """Windows for the rows of ``x`` one after the other (online, batch size 1),
+        in one Lava run. Returns the readout at the end of each window ``(B, n_out)``."""
+        return self.run_windows(x, y, train=train, learn=learn)
+
+    def train(self, x, y, epochs: int = 1, seed: int = 0, batch_size: int = 1,
+              progress: bool = False, callback=None) -> "LavaSimulator":
+        """Online training in :func:`~neuro_pc.backends.base.sample_order`: one Lava
+        run for all epochs (one per epoch if ``callback`` is given)."""
+        if batch_size != 1:
+            raise ValueError(f"the Lava backend trains online (batch_size=1); got "
+                             f"batch_size={batch_size}. Batched training is the reference's "
+                             "fast-sweep regime.")
+        self._check_trainable()
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        if len(x) != len(y):
+            raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+        order = sample_order(len(x), epochs, seed)
+        if callback is None:
+            if len(order):
+                self.run_windows(x[order], y[order], train=True)
+            return self
+        for epoch, idx in enumerate(order.reshape(epochs, len(x))):
+            self.run_windows(x[idx], y[idx], train=True)
+            callback(epoch, self)
+        return self
+
+    def predict(self, x, batch_size: int | None = None) -> np.ndarray:
+        """Predicted classes, all samples streamed through one Lava run."""
+        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        if len(x) == 0:
+            return np.zeros(0, dtype=int)
+        return self.run_windows(x, None, train=False).argmax(axis=1)
+
+    def readouts(self, x, y=None, train=False) -> np.ndarray:
+        """The readout at the end of each window (no learning unless ``train``)."""
+        return self.run_windows(x, y, train=train)
+
+    def _check_trainable(self):
+        if self.fixed and self.circuit.plastic:
+            raise FixedPointError(
+                "the Lava fixed_pt mode runs inference only (learn=False): train on the "
+                "reference or with tag='floating_pt', then deploy the weights to fixed_pt")
+
+    # -- one Lava run ----------------------------------------------------------------
+    def run_windows(self, x, y=None, *, train=True, learn=None) -> np.ndarray:
+        """Run ``len(x)`` windows in ONE Lava run; ``train``/``learn`` a bool or one
+        flag per window (``learn`` defaults to ``train``). Returns ``(N, n_readout)``."""
+        streams = streams_for(self.circuit, x, y)
+        n = len(next(iter(streams.values()))) if streams else len(np.atleast_2d(x))
+        train_flags = np.broadcast_to(np.asarray(train, dtype=bool), (n,)).copy()
+        learn_flags = train_flags.copy() if learn is None else \
+            np.broadcast_to(np.asarray(learn, dtype=bool), (n,)).copy()
+        if learn_flags.any():
+            self._check_trainable()
+        if n == 0:
+            return np.zeros((0, self._readout_pop().size))
+        return self._run(streams, n, train_flags, learn_flags)
+
+    def _readout_pop(self):
+        c = self.circuit
+        pop, _ = c.readout or (c.populations[-1].name, c.populations[-1].output)
+        return c.population(pop)
+
+    def _run(self, streams, n, train_flags, learn_flags) -> np.ndarray:
+        from lava.magma.core.run_conditions import RunSteps
+        from lava.magma.core.run_configs import Loihi2SimCfg
+
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory(prefix="neuro_pc_lava_") as error_dir:
+            t0 = time.perf_counter()
+            net = _Network(self, streams, n, train_flags, learn_flags, error_dir)
+            t1 = time.perf_counter()
+            try:
+                cfg = Loihi2SimCfg(select_tag=self.tag, exception_proc_model_map=net.model_map)
+                net.anchor.run(condition=RunSteps(num_steps=n * self.T), run_cfg=cfg)
+                t2 = time.perf_counter()
+                errors = sorted(Path(error_dir).glob("*.err"))
+                if errors:
+                    raise LavaRunError("the Lava run failed (all processes stopped):\n"
+                                       + "\n".join(e.read_text() for e in errors))
+                out = net.collect()
+                t3 = time.perf_counter()
+            finally:
+                net.stop()
+        self.last_run = {"steps": n * self.T, "build_s": t1 - t0, "run_s": t2 - t1,
+                         "read_s": t3 - t2}
+        return out
+
+
+class _Network:
+    """The processes of one run, built from a simulator's current state and weights."""
+
+    def __init__(self, sim: LavaSimulator, streams, n, train_flags, learn_flags, error_dir):
+        from lava.proc.dense.process import Dense
+        from lava.proc.io.source import RingBuffer
+
+        from neuro_pc.backends.lava.processes import plastic_dense_classes, population_classes
+
+        self.sim = sim
+        c = sim.circuit
+        T = sim.T
+        fixed = sim.fixed
+        self.model_map = {}
+        readout_pop = sim._readout_pop()
+        self.readout = (readout_pop.name,
+                        (c.readout or (readout_pop.name, readout_pop.output))[1])
+
+        def state(pop, var):
+            return sim.qstate[f"{pop}.{var}"] if fixed else sim.state[f"{pop}.{var}"]
+
+        # which variables each population must send
+        outs = {p.name: set() for p in c.populations}
+        groups = {}
+        if fixed:
+            dense_projs = list(c.projections)
+        else:
+            dense_projs = []
+            for proj in c.stored:
+                ties = [t for t in c.projections if t.tied is not None and t.tied.to == proj.name]
+                if proj.plastic or ties:
+                    groups[proj.name] = ties
+                else:
+                    dense_projs.append(proj)
+        for proj in c.projections:
+            outs[proj.source].add(c.source_variable(proj))
+        for name in groups:
+            proj = c.projection(name)
+            if proj.plastic:
+                post, pre = codegen.rule_variables(proj)
+                outs[proj.target].update(post)
+                outs[proj.source].update(pre)
+
+        # populations
+        self.pops = {}
+        dt = sim._I.const(c.schedule.dt) if fixed else float(c.schedule.dt)
+        port_range = sim.precision.state_range if fixed else None
+        for pop in c.populations:
+            in_ports = [p for p in pop.ports if c.projections_into(pop.name, p)]
+            P, M = population_classes(
+                pop.name, pop.size, variables=pop.variables, in_ports=in_ports,
+                streams=tuple(pop.streams), outs=sorted(outs[pop.name]),
+                record=self.readout[1] if pop.name == self.readout[0] else None, fixed=fixed)
+            cfg = {"T": T, "train_flags": train_flags.astype(np.int64), "dt": dt,
+                   "all_ports": pop.ports, "globals": sim._globals(),
+                   "step_source": sim._step_sources[pop.name], "port_range": port_range,
+                   "error_dir": error_dir}
+            init = {v: np.asarray(state(pop.name, v)).reshape(-1) for v in pop.variables}
+            proc = P(init=init, n_windows=n, cfg=cfg)
+            self.pops[pop.name] = proc
+            self.model_map[proc] = M
+            self.model_map[P] = M
+        self.anchor = self.pops[c.populations[0].name]
+
+        # streams
+        self.sources = []
+        for pop in c.populations:
+            for var, stream in pop.streams.items():
+                data = np.repeat(streams[stream], T, axis=0).T  # (width, n*T)
+                if fixed:
+                    data = quantize_input(data, sim.precision).astype(np.int32)
+                src = RingBuffer(data=data)
+                src.s_out.connect(getattr(self.pops[pop.name], f"st_{var}"))
+                self.sources.append(src)
+
+        # fixed projections -> Lava Dense
+        self.plan = {}
+        for proj in dense_projs:
+            src_var = c.source_variable(proj)
+            s0 = np.asarray(state(proj.source, src_var)).reshape(-1)
+            M = effective_matrix(c, sim.weights, proj)
+            if fixed:
+                dp = dense_params(M, sim.precision)
+                self.plan[proj.name] = dp
+                from lava.utils.weightutils import SignMode
+
+                d = Dense(weights=dp.weights, num_message_bits=sim.precision.message_bits,
+                          weight_exp=dp.weight_exp, num_weight_bits=dp.num_weight_bits,
+                          sign_mode=SignMode.MIXED, name=proj.name)
+                d.a_buff.init = synapse(dp.weights, dp.weight_exp, s0).astype(np.int32)
+            else:
+                d = Dense(weights=M, num_message_bits=24, name=proj.name)
+                d.a_buff.init = M @ s0
+            getattr(self.pops[proj.source], f"out_{src_var}").connect(d.s_in)
+            d.a_out.connect(getattr(self.pops[proj.target], f"in_{proj.port}"))
+
+        # plastic projections (and the projections tied to them) -> PlasticDense
+        self.plastic = {}
+        for name, ties in groups.items():
+            proj = c.projection(name)
+            members, send, buffers = [], {}, {}
+            for k, p in enumerate([proj] + ties):
+                n_src = c.population(p.source).size
+                n_tgt = c.population(p.target).size
+                members.append((k, n_src, n_tgt))
+                buffers[k] = np.asarray(state(p.source, c.source_variable(p))).reshape(-1)
+                if k == 0:
+                    send[k] = ("own", {"scale": float(p.scale)})
+                else:
+                    send[k] = ("tied", {"scale": float(p.scale), "fn": p.tied.fn,
+                                        "transpose": bool(p.tied.transpose),
+                                        "tied_scale": float(p.tied.scale)})
+            post, pre = codegen.rule_variables(proj) if proj.plastic else ((), ())
+            carried = c.source_variable(proj)
+            P, M = plastic_dense_classes(
+                name, sim.weights[name].shape, members=members, post_vars=post, pre_vars=pre,
+                post_size=c.population(proj.target).size,
+                pre_size=c.population(proj.source).size,
+                pre_from_input=carried if carried in pre else None)
+            cfg = {"T": T, "train_flags": train_flags.astype(np.int64),
+                   "learn_flags": learn_flags.astype(np.int64) if proj.plastic
+                   else np.zeros(n, dtype=np.int64),
+                   "dt": float(c.schedule.dt), "every_step": bool(proj.rule and
+                                                                  proj.rule.every_step),
+                   "send": send, "mask": sim.masks.get(name),
+                   "transforms": tuple(proj.rule.transforms) if proj.rule else (),
+                   "rule_params": dict(proj.rule.params) if proj.rule else {},
+                   "rule_source": sim._rule_sources.get(name), "globals": codegen.float_globals(),
+                   "error_dir": error_dir}
+            pd = P(weights=np.array(sim.weights[name], dtype=float), buffers=buffers, cfg=cfg)
+            self.model_map[pd] = M
+            self.model_map[P] = M
+            for k, p in enumerate([proj] + ties):
+                getattr(self.pops[p.source], f"out_{c.source_variable(p)}").connect(
+                    getattr(pd, f"s_in_{k}"))
+                getattr(pd, f"a_out_{k}").connect(getattr(self.pops[p.target], f"in_{p.port}"))
+            for v in post:
+                getattr(self.pops[proj.target], f"out_{v}").connect(getattr(pd, f"post_{v}"))
+            for v in pre:
+                if v != carried:
+                    getattr(self.pops[proj.source], f"out_{v}").connect(
+                        getattr(pd, f"pre_{v}"))
+            self.plastic[name] = pd
+
+    def stop(self) -> None:
+        """Stop the runtime if it was created (safe to call after any failure)."""
+        runtime = getattr(self.anchor, "runtime", None) or getattr(self.anchor, "_runtime", None)
+        if runtime is not None:
+            self.anchor.stop()
+
+    def collect(self) -> np.ndarray:
+        """Read the readouts, the state and the weights back into the simulator."""
+        sim, c = self.sim, self.sim.circuit
+        rec = np.asarray(self.pops[self.readout[0]].rec.get()).T
+        for pop in c.populations:
+            for v in pop.variables:
+                val = np.asarray(getattr(self.pops[pop.name], f"v_{v}").get()).reshape(1, -1)
+                if sim.fixed:
+                    q = val.astype(np.int64)
+                    sim.qstate[f"{pop.name}.{v}"] = q
+                    sim.state[f"{pop.name}.{v}"] = np.ldexp(q.astype(float),
+                                                            -sim.precision.frac_bits)
+                else:
+                    sim.state[f"{pop.name}.{v}"] = val.astype(np.float64)
+        for name, pd in self.plastic.items():
+            sim.weights[name] = np.asarray(pd.W.get(), dtype=np.float64).reshape(
+                sim.weights[name].shape)
+        if sim.fixed:
+            return np.ldexp(rec.astype(np.int64).astype(float), -sim.precision.frac_bits)
+        return rec.astype(np.float64)
+
+
+__all__ = ["LavaSimulator", "LavaRunError", "TAGS", "CircuitError"]

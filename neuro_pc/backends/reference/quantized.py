@@ -1,0 +1,299 @@
+"""The reference's quantised mode: the circuit in Loihi 2 integer arithmetic.
+
+:class:`QuantizedReferenceSimulator` is the oracle of the Lava backend's
+``fixed_pt`` tag: it executes the same semantics as
+:class:`~neuro_pc.backends.reference.ReferenceSimulator` (one-step delay on
+every projection, streams then statements in order) with every number an
+integer, and the Lava ``fixed_pt`` run must equal it **bit for bit**.
+
+The arithmetic (the specification, also in docs/backends/lava.md; this module
+is written independently of the Lava backend's code generator so that the
+equality test compares two implementations of one specification):
+
+* values are int64 ``q`` with ``F = frac_bits`` fractional bits (``x ≈ q·2**-F``);
+  state, ports and messages are saturated to ``state_bits`` (Loihi 2: 24) —
+  every statement's result and every port sum;
+* a projection with effective matrix ``M`` (its weights times ``scale``; a tied
+  projection's ``fn(W_to)ᵀ·scale``) is quantised by
+  ``hardware_targets.quantize.quantize_weights(M, mantissa_bits, "mixed")``
+  and written as Lava ``Dense`` parameters ``to_lava_dense(0)``:
+  ``port_part = (weights @ s) >> -weight_exp`` (arithmetic shift: floor), the
+  accumulator a 32-bit integer (overflow is an error here; Lava would wrap);
+* streams: ``quantize_state(x, state_bits, frac_bits=F)`` (nearest, ties to even);
+* expressions: numbers ``rint(c·2**F)``; ``+``/``-`` exact; ``a*b = (a·b) >> F``;
+  ``a / c = (a·rint(2**F/c)) >> F`` for a number ``c``; ``a**k`` for an integer
+  ``k >= 0`` is ``k-1`` products left to right; comparisons give ``2**F`` or 0;
+  ``tw``/``train`` are scaled by ``2**F``;
+* ``tanh``/``sigmoid``: piecewise-linear interpolation of a table
+  ``t[k] = rint(f(k·2**-6)·2**F)``, ``k = -N..N`` (``N = 4·64`` for tanh,
+  ``8·64`` for sigmoid): ``i = a >> (F-6)``, ``frac = a - (i << (F-6))``,
+  ``f(a) = t[i] + ((t[i+1]-t[i])·frac) >> (F-6)``, and ``t[±N]`` beyond the table;
+* ``relu``, ``abs``, ``minimum``, ``maximum``, ``clip``, ``where`` exact;
+  ``step``/``sign`` return multiples of ``2**F``; nothing else is in scope.
+
+Scope: inference (``learn=False``) of circuits whose updates use only the
+above (every shipped rate circuit: BP/FA/DFA/SS/KP/PC MLPs with tanh, relu,
+sigmoid or linear units). Learning in integer arithmetic is not implemented.
+"""
+from __future__ import annotations
+
+import ast
+
+import numpy as np
+
+from neuro_pc.backends.base import Simulator, streams_for
+from neuro_pc.ir import Circuit, CircuitError
+
+FRAC_BITS = 12
+LUT_FRAC_BITS = 6
+
+
+class QuantizedScopeError(CircuitError):
+    """A circuit or a use outside the quantised mode's scope."""
+
+
+class _Arith:
+    """Integer arithmetic of one fixed-point format (see the module docstring)."""
+
+    def __init__(self, frac_bits: int, state_bits: int):
+        self.F = frac_bits
+        self.ONE = 1 << frac_bits
+        self.lo = -(1 << (state_bits - 1))
+        self.hi = (1 << (state_bits - 1)) - 1
+        self.s = frac_bits - LUT_FRAC_BITS
+        if self.s < 0:
+            raise QuantizedScopeError(f"frac_bits={frac_bits} must be >= {LUT_FRAC_BITS}")
+        self.tables = {}
+        for name, reach in (("tanh", 4), ("sigmoid", 8)):
+            n = reach * (1 << LUT_FRAC_BITS)
+            u = np.arange(-n, n + 1, dtype=np.float64) / float(1 << LUT_FRAC_BITS)
+            f = np.tanh(u) if name == "tanh" else 1.0 / (1.0 + np.exp(-u))
+            self.tables[name] = (n, np.rint(f * self.ONE).astype(np.int64))
+
+    def q(self, c: float) -> int:
+        return int(np.rint(float(c) * self.ONE))
+
+    def lut(self, name, a):
+        n, t = self.tables[name]
+        a = np.asarray(a, dtype=np.int64)
+        i = np.right_shift(a, self.s)
+        frac = a - np.left_shift(i, self.s)
+        out = np.empty_like(a)
+        below, above = i < -n, i >= n
+        mid = ~(below | above)
+        k = i[mid] + n
+        out[mid] = t[k] + np.right_shift((t[k + 1] - t[k]) * frac[mid], self.s)
+        out[below] = t[0]
+        out[above] = t[2 * n]
+        return out
+
+    def call(self, name, args):
+        if name in ("tanh", "sigmoid"):
+            return self.lut(name, args[0])
+        if name == "relu":
+            return np.maximum(args[0], 0)
+        if name == "step":
+            return np.where(np.asarray(args[0]) > 0, self.ONE, 0)
+        if name == "abs":
+            return np.abs(args[0])
+        if name == "sign":
+            return np.sign(args[0]) * self.ONE
+        if name == "clip":
+            return np.minimum(np.maximum(args[0], args[1]), args[2])
+        if name == "where":
+            return np.where(np.asarray(args[0]) != 0, args[1], args[2])
+        if name == "minimum":
+            return np.minimum(args[0], args[1])
+        if name == "maximum":
+            return np.maximum(args[0], args[1])
+        raise QuantizedScopeError(f"{name}() has no integer meaning in the quantised mode")
+
+    def sat(self, a):
+        return np.clip(a, self.lo, self.hi)
+
+
+def _number(node):
+    if isinstance(node, ast.Constant):
+        return float(node.value)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        v = _number(node.operand)
+        return None if v is None else -v
+    return None
+
+
+def _check(node, where):
+    """Reject, at construction, what the quantised mode cannot evaluate."""
+    for n in ast.walk(node):
+        if isinstance(n, ast.Call) and n.func.id not in (
+                "tanh", "sigmoid", "relu", "step", "abs", "sign", "clip", "where",
+                "minimum", "maximum"):
+            raise QuantizedScopeError(f"{where}: {n.func.id}() is outside the quantised mode")
+        if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div) and not _number(n.right):
+            raise QuantizedScopeError(f"{where}: division by a variable is outside the "
+                                      "quantised mode")
+        if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow):
+            k = _number(n.right)
+            if k is None or k < 0 or k != int(k):
+                raise QuantizedScopeError(f"{where}: only integer powers >= 0 are supported")
+
+
+class QuantizedReferenceSimulator(Simulator):
+    """The reference semantics in Loihi 2 integer arithmetic (inference only).
+
+    frac_bits: fractional bits of state and messages; target: the
+    ``hardware_targets`` name giving state, message and weight precisions.
+    State is int64 ``(batch, n)`` in :attr:`qstate`; :meth:`present` returns
+    the dequantised readout. Rows of a batch are independent and exact, so any
+    batch size gives the same numbers as batch size 1.
+    """
+
+    backend = "reference-quantized"
+
+    def __init__(self, circuit: Circuit, weights=None, *, seed: int = 0, masks=None,
+                 frac_bits: int = FRAC_BITS, target: str = "loihi2"):
+        super().__init__(circuit, weights, seed=seed, masks=masks)
+        from hardware_targets.base import get_target
+
+        t = get_target(target)
+        if t.state_bits is None:
+            raise QuantizedScopeError(f"target {target!r} is floating point")
+        self.frac_bits = int(frac_bits)
+        self.state_bits = int(t.state_bits)
+        self.mantissa_bits = int(t.weight_format("mixed").mantissa_bits)
+        self.A = _Arith(self.frac_bits, self.state_bits)
+        self._stmts = {}
+        for pop in circuit.populations:
+            sts = pop.statements()
+            for st in sts:
+                _check(st.expr, f"population {pop.name!r}: {st.text!r}")
+            self._stmts[pop.name] = sts
+        self.qstate: dict[str, np.ndarray] = {}
+        self.reset(1)
+
+    # -- quantisation ----------------------------------------------------------------
+    def _matrix(self, proj) -> np.ndarray:
+        if proj.tied is None:
+            m = np.asarray(self.weights[proj.name], dtype=np.float64)
+        else:
+            w = np.asarray(self.weights[proj.tied.to], dtype=np.float64)
+            if proj.tied.fn == "sign":
+                w = np.sign(w)
+            m = (w.T if proj.tied.transpose else w) * proj.tied.scale
+        return m * proj.scale
+
+    def dense_parameters(self) -> dict[str, tuple[np.ndarray, int]]:
+        """``{projection: (weights int64, weight_exp)}`` the synapses use."""
+        from hardware_targets.quantize import quantize_weights
+
+        out = {}
+        for proj in self.circuit.projections:
+            qw = quantize_weights(self._matrix(proj), self.mantissa_bits, "mixed",
+                                  rounding="nearest").to_lava_dense(state_frac_bits=0)
+            out[proj.name] = (np.asarray(qw.weights, dtype=np.int64), int(qw.weight_exp))
+        return out
+
+    def _quantize(self, x) -> np.ndarray:
+        from hardware_targets.quantize import quantize_state
+
+        return quantize_state(np.asarray(x, dtype=np.float64), self.state_bits,
+                              frac_bits=self.frac_bits, rounding="nearest", overflow="saturate")
+
+    # -- state -------------------------------------------------------------------------
+    def reset(self, batch: int = 1) -> None:
+        self.qstate = {f"{p.name}.{v}": self._quantize(np.full((batch, p.size),
+                                                               float(p.init.get(v, 0.0))))
+                       for p in self.circuit.populations for v in p.variables}
+
+    @property
+    def state(self) -> dict[str, np.ndarray]:
+        """The state dequantised to floats (``q · 2**-frac_bits``)."""
+        return {k: np.ldexp(v.astype(np.float64), -self.frac_bits) for k, v in self.qstate.items()}
+
+    # -- evaluation --------------------------------------------------------------------------
+    def _eval(self, node, env):
+        A = self.A
+        if isinstance(node, ast.Expression):
+            return self._eval(node.body, env)
+        if isinstance(node, ast.Constant):
+            return A.q(node.value)
+        if isinstance(node, ast.Name):
+            return env[node.id]
+        if isinstance(node, ast.UnaryOp):
+            v = self._eval(node.operand, env)
+            return -v if isinstance(node.op, ast.USub) else v
+        if isinstance(node, ast.BinOp):
+            if isinstance(node.op, ast.Pow):
+                k = int(_number(node.right))
+                if k == 0:
+                    return A.ONE
+                base = self._eval(node.left, env)
+                acc = base
+                for _ in range(k - 1):
+                    acc = (acc * base) >> A.F
+                return acc
+            left = self._eval(node.left, env)
+            if isinstance(node.op, ast.Div):
+                return (left * A.q(1.0 / _number(node.right))) >> A.F
+            right = self._eval(node.right, env)
+            if isinstance(node.op, ast.Add):
+                return left + right
+            if isinstance(node.op, ast.Sub):
+                return left - right
+            if isinstance(node.op, ast.Mult):
+                return (left * right) >> A.F
+        if isinstance(node, ast.Compare):
+            a, b = self._eval(node.left, env), self._eval(node.comparators[0], env)
+            op = node.ops[0]
+            res = {ast.Lt: np.less, ast.LtE: np.less_equal, ast.Gt: np.greater,
+                   ast.GtE: np.greater_equal, ast.Eq: np.equal, ast.NotEq: np.not_equal}[
+                type(op)](a, b)
+            return np.where(res, A.ONE, 0)
+        if isinstance(node, ast.Call):
+            return A.call(node.func.id, [self._eval(a, env) for a in node.args])
+        raise QuantizedScopeError(f"{ast.unparse(node)!r} is outside the quantised mode")
+
+    def present(self, x, y=None, train=False, learn=None):
+        """One window for a batch; ``train`` is the circuit's ``train`` scalar
+        (targets clamp). Learning is outside the quantised mode's scope."""
+        if bool(train if learn is None else learn) and self.circuit.plastic:
+            raise QuantizedScopeError(
+                "the quantised reference runs inference only: call present(x, y, train=..., "
+                "learn=False) or predict(); learning in integer arithmetic is not implemented")
+        c, A = self.circuit, self.A
+        streams = {k: self._quantize(v) for k, v in streams_for(c, x, y).items()}
+        batch = next(iter(streams.values())).shape[0] if streams else 1
+        if next(iter(self.qstate.values())).shape[0] != batch:
+            self.reset(batch)
+        dense = self.dense_parameters()
+        S = self.qstate
+        train_q = A.ONE if train else 0
+        for tw in range(c.schedule.window):
+            ports = {}
+            for pop in c.populations:
+                for port in pop.ports:
+                    total = np.zeros((batch, pop.size), dtype=np.int64)
+                    for proj in c.projections_into(pop.name, port):
+                        wq, exp = dense[proj.name]
+                        s = S[f"{proj.source}.{c.source_variable(proj)}"]
+                        acc = s @ wq.T
+                        if acc.size and np.abs(acc).max() >= 2 ** 31:
+                            raise QuantizedScopeError(
+                                f"projection {proj.name!r}: the 32-bit synaptic accumulator "
+                                "overflows; lower frac_bits")
+                        total = total + (acc << exp if exp > 0 else acc >> -exp)
+                    ports[f"{pop.name}.{port}"] = A.sat(total)
+            for pop in c.populations:
+                env = {k: A.q(v) for k, v in pop.params.items()}
+                env.update(tw=tw * A.ONE, train=train_q, dt=A.q(c.schedule.dt))
+                env.update({v: S[f"{pop.name}.{v}"] for v in pop.variables})
+                env.update({p: ports[f"{pop.name}.{p}"] for p in pop.ports})
+                for var, stream in pop.streams.items():
+                    env[var] = streams[stream]
+                    S[f"{pop.name}.{var}"] = streams[stream]
+                for st in self._stmts[pop.name]:
+                    val = A.sat(np.broadcast_to(np.asarray(self._eval(st.expr, env),
+                                                           dtype=np.int64), (batch, pop.size)))
+                    env[st.target] = val
+                    S[f"{pop.name}.{st.target}"] = val
+        pop, var = c.readout or (c.populations[-1].name, c.populations[-1].output)
+        return np.ldexp(S[f"{pop}.{var}"].astype(np.float64), -self.frac_bits)

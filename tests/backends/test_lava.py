@@ -1,0 +1,196 @@
+"""The Lava backend against the reference (floating_pt) and the quantised
+reference (fixed_pt), deployment, and clean shutdown after a failing run.
+
+Lava start-up costs a fraction of a second per run, so each circuit is trained
+and then evaluated in ONE run (per-window train flags), shared by the asserts.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import runpy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.lava
+
+LAVA_INIT = Path(__file__).resolve().parents[2] / "neuro_pc" / "backends" / "lava" / "__init__.py"
+
+
+# -- the import guard (runs without Lava too) ----------------------------------------
+def test_import_error_names_extra_and_python(monkeypatch):
+    monkeypatch.setattr(sys, "version_info", (3, 12, 1, "final", 0))
+    with pytest.raises(ImportError, match=r"neuro-pc\[lava\].*Python 3\.10"):
+        runpy.run_path(str(LAVA_INIT), run_name="neuro_pc_lava_probe")
+
+
+def test_import_error_without_lava(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("lava") else real(name, *a))
+    monkeypatch.setattr(sys, "version_info", (3, 10, 13, "final", 0))
+    with pytest.raises(ImportError, match=r"neuro-pc\[lava\].*not installed"):
+        runpy.run_path(str(LAVA_INIT), run_name="neuro_pc_lava_probe")
+
+
+# -- everything below needs Lava ---------------------------------------------------------
+lava_backend = pytest.importorskip("neuro_pc.backends.lava",
+                                   reason="lava-nc (Python 3.10) is not installed")
+
+from neuro_pc.backends import compile, sample_order  # noqa: E402
+from neuro_pc.backends.lava.fixed import FixedPointError  # noqa: E402
+from neuro_pc.backends.lava.simulator import LavaRunError  # noqa: E402
+from neuro_pc.backends.reference.quantized import QuantizedReferenceSimulator  # noqa: E402
+from neuro_pc.models import mlp, shipped_circuits  # noqa: E402
+
+N_TRAIN, N_TEST = 24, 8
+CIRCUITS = shipped_circuits()
+
+
+def _data(seed=1):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (N_TRAIN + N_TEST, 8))
+    y = np.eye(4)[rng.integers(0, 4, N_TRAIN + N_TEST)]
+    return x, y
+
+
+def _rel(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(a)), 1e-12))
+
+
+@pytest.fixture(scope="module")
+def float_runs():
+    """Per circuit: reference and Lava after training on N_TRAIN samples then
+    reading N_TEST windows out, the Lava side in one run."""
+    x, y = _data()
+    out = {}
+    for name, circuit in CIRCUITS.items():
+        ref = compile(circuit, "reference", seed=0)
+        order = sample_order(N_TRAIN, 1, 5)
+        ref_train = np.concatenate([ref.present(x[i:i + 1], y[i:i + 1], train=True)
+                                    for i in order])
+        ref_test = np.concatenate([ref.present(x[N_TRAIN + i:N_TRAIN + i + 1], None, train=False)
+                                   for i in range(N_TEST)])
+        lav = compile(circuit, "lava", seed=0, tag="floating_pt")
+        xs = np.concatenate([x[order], x[N_TRAIN:]])
+        ys = np.concatenate([y[order], np.zeros((N_TEST, 4))])
+        flags = np.r_[np.ones(N_TRAIN, bool), np.zeros(N_TEST, bool)]
+        ro = lav.run_windows(xs, ys, train=flags)
+        out[name] = (ref, np.concatenate([ref_train, ref_test]), lav, ro)
+    return out
+
+
+@pytest.mark.parametrize("name", list(CIRCUITS))
+def test_floating_pt_equals_reference(float_runs, name):
+    ref, ref_ro, lav, lav_ro = float_runs[name]
+    assert lav_ro.shape == ref_ro.shape == (N_TRAIN + N_TEST, 4)
+    assert _rel(ref_ro, lav_ro) < 1e-6
+    init = CIRCUITS[name].init_weights(0)
+    for k in ref.weights:
+        assert _rel(ref.weights[k], lav.weights[k]) < 1e-6, k
+    moved = max(np.abs(ref.weights[k] - init[k]).max() for k in init)
+    assert moved > 1e-3          # the rules did run
+    for k in ref.state:
+        np.testing.assert_allclose(lav.state[k], ref.state[k], rtol=1e-6, atol=1e-12)
+
+
+def test_train_predict_match_reference():
+    """The Simulator interface (train in sample_order, predict) on both backends."""
+    x, y = _data(2)
+    c = CIRCUITS["fa"]
+    ref = compile(c, "reference", seed=3).train(x, y, epochs=2, seed=7)
+    lav = compile(c, "lava", seed=3).train(x, y, epochs=2, seed=7)
+    for k in ref.weights:
+        assert _rel(ref.weights[k], lav.weights[k]) < 1e-6
+    np.testing.assert_array_equal(ref.predict(x), lav.predict(x))
+    with pytest.raises(ValueError, match="online"):
+        lav.train(x, y, batch_size=4)
+
+
+@pytest.mark.parametrize("name", list(CIRCUITS))
+def test_fixed_pt_equals_quantised_reference_bit_for_bit(float_runs, name):
+    ref = float_runs[name][0]           # trained weights
+    x, _ = _data(3)
+    q = QuantizedReferenceSimulator(CIRCUITS[name], ref.weights, seed=0)
+    lav = compile(CIRCUITS[name], "lava", ref.weights, seed=0, tag="fixed_pt")
+    ro_q = np.concatenate([q.present(x[i:i + 1], None, train=False) for i in range(len(x))])
+    ro_l = lav.readouts(x)
+    np.testing.assert_array_equal(ro_l, ro_q)
+    for k in q.qstate:
+        np.testing.assert_array_equal(lav.qstate[k], q.qstate[k], err_msg=k)
+    # quantisation is close to float (8-bit weights, 12 fractional bits)
+    ro_f = np.concatenate([ref.present(x[i:i + 1], None, train=False) for i in range(len(x))])
+    assert np.abs(ro_f - ro_q).max() < 0.1
+    # batched quantised reference = the same integers
+    np.testing.assert_array_equal(q.predict(x), lav.predict(x))
+
+
+def test_fixed_pt_scope_errors():
+    c = CIRCUITS["fa"]
+    lav = compile(c, "lava", seed=0, tag="fixed_pt")
+    x, y = _data()
+    with pytest.raises(FixedPointError, match="inference only"):
+        lav.train(x[:2], y[:2])
+    from neuro_pc.ir import Population
+
+    pops = tuple(p if p.name != "h1" else Population(
+        "h1", p.size, p.variables, ("a = ff", "r = exp(a)", "delta = fb * r"), p.ports)
+        for p in c.populations)
+    with pytest.raises(FixedPointError, match="exp"):
+        compile(c.replace(populations=pops), "lava", seed=0, tag="fixed_pt")
+
+
+def _children():
+    kids = list(multiprocessing.active_children())
+    try:
+        import psutil
+    except ImportError:
+        return kids
+    return kids + psutil.Process(os.getpid()).children(recursive=True)
+
+
+def test_failure_inside_a_run_stops_every_process(monkeypatch):
+    from neuro_pc.backends.lava import processes
+
+    def boom(name, t):
+        if name == "h1" and t == 7:
+            raise RuntimeError("injected failure")
+
+    monkeypatch.setitem(processes.HOOKS, "step", boom)
+    lav = compile(CIRCUITS["fa"], "lava", seed=0)
+    x, y = _data()
+    w0 = {k: v.copy() for k, v in lav.weights.items()}
+    with pytest.raises(LavaRunError, match="injected failure"):
+        lav.train(x[:4], y[:4])
+    assert _children() == []
+    for k in w0:                         # a failed run changes nothing
+        np.testing.assert_array_equal(lav.weights[k], w0[k])
+    monkeypatch.delitem(processes.HOOKS, "step")
+    lav.train(x[:4], y[:4])              # and the simulator still works
+    assert _children() == []
+
+
+def test_deploy_artifact_per_class_report(tmp_path):
+    from neuro_pc.backends.lava.deploy import deploy, format_report
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 1, (4, 8))
+    labels = rng.integers(0, 4, 200)
+    x = np.tanh(centres[labels] + 0.3 * rng.normal(0, 1, (200, 8)))
+    c = mlp([8, 12, 4], rule="fa", eta=0.05)
+    ref = compile(c, "reference", seed=0).train(x[:150], np.eye(4)[labels[:150]], epochs=3)
+    path = ref.save(tmp_path / "fa.npz")
+    report = deploy(path, x[150:], labels[150:])
+    assert set(report) == {"floating_pt", "fixed_pt"}
+    acc_ref = ref.evaluate(x[150:], labels[150:])
+    assert report["floating_pt"].accuracy == pytest.approx(acc_ref)
+    assert abs(report["fixed_pt"].accuracy - acc_ref) <= 0.04
+    assert set(report["fixed_pt"].per_class) == set(np.unique(labels[150:]).tolist())
+    text = format_report(report)
+    assert "fixed_pt loses" in text and "floating_pt" in text
