@@ -1,0 +1,496 @@
+"""Spiking circuits: LIF neurons, Loihi-style spike traces, spike encoders, and
+spiking FA / DFA learning circuits, all written in the IR's per-step statement
+language (no IR extension), so every backend that compiles update statements
+generically runs them unchanged.
+
+Time is discrete (step ``dt``, one IR step). Every spiking population starts
+each presentation window from rest: at ``tw == 0`` its state is reset and the
+port value of that step (which carries the *previous* sample's last spikes,
+because every projection has a one-step delay) is ignored. Windows are
+therefore independent, whatever a backend does between them.
+
+Neuron models
+-------------
+:class:`LIF` (leaky integrate-and-fire), per step, with drive ``I`` (a port,
+i.e. ``sum W @ pre.s`` of the previous step's spikes)::
+
+    i   = i * i_decay + I                       (current-based only)
+    v   = where(ref > 0, v_reset, v * v_decay + i)   (or ``+ I``, voltage-based)
+    ref = maximum(ref - 1, 0)                   (refractory only)
+    s   = step(v - thr)                         spike: 1.0 where v > thr
+    v   = v - thr * s  |  where(s > 0, v_reset, v)   reset by subtraction | to v_reset
+    ref = ref + t_ref * s                       (refractory only)
+
+``v_decay = exp(-dt / tau_m)`` (1: a non-leaky integrate-and-fire unit). With a
+constant drive ``I`` (voltage-based, reset to 0, ``t_ref`` refractory steps)
+the unit fires with period ``t_ref + k*`` steps, ``k*`` the first ``k`` with
+``I (1 - v_decay**k) / (1 - v_decay) > thr`` (:func:`lif_rate`, the discrete
+f–I curve; its ``dt → 0`` limit is the textbook
+``1 / (t_ref + tau_m ln(I tau_m / (I tau_m - thr)))``). A non-leaky unit that
+resets by subtraction fires at exactly ``clip(I / thr, 0, 1)`` spikes per step
+in the long run: the spiking counterpart of a clipped ReLU.
+
+:class:`Trace` (a Loihi / Lava learning-engine trace): per step ::
+
+    tr = tr * decay + impulse * s,      decay = exp(-dt / tau)
+
+i.e. it decays multiplicatively every step and jumps by ``impulse`` at each
+spike. This is the floating-point form of Lava's ``LearningDense`` traces
+(``x1``/``y1``: ``exp(-t/tau) * trace`` then ``+ impulse`` on a spike;
+``lava/magma/core/model/py/connection.py``); on chip (Lava ``fixed_pt``) the
+trace is additionally stochastically rounded and clipped to 7 bits
+(``[0, 127]``). ``decay = 1`` (``tau = inf``) makes it a spike counter; with
+``impulse = 1 / T`` it is the spike *rate* over the window.
+
+Encoders
+--------
+:class:`RateEncoder`: a deterministic integrate-and-fire accumulator per input
+``r`` (clipped to ``[0, 1]``)::
+
+    acc = where(tw < 1, phase, acc) + clip(gain * r, 0, 1)
+    s   = step(acc - 1)
+    acc = acc - s
+
+It emits exactly ``max(ceil(phase + T q) - 1, 0)`` spikes in ``T`` steps, ``q =
+clip(gain r, 0, 1)`` (:func:`encoder_count`), evenly spread: the same spikes on
+every backend, no random numbers.
+
+:func:`poisson_spikes`: Poisson (Bernoulli per step) spike trains from rates
+with an explicit seed. The IR has no per-step random source and its streams
+are constant over a window, so this encoder is a **data-level
+pre-generation** (arrays ``(n, T, n_in)``) for analysis and for backends'
+spike-train inputs; it cannot yet drive an IR circuit (see docs/models/spiking.md
+for the IR change it needs).
+
+Learning circuits
+-----------------
+:func:`spiking_mlp` builds spiking FA / DFA in the form of EMSTDP (Shrestha et
+al. 2021, "In-hardware learning of multilayer spiking neural networks on a
+neuromorphic processor", DAC; code ``zmeidd/loihi_2_EMSTDP``): the forward
+pass is spikes, the output error is computed from output spike traces against
+the target, sent back through **fixed random** weights (FA: layer by layer,
+Lillicrap et al. 2016; DFA: directly from the output, Nøkland 2016) to the
+hidden neurons' third-factor variable, and each weight changes once per
+window by the product of the post-synaptic error and the pre-synaptic spike
+trace. See the function for the equations.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from neuro_pc.ir import Circuit, Init, Population, Projection, Rule, Schedule
+
+SPIKING_RULES = ("fa", "dfa")
+RESETS = ("subtract", "zero")
+
+#: the window-start condition: true at the first step of every window
+AT_START = "tw < 1"
+
+
+# --------------------------------------------------------------------------- neurons
+@dataclass(frozen=True)
+class LIF:
+    """A leaky integrate-and-fire neuron, in units of the threshold and steps.
+
+    v_decay: per-step membrane decay ``exp(-dt/tau_m)`` (1.0: no leak).
+    thr: firing threshold (a spike when ``v > thr``).
+    reset: ``"subtract"`` (``v -= thr``, keeps the overshoot) or ``"zero"``
+        (``v = v_reset``).
+    v_reset: the reset (and refractory clamp) potential of ``reset="zero"``.
+    refractory: steps after a spike during which ``v`` is held at ``v_reset``
+        and the input is ignored (0: none).
+    i_decay: ``None`` for a voltage-based unit (the drive adds to ``v``), or
+        the per-step decay ``exp(-dt/tau_syn)`` of a synaptic current ``i``
+        that the drive feeds (current-based, two state variables).
+    """
+
+    v_decay: float = 1.0
+    thr: float = 1.0
+    reset: str = "subtract"
+    v_reset: float = 0.0
+    refractory: int = 0
+    i_decay: float | None = None
+
+    def __post_init__(self):
+        if self.reset not in RESETS:
+            raise ValueError(f"LIF reset must be one of {RESETS}, got {self.reset!r}")
+        if not 0.0 <= self.v_decay <= 1.0:
+            raise ValueError(f"LIF v_decay must be in [0, 1] (exp(-dt/tau)), got {self.v_decay}")
+        if self.i_decay is not None and not 0.0 <= self.i_decay <= 1.0:
+            raise ValueError(f"LIF i_decay must be None or in [0, 1], got {self.i_decay}")
+        if self.thr <= 0:
+            raise ValueError(f"LIF thr must be positive, got {self.thr}")
+        if int(self.refractory) != self.refractory or self.refractory < 0:
+            raise ValueError(f"LIF refractory must be a whole number of steps >= 0, "
+                             f"got {self.refractory}")
+
+    @classmethod
+    def from_tau(cls, tau_m: float, dt: float = 1.0, tau_syn: float | None = None, **kw) -> "LIF":
+        """``v_decay = exp(-dt/tau_m)`` (``tau_m = inf``: no leak), likewise ``tau_syn``."""
+        return cls(v_decay=_decay(tau_m, dt),
+                   i_decay=None if tau_syn is None else _decay(tau_syn, dt), **kw)
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return (("i",) if self.i_decay is not None else ()) + ("v", "s") + \
+            (("ref",) if self.refractory else ())
+
+    @property
+    def params(self) -> dict[str, float]:
+        p = {"v_decay": float(self.v_decay), "thr": float(self.thr)}
+        if self.i_decay is not None:
+            p["i_decay"] = float(self.i_decay)
+        if self.reset == "zero" or self.refractory:
+            p["v_reset"] = float(self.v_reset)
+        if self.refractory:
+            p["t_ref"] = float(self.refractory)
+        return p
+
+    def statements(self, drive: str) -> tuple[str, ...]:
+        """The update statements, with ``drive`` the input expression (a port)."""
+        out = []
+        if self.i_decay is not None:
+            out.append(f"i = where({AT_START}, 0, i * i_decay + {drive})")
+            drive = "i"
+        leak = "v" if self.v_decay == 1.0 else "v * v_decay"
+        if self.refractory:
+            out.append(f"v = where({AT_START}, 0, where(ref > 0, v_reset, {leak} + {drive}))")
+            out.append(f"ref = where({AT_START}, 0, maximum(ref - 1, 0))")
+        else:
+            out.append(f"v = where({AT_START}, 0, {leak} + {drive})")
+        out.append("s = step(v - thr)")
+        out.append("v = v - thr * s" if self.reset == "subtract"
+                   else "v = where(s > 0, v_reset, v)")
+        if self.refractory:
+            out.append("ref = ref + t_ref * s")
+        return tuple(out)
+
+
+def lif_rate(current: float | np.ndarray, lif: LIF) -> np.ndarray:
+    """Discrete-time f–I curve: spikes per step of a voltage-based LIF with
+    ``reset="zero"`` (``v_reset = 0``) under a constant drive ``current`` per step.
+
+    The period is ``refractory + k*``, ``k*`` the smallest ``k >= 1`` with
+    ``current * (1 + d + ... + d**(k-1)) > thr`` (``d = v_decay``); 0 if never.
+    """
+    if lif.i_decay is not None or lif.reset != "zero" or lif.v_reset != 0.0:
+        raise ValueError("lif_rate is the f–I curve of a voltage-based LIF reset to 0")
+    cur = np.atleast_1d(np.asarray(current, dtype=np.float64))
+    d, thr = lif.v_decay, lif.thr
+    rate = np.zeros_like(cur)
+    for n, c in enumerate(cur):
+        if c <= 0:
+            continue
+        if d == 1.0:
+            k = math.floor(thr / c) + 1
+        else:
+            ceiling = c / (1.0 - d)          # the value v approaches
+            if ceiling <= thr:
+                continue
+            k = math.floor(math.log(1.0 - thr * (1.0 - d) / c) / math.log(d)) + 1
+            # guard the floating-point edge of the closed form
+            while k > 1 and c * (1 - d ** (k - 1)) / (1 - d) > thr:
+                k -= 1
+            while c * (1 - d ** k) / (1 - d) <= thr:
+                k += 1
+        rate[n] = 1.0 / (lif.refractory + k)
+    return rate
+
+
+def lif_rate_continuous(current, tau_m: float, thr: float = 1.0, t_ref: float = 0.0):
+    """The textbook continuous-time LIF f–I curve, rate per unit time:
+    ``1 / (t_ref + tau_m ln(R / (R - thr)))`` with ``R = current * tau_m`` (the
+    steady potential), 0 where ``R <= thr``."""
+    cur = np.atleast_1d(np.asarray(current, dtype=np.float64))
+    R = cur * tau_m
+    out = np.zeros_like(R)
+    ok = R > thr
+    out[ok] = 1.0 / (t_ref + tau_m * np.log(R[ok] / (R[ok] - thr)))
+    return out
+
+
+@dataclass(frozen=True)
+class Trace:
+    """An exponential spike trace, Loihi style: ``tr = tr * decay + impulse * s``.
+
+    decay: per-step factor ``exp(-dt/tau)`` (1.0: no decay, a counter).
+    impulse: the jump per spike. ``var``: the variable's name.
+    window_reset: restart at 0 at every window start (default). Loihi's
+    learning engine never resets its traces; without the reset (and with
+    ``decay**T`` negligible) a trace is exactly the chip's ``x1``/``y1``.
+    """
+
+    decay: float = 1.0
+    impulse: float = 1.0
+    var: str = "tr"
+    window_reset: bool = True
+
+    def __post_init__(self):
+        if not 0.0 <= self.decay <= 1.0:
+            raise ValueError(f"Trace decay must be in [0, 1] (exp(-dt/tau)), got {self.decay}")
+
+    @classmethod
+    def from_tau(cls, tau: float, dt: float = 1.0, impulse: float = 1.0, var: str = "tr"):
+        return cls(decay=_decay(tau, dt), impulse=impulse, var=var)
+
+    @property
+    def params(self) -> dict[str, float]:
+        return {f"{self.var}_decay": float(self.decay), f"{self.var}_imp": float(self.impulse)}
+
+    def statement(self, spike: str = "s") -> str:
+        v = self.var
+        if not self.window_reset:
+            return f"{v} = {v} * {v}_decay + {v}_imp * {spike}"
+        return f"{v} = where({AT_START}, 0, {v} * {v}_decay) + {v}_imp * {spike}"
+
+    def describe(self, spike: str = "s") -> dict:
+        """Machine-readable form (circuit metadata ``spike_traces``): the trace of
+        spike variable ``spike`` with Lava's ``tau`` in steps (``None``: no decay) and impulse."""
+        tau = None if self.decay >= 1.0 else (0.0 if self.decay == 0 else
+                                                  -1.0 / math.log(self.decay))
+        return {"spike": spike, "decay": float(self.decay), "tau_steps": tau,
+                "impulse": float(self.impulse), "window_reset": bool(self.window_reset)}
+
+    def value_after(self, spike_steps, t: int) -> float:
+        """Closed form at the end of step ``t`` for spikes at ``spike_steps`` (all
+        within the window): ``sum impulse * decay**(t - t_k)``."""
+        return float(sum(self.impulse * self.decay ** (t - k) for k in spike_steps if k <= t))
+
+    def always_on(self, window: int) -> float:
+        """The trace at the end of a window of a unit that spikes at every step."""
+        return self.value_after(range(window), window - 1)
+
+
+@dataclass(frozen=True)
+class RateEncoder:
+    """Deterministic rate coding by an integrate-and-fire accumulator.
+
+    gain: spikes per step at input 1 (``gain * r`` is clipped to [0, 1]);
+    phase: the accumulator's value at the window start (0.5 rounds the count
+    to the nearest integer).
+    """
+
+    gain: float = 1.0
+    phase: float = 0.5
+
+    @property
+    def params(self) -> dict[str, float]:
+        return {"gain": float(self.gain), "phase": float(self.phase)}
+
+    def statements(self, rate: str = "r") -> tuple[str, ...]:
+        return (f"acc = where({AT_START}, phase, acc) + clip(gain * {rate}, 0, 1)",
+                "s = step(acc - 1)",
+                "acc = acc - s")
+
+
+def encoder_count(rate, window: int, encoder: RateEncoder = RateEncoder()) -> np.ndarray:
+    """Spikes a :class:`RateEncoder` emits in ``window`` steps:
+    ``max(ceil(phase + T q) - 1, 0)``, ``q = clip(gain * rate, 0, 1)`` (``0 <= phase < 1``)."""
+    q = np.clip(encoder.gain * np.asarray(rate, dtype=np.float64), 0.0, 1.0)
+    return np.maximum(np.ceil(encoder.phase + window * q) - 1, 0.0)
+
+
+def poisson_spikes(rates: np.ndarray, window: int, seed: int, gain: float = 1.0) -> np.ndarray:
+    """Bernoulli spike trains ``(n, window, n_in)`` (float 0/1): at every step
+    unit ``j`` of sample ``i`` spikes with probability ``clip(gain * rates[i, j], 0, 1)``.
+
+    Data-level pre-generation from ``numpy.random.default_rng(seed)``; the IR
+    cannot consume per-step random input yet (module docstring).
+    """
+    rates = np.atleast_2d(np.asarray(rates, dtype=np.float64))
+    p = np.clip(gain * rates, 0.0, 1.0)[:, None, :]
+    rng = np.random.default_rng(seed)
+    return (rng.random((rates.shape[0], window, rates.shape[1])) < p).astype(np.float64)
+
+
+def _decay(tau: float, dt: float) -> float:
+    if tau is None or math.isinf(tau):
+        return 1.0
+    if tau <= 0:
+        raise ValueError(f"a time constant must be positive, got {tau}")
+    return math.exp(-dt / tau)
+
+
+# --------------------------------------------------------------------------- populations
+def spike_input(name: str, size: int, window: int, encoder: RateEncoder = RateEncoder(),
+                trace: Trace | None = None, stream: str = "x") -> Population:
+    """A population that turns the streamed rates ``r`` into spikes ``s``."""
+    trace = trace or rate_trace(window)
+    return Population(name, size, ("r", "acc", "s", trace.var),
+                      update=(*encoder.statements("r"), trace.statement("s")),
+                      output="s", streams={"r": stream},
+                      params={**encoder.params, **trace.params}, model="spike_input")
+
+
+def always_on(name: str, window: int, trace: Trace | None = None) -> Population:
+    """One unit that spikes at every step (the bias), its trace held at the
+    value a unit spiking at every step reaches at the window's end."""
+    trace = trace or rate_trace(window)
+    return Population(name, 1, ("s", trace.var), output="s",
+                      init={"s": 1.0, trace.var: trace.always_on(window)}, model="spike_input")
+
+
+def lif_population(name: str, size: int, lif: LIF = LIF(), trace: Trace | None = None,
+                   ports: tuple[str, ...] = ("ff",), drive: str = "ff",
+                   extra_variables: tuple[str, ...] = (), extra_update: tuple[str, ...] = (),
+                   extra_params: dict | None = None, streams: dict | None = None,
+                   window: int | None = None, model: str = "lif") -> Population:
+    """A LIF population with a spike trace; ``extra_*`` append learning variables.
+
+    Variables: ``v``, ``s`` (0/1 spikes, the output), the trace (``tr``),
+    ``ref`` / ``i`` if refractory / current-based, then ``extra_variables``.
+    """
+    if trace is None:
+        if window is None:
+            raise ValueError("give a Trace or the window (for the default rate trace)")
+        trace = rate_trace(window)
+    return Population(name, size, (*lif.variables, trace.var, *extra_variables),
+                      update=(*lif.statements(drive), trace.statement("s"), *extra_update),
+                      ports=ports, output="s", streams=dict(streams or {}),
+                      params={**lif.params, **trace.params, **(extra_params or {})}, model=model)
+
+
+def rate_trace(window: int) -> Trace:
+    """The default trace of the learning circuits: no decay, impulse ``1/T``,
+    so that at the window's end it is the spike rate (spikes per step)."""
+    return Trace(decay=1.0, impulse=1.0 / window)
+
+
+# --------------------------------------------------------------------------- circuits
+def spiking_mlp(sizes, rule: str = "fa", window: int = 24, eta: float = 0.01,
+                lif: LIF = LIF(), out_lif: LIF | None = None, trace: Trace | None = None,
+                encoder: RateEncoder = RateEncoder(), target_rate: float = 1.0,
+                feedback_scale: float = 1.0, init_scale: float = 1.0, bias: bool = True,
+                two_rail: bool = True, name: str | None = None) -> Circuit:
+    """A spiking MLP ``sizes = [n_in, n_h1, ..., n_out]`` trained by spiking FA or DFA.
+
+    Populations (the rate builders' names): ``x`` (:func:`spike_input`, stream
+    ``x``: rates in [0, 1]), ``bias`` (:func:`always_on`), ``h1 …`` and ``out``
+    (:class:`LIF`, output ``s``; ``out`` streams the one-hot target into ``y``);
+    projections ``W1 …`` (forward, plastic), ``b1 …`` (bias, plastic),
+    ``B1 …`` (fixed random feedback into ``h_l.fb``). Readout ``("out", "tr")``:
+    the output spike rate at the window's end.
+
+    Error and update, evaluated at every step (the values at the last step are
+    the ones the rule uses):
+
+    * output: ``delta = tr - target_rate * y`` (output spike rate vs target);
+    * hidden: ``delta = fb * step(tr)``, ``fb = B_l @ delta`` of ``h_{l+1}``
+      (FA) or of ``out`` (DFA): the fed-back error, gated by whether the unit
+      fired in this window (the spiking counterpart of ReLU's derivative: a
+      non-leaky unit's rate is ``clip(I, 0, 1)``);
+    * rule, once at the window's end: ``dW = -eta * post.delta * pre.tr``.
+      With ``two_rail`` (default) the error is carried on two non-negative
+      rails ``ep = relu(delta)``, ``en = relu(-delta)`` (EMSTDP's positive and
+      negative error channels; Loihi traces are unsigned) and the rule is
+      ``dw = eta * post.en * pre.tr - eta * post.ep * pre.tr`` (the same
+      numbers: each term a pre trace times a post third factor).
+
+    The output error at the last step reaches the hidden layer one step later
+    (projection delay), so the hidden update uses the error one step (per
+    layer of feedback) before the window's end; with ``window`` well above the
+    depth this is immaterial.
+
+    Formulation: EMSTDP (Shrestha et al. 2021, DAC; ``zmeidd/loihi_2_EMSTDP``,
+    ``dfa = 1/2``: FA/DFA, update ``pre_count ⊗ error_count / T``), here in one
+    phase with the error as a graded value. FA: Lillicrap et al. 2016; DFA:
+    Nøkland 2016. The 3-factor form (pre trace × post error trace) is that of
+    e-prop's random feedback variant (Bellec et al. 2020) with the eligibility
+    reduced to the pre-synaptic trace.
+
+    lif / out_lif: neuron models of hidden / output layers (default: non-leaky,
+    reset by subtraction); trace: the trace the rule reads (default
+    :func:`rate_trace`); target_rate: spikes per step the correct output should
+    fire; init_scale, feedback_scale: multiply the Xavier forward / feedback
+    initialisations.
+    """
+    if rule not in SPIKING_RULES:
+        raise ValueError(f"unknown spiking rule {rule!r}; choose one of {SPIKING_RULES}")
+    sizes = [int(s) for s in sizes]
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(f"sizes must list at least input and output widths >= 1, got {sizes}")
+    if window < 2 * len(sizes):
+        raise ValueError(f"window={window} is too short for {len(sizes) - 1} layers: spikes "
+                         f"take one step per projection; use at least {2 * len(sizes)}")
+    trace = trace or rate_trace(window)
+    out_lif = out_lif or lif
+    L = len(sizes) - 1
+    names = ["x"] + [f"h{l}" for l in range(1, L)] + ["out"]
+    rails = ("ep", "en") if two_rail else ()
+    rail_update = ("ep = relu(delta)", "en = relu(-delta)") if two_rail else ()
+    pops = [spike_input("x", sizes[0], window, encoder, trace)]
+    if bias:
+        pops.append(always_on("bias", window, trace))
+    for l in range(1, L):
+        pops.append(lif_population(
+            f"h{l}", sizes[l], lif, trace, ports=("ff", "fb"),
+            extra_variables=("delta", *rails),
+            extra_update=(f"delta = fb * step({trace.var})", *rail_update), model="lif"))
+    pops.append(lif_population(
+        "out", sizes[-1], out_lif, trace, ports=("ff",), streams={"y": "y"},
+        extra_variables=("y", "delta", *rails),
+        extra_update=(f"delta = {trace.var} - target * y", *rail_update),
+        extra_params={"target": float(target_rate)}, model="lif"))
+    params = {"eta": float(eta)}
+    if two_rail:
+        text = f"dw = eta * post.en * pre.{trace.var} - eta * post.ep * pre.{trace.var}"
+    else:
+        text = f"dw = -eta * post.delta * pre.{trace.var}"
+    fwd = Rule(text, params)
+    projs = []
+    for l in range(1, L + 1):
+        projs.append(Projection(f"W{l}", names[l - 1], names[l], "ff",
+                                init=Init("xavier", scale=init_scale), rule=fwd))
+        if bias:
+            projs.append(Projection(f"b{l}", "bias", names[l], "ff", init=Init("zeros"),
+                                    rule=fwd))
+    for l in range(1, L):
+        src = "out" if rule == "dfa" else names[l + 1]
+        projs.append(Projection(f"B{l}", src, names[l], "fb", variable="delta",
+                                init=Init("xavier", scale=feedback_scale)))
+    meta = {"builder": "spiking_mlp", "rule": rule, "sizes": sizes, "eta": eta,
+            "window": window, "target_rate": target_rate, "two_rail": two_rail,
+            "lif": _asdict(lif), "out_lif": _asdict(out_lif), "trace": _asdict(trace),
+            "encoder": _asdict(encoder),
+            # {population: {trace variable: its spike variable, decay, impulse}}: what a
+            # chip mapper needs to carry pre.tr in the learning engine's x1 trace
+            "spike_traces": {p.name: {trace.var: trace.describe("s")} for p in pops
+                             if p.update}}
+    return Circuit(name=name or f"spiking_{rule}_{'-'.join(map(str, sizes))}",
+                   populations=tuple(pops), projections=tuple(projs),
+                   schedule=Schedule(window=window), streams={"x": sizes[0], "y": sizes[-1]},
+                   readout=("out", trace.var), metadata=meta)
+
+
+def spike_variables(circuit: Circuit) -> list[tuple[str, str]]:
+    """``(population, "s")`` for every population that emits spikes per step."""
+    return [(p.name, "s") for p in circuit.populations
+            if p.model in ("lif", "spike_input") and "s" in p.variables and p.update]
+
+
+def shipped_spiking_circuits(sizes=(8, 6, 4), window: int = 12) -> dict[str, Circuit]:
+    """Small spiking circuits for cross-backend spike-train equality tests."""
+    return {
+        "spiking_fa": spiking_mlp(list(sizes), rule="fa", window=window, init_scale=3.0),
+        "spiking_dfa": spiking_mlp([*sizes[:-1], sizes[-2], sizes[-1]], rule="dfa",
+                                   window=window, init_scale=3.0),
+        "spiking_fa_lif": spiking_mlp(list(sizes), rule="fa", window=window, init_scale=3.0,
+                                      lif=LIF(v_decay=0.9, reset="zero", refractory=1),
+                                      trace=Trace(decay=0.8, impulse=0.25)),
+        "spiking_fa_cuba": spiking_mlp(list(sizes), rule="fa", window=window, init_scale=3.0,
+                                       lif=LIF(v_decay=0.95, i_decay=0.5)),
+    }
+
+
+def _asdict(obj) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(obj)
+
+
+__all__ = ["LIF", "Trace", "RateEncoder", "SPIKING_RULES", "lif_rate", "lif_rate_continuous",
+           "encoder_count", "poisson_spikes", "spike_input", "always_on", "lif_population",
+           "rate_trace", "spiking_mlp", "spike_variables", "shipped_spiking_circuits"]
