@@ -40,6 +40,13 @@ def run(config: dict, backend: str | None = None, progress: bool = True) -> Outc
     exp, model, train = config["experiment"], config.get("model", {}), config.get("train", {})
     backend = backend or exp.get("backend", "reference")
     options = dict(config.get("backend", {}).get(backend, {}))
+    # Lava: "deploy" (default) trains on the reference and runs inference on
+    # Lava with every tag in `tags`; "train" trains on Lava itself (slow).
+    mode = options.pop("mode", "deploy") if backend == "lava" else "train"
+    tags = tuple(options.pop("tags", ["floating_pt", "fixed_pt"])) if backend == "lava" else ()
+    train_backend = "reference" if mode == "deploy" else backend
+    if mode == "deploy":
+        options = {}
     data_cfg = dict(config.get("data", {"name": "digits"}))
     rules = train.get("rules", ["bp", "fa", "dfa", "pc"])
     seeds = train.get("seeds", [0])
@@ -57,7 +64,7 @@ def run(config: dict, backend: str | None = None, progress: bool = True) -> Outc
             circuit = mlp(sizes, rule=rule, act=model.get("act", "tanh"),
                           eta=float(etas.get(rule, train.get("default_eta", 0.01))),
                           lam=float(train.get("lam", {}).get(rule, 0.0)))
-            sim = compile(circuit, backend=backend, seed=seed, **options)
+            sim = compile(circuit, backend=train_backend, seed=seed, **options)
             curve, angles = [], []
 
             def record(epoch, s, curve=curve, angles=angles, circuit=circuit):
@@ -68,18 +75,31 @@ def run(config: dict, backend: str | None = None, progress: bool = True) -> Outc
                       callback=record)
             per_seed.append({"seed": seed, "test_accuracy": curve[-1], "curve": curve,
                              "angle_to_bp_deg": angles[-1], "angle_curve": angles})
+            if mode == "deploy":
+                from neuro_pc.backends.lava.deploy import deploy
+
+                report = deploy(sim.artifact(trained_on="reference"), data.x_test,
+                                data.y_test, tags=tags)
+                per_seed[-1]["lava"] = {t: {"accuracy": r.accuracy, "per_class": r.per_class,
+                                            "steps_per_s": r.steps_per_s}
+                                        for t, r in report.items()}
         accs = np.array([r["test_accuracy"] for r in per_seed])
         angs = np.array([r["angle_to_bp_deg"] for r in per_seed])
         results["rules"][rule] = {
             "runs": per_seed, "test_accuracy_mean": float(accs.mean()),
             "test_accuracy_std": float(accs.std()), "angle_to_bp_mean": float(angs.mean()),
             "sizes": sizes}
-    return Outcome(results=results, summary=_table(results, backend, data_cfg),
+        for tag in tags:
+            results["rules"][rule][f"lava_{tag}_accuracy_mean"] = float(
+                np.mean([r["lava"][tag]["accuracy"] for r in per_seed]))
+    results["mode"] = mode
+    return Outcome(results=results, summary=_table(results, backend, data_cfg, tags),
                    figures=_figures(results))
 
 
-def _table(results: dict, backend: str, data_cfg: dict) -> str:
-    lines = [f"data={data_cfg.get('name', 'digits')}  backend={backend}  "
+def _table(results: dict, backend: str, data_cfg: dict, tags=()) -> str:
+    how = " (trained on reference, deployed to Lava)" if tags else ""
+    lines = [f"data={data_cfg.get('name', 'digits')}  backend={backend}{how}  "
              f"epochs={results['epochs']}  seeds={results['seeds']}",
              f"{'rule':6} {'test accuracy':>22} {'angle dW1 vs BP (deg)':>24}"]
     for rule, r in results["rules"].items():
@@ -87,6 +107,17 @@ def _table(results: dict, backend: str, data_cfg: dict) -> str:
         lines.append(f"{rule:6} {100 * r['test_accuracy_mean']:8.2f} ± "
                      f"{100 * r['test_accuracy_std']:4.2f} %  {r['angle_to_bp_mean']:18.1f}"
                      f"      [{accs}]")
+    if tags:
+        lines.append("")
+        lines.append(f"{'rule':6} " + " ".join(f"{'Lava ' + t:>18}" for t in tags)
+                     + ("   fixed - float" if set(tags) >= {"fixed_pt", "floating_pt"} else ""))
+        for rule, r in results["rules"].items():
+            vals = [r[f"lava_{t}_accuracy_mean"] for t in tags]
+            row = f"{rule:6} " + " ".join(f"{100 * v:17.2f}%" for v in vals)
+            if set(tags) >= {"fixed_pt", "floating_pt"}:
+                row += (f"   {100 * (r['lava_fixed_pt_accuracy_mean'] - r['lava_floating_pt_accuracy_mean']):+.2f}"
+                        " points")
+            lines.append(row)
     return "\n".join(lines)
 
 

@@ -72,3 +72,15 @@ def test_fa_digits_reaches_the_accuracy_targets(tmp_path):
     assert r["fa"]["test_accuracy_mean"] >= 0.94
     assert r["pc"]["test_accuracy_mean"] >= r["bp"]["test_accuracy_mean"] - 0.03
     assert np.isfinite([r[k]["angle_to_bp_mean"] for k in r]).all()
+
+
+def test_lava_deploy_mode_reports_both_tags(tmp_path):
+    """`--backend lava` (mode "deploy"): trained on the reference, run on Lava;
+    floating_pt must reproduce the reference's test accuracy exactly."""
+    pytest.importorskip("lava")
+    _, outcome = run_experiment(CONFIG, backend="lava", out_dir=tmp_path, progress=False,
+                                overrides={**SMALL, "train.rules": ["fa"]})
+    fa = outcome.results["rules"]["fa"]
+    assert fa["lava_floating_pt_accuracy_mean"] == fa["test_accuracy_mean"]
+    assert abs(fa["lava_fixed_pt_accuracy_mean"] - fa["test_accuracy_mean"]) < 0.05
+    assert "fixed - float" in outcome.summary
