@@ -20,14 +20,30 @@ whole scheme with its sources is in docs/targets/loihi2.md, "Expressibility"):
   a feedback matrix). ``x1`` is unsigned (7 bits, 0..127): the value is
   coded ``round(v * 2**f)`` with ``f = trace_frac_bits`` (default 6), and a
   pre variable that can be negative is a *condition* (see below).
+* **spike-trace pre factors** -> ``x1`` (``x2`` for a second one). A pre
+  factor ``pre.V`` that is an exponential trace of the carried 0/1 spikes,
+  ``V = V * decay + impulse * s`` (optionally inside the window reset
+  ``where(tw < 1, 0, V * decay)``; matched on the population's update by
+  :func:`spike_trace`, and checked against ``circuit.metadata["spike_traces"]``
+  when the builder declares it), is exactly Loihi's pre trace fed by regular
+  spike impulses (Lava ``GradedSpikeCfg.USE_REGULAR_IMPULSE``): it compiles to
+  ``x1`` with ``x1_tau = round(-1/ln(decay))`` (0 = no decay) and
+  ``x1_impulse = impulse * 2**f`` (8 fractional bits), reported in
+  ``trace_params``. The reference's per-window reset cannot run on chip (Loihi
+  never resets a trace): a *condition*, absent with ``Trace(window_reset=False)``;
+  so are a rounded ``tau``, a rounded impulse and a trace that can exceed 127.
+* **constant pre factors** (a variable nothing updates, e.g. the always-on
+  bias unit's trace) are folded into the term's coefficient: no pre trace.
 * **post factors** -> ``y2``, ``y3``, then ``y1`` (in order of appearance;
   ``y1`` last because Lava's 2-factor rules use it for the post spike trace,
   and Lava's R-STDP puts its third factor in ``y2``). With
   ``Loihi3FLearningRule`` the post-synaptic neuron writes ``y1..y3`` itself,
-  so any post state variable the neuron computes (``delta``, ``eps``, ``r``)
-  can be one. Signed values are offset by ``2**(trace_bits-1)`` = 64: the
-  neuron writes ``round(v * 2**f) + 64`` and the rule reads ``(y2 - 64)``,
-  in ``[-64, 63]``.
+  so any post state variable the neuron computes (``delta``, ``eps``, ``r``,
+  the error rails ``en``/``ep``) can be one. Signed values are offset by
+  ``2**(trace_bits-1)`` = 64: the neuron writes ``round(v * 2**f) + 64`` and
+  the rule reads ``(y2 - 64)``, in ``[-64, 63]``; a value known to be >= 0
+  (``relu(...)``, ``sigmoid``...) is written as ``round(v * 2**f)`` and read as
+  ``y2``, in ``[0, 127]``.
 * **synapse factors**: ``w`` -> ``w``, ``sign(w)`` -> ``sgn(w)``; powers
   repeat the factor.
 * **constants**: each term's coefficient ``c`` (parameters substituted)
@@ -69,7 +85,8 @@ import sympy
 from hardware_targets.base import get_target
 from neuro_pc.rules import locality_report, parse_rule
 
-__all__ = ["ScalingConstant", "RuleExpressibility", "rule_expressibility",
+__all__ = ["ScalingConstant", "RuleExpressibility", "SpikeTrace", "spike_trace",
+           "rule_expressibility",
            "expressibility_report", "format_expressibility", "nearest_scaling_constant",
            "DEFAULT_TRACE_FRAC_BITS"]
 
@@ -119,6 +136,7 @@ class RuleExpressibility:
     t_epoch: int | None = None
     kind: str | None = None
     traces: dict[str, str] = field(default_factory=dict)
+    trace_params: dict[str, float] = field(default_factory=dict)
     constants: tuple[ScalingConstant, ...] = ()
     reasons: tuple[str, ...] = ()
     conditions: tuple[str, ...] = ()
@@ -130,13 +148,28 @@ class RuleExpressibility:
             return "no"
         return "yes, if" if self.conditions else "yes"
 
+    @property
+    def lava_rule(self) -> str | None:
+        """The Lava constructor call, e.g. ``Loihi3FLearningRule(dw='...', x1_impulse=2,
+        x1_tau=0, t_epoch=32)`` (``None`` when there is no rule string)."""
+        return _lava_call(self.rule_class, self.loihi_rule, self.trace_params, self.t_epoch)
+
     def as_dict(self) -> dict:
         return {"projection": self.projection, "rule": self.rule, "target": self.target,
                 "expressible": self.expressible, "verdict": self.verdict,
                 "loihi_rule": self.loihi_rule, "rule_class": self.rule_class,
                 "t_epoch": self.t_epoch, "kind": self.kind, "traces": dict(self.traces),
+                "trace_params": dict(self.trace_params),
                 "constants": [c.as_dict() for c in self.constants],
+                "lava_rule": self.lava_rule,
                 "reasons": list(self.reasons), "conditions": list(self.conditions)}
+
+
+def _lava_call(rule_class, loihi_rule, trace_params, t_epoch) -> str | None:
+    if not rule_class or not loihi_rule:
+        return None
+    kw = "".join(f", {k}={v:g}" for k, v in sorted(trace_params.items()))
+    return f"{rule_class}(dw='{loihi_rule}'{kw}, t_epoch={t_epoch})"
 
 
 # --------------------------------------------------------------------------
@@ -235,6 +268,199 @@ def _value_sign(circuit, pop_name: str, var: str, seen=None) -> tuple[str, str]:
 
 
 # --------------------------------------------------------------------------
+# pre factors: the carried variable, a spike trace of it, or a constant
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SpikeTrace:
+    """``var = where(tw < 1, 0, var * decay) + impulse * spike`` (``window_reset``)
+    or ``var = var * decay + impulse * spike``: an exponential trace of the 0/1
+    spike variable ``spike``, in the form of Loihi's learning-engine traces."""
+
+    var: str
+    spike: str
+    decay: float
+    impulse: float
+    window_reset: bool
+    declared: bool   # also declared in circuit.metadata["spike_traces"]
+
+
+def _is_window_start(node) -> bool:
+    """``tw < 1`` (or ``tw <= 0``, ``tw == 0``): true at the first step of a window."""
+    if not (isinstance(node, ast.Compare) and len(node.ops) == 1
+            and isinstance(node.left, ast.Name) and node.left.id == "tw"
+            and isinstance(node.comparators[0], ast.Constant)):
+        return False
+    op, k = node.ops[0], node.comparators[0].value
+    return ((isinstance(op, ast.Lt) and k == 1) or (isinstance(op, ast.LtE) and k == 0)
+            or (isinstance(op, ast.Eq) and k == 0))
+
+
+def _strip_window_reset(node, var: str):
+    """Replace ``where(tw < 1, 0, X)`` by ``X``; ``(node, found)``."""
+    found = False
+
+    class _T(ast.NodeTransformer):
+        def visit_Call(self, call):
+            nonlocal found
+            self.generic_visit(call)
+            if (isinstance(call.func, ast.Name) and call.func.id == "where"
+                    and len(call.args) == 3 and _is_window_start(call.args[0])
+                    and isinstance(call.args[1], ast.Constant) and call.args[1].value == 0):
+                found = True
+                return call.args[2]
+            return call
+
+    import copy
+    return _T().visit(copy.deepcopy(node)), found
+
+
+def _is_spike(circuit, pop_name: str, var: str) -> bool:
+    """Is ``var`` a 0/1 spike variable: set by ``step(...)``, or the constant 0 or 1?"""
+    pop = circuit.population(pop_name)
+    if var in pop.streams or var in pop.ports:
+        return False
+    stmts = [st for st in pop.statements() if st.target == var]
+    if not stmts:
+        return float(pop.init.get(var, 0.0)) in (0.0, 1.0)
+    body = stmts[-1].expr.body
+    return (isinstance(body, ast.Call) and isinstance(body.func, ast.Name)
+            and body.func.id == "step")
+
+
+def spike_trace(circuit, pop_name: str, var: str) -> tuple[SpikeTrace | None, str]:
+    """Is ``pop_name.var`` an exponential trace of one of the population's spike
+    variables? ``(SpikeTrace, "")`` if so, else ``(None, why not)``.
+
+    The trace form is matched on the population's update (the IR is what runs):
+    ``var`` is assigned by exactly one statement, linear in ``var`` and one spike
+    variable with constant coefficients, optionally inside the window reset
+    ``where(tw < 1, 0, var * decay)``. A declaration in
+    ``circuit.metadata["spike_traces"][pop][var]`` (what :func:`spiking_mlp`
+    records) must agree with it.
+    """
+    pop = circuit.population(pop_name)
+    stmts = [st for st in pop.statements() if st.target == var]
+    decl = (circuit.metadata or {}).get("spike_traces", {}).get(pop_name, {}).get(var)
+    if len(stmts) != 1:
+        return None, (f"{var} has {len(stmts)} update statements" if stmts
+                      else f"{var} has no update statement")
+    st = stmts[0]
+    body, reset = _strip_window_reset(st.expr.body, var)
+    text = ast.unparse(body)
+    names = _names(text)
+    syms = {n: sympy.Symbol(n) for n in names}
+    try:
+        expr = sympy.expand(sympy.sympify(text, locals=syms))
+    except (sympy.SympifyError, TypeError, SyntaxError):
+        return None, f"{st.text!r} is not of the form {var} = {var} * decay + impulse * s"
+    expr = expr.subs({syms[k]: float(v) for k, v in pop.params.items() if k in syms})
+    form = f"{st.text!r} is not of the form {var} = {var} * decay + impulse * s"
+    v_sym = syms.get(var)
+    others = [x for x in expr.free_symbols if x != v_sym]
+    if v_sym is None or len(others) != 1:
+        return None, form
+    s_sym = others[0]
+    poly = sympy.Poly(expr, v_sym, s_sym) if expr.is_polynomial(v_sym, s_sym) else None
+    if poly is None or poly.total_degree() != 1 or float(poly.coeff_monomial(1)) != 0.0:
+        return None, form
+    decay = float(poly.coeff_monomial(v_sym))
+    impulse = float(poly.coeff_monomial(s_sym))
+    spike = str(s_sym)
+    if not _is_spike(circuit, pop_name, spike):
+        return None, (f"{var} follows the trace form but of {spike}, which is not a 0/1 spike "
+                      "(set by step(...))")
+    if not 0.0 <= decay <= 1.0 or impulse < 0:
+        return None, (f"{var}'s decay {decay:g} is not in [0, 1] or its impulse {impulse:g} "
+                      "is negative")
+    if decl is not None:
+        same = (decl.get("spike") == spike and math.isclose(decl.get("decay"), decay)
+                and math.isclose(decl.get("impulse"), impulse)
+                and bool(decl.get("window_reset")) == reset)
+        if not same:
+            return None, (f"circuit.metadata['spike_traces'] declares {pop_name}.{var} as "
+                          f"{decl}, but its update {st.text!r} says spike={spike}, "
+                          f"decay={decay:g}, impulse={impulse:g}, window_reset={reset}")
+    return SpikeTrace(var, spike, decay, impulse, reset, decl is not None), ""
+
+
+def _constant_value(circuit, pop_name: str, var: str) -> float | None:
+    """The value of a variable no statement, port or stream ever changes (else None)."""
+    pop = circuit.population(pop_name)
+    if var in pop.streams or var in pop.ports or any(st.target == var for st in pop.statements()):
+        return None
+    return float(pop.init.get(var, 0.0))
+
+
+def _x_trace_params(tr: SpikeTrace, x: str, trace_frac_bits: int, window: int, le,
+                    where: str) -> tuple[dict, list[str], list[str]]:
+    """Lava ``{x}_tau`` / ``{x}_impulse`` of a spike trace; (params, reasons, conditions)."""
+    reasons, conditions = [], []
+    top = le.trace_max
+    scale = 2.0 ** trace_frac_bits
+    # tau: Lava decays by exp(-1/tau) per step; tau = 0 means no decay
+    if tr.decay >= 1.0:
+        tau = 0
+    elif tr.decay <= 0.0:
+        reasons.append(f"{where} has decay 0 (it is the spike itself, not a trace); Lava's "
+                       f"{x}_tau = 0 means *no* decay")
+        tau = None
+    else:
+        exact = -1.0 / math.log(tr.decay)
+        tau = max(1, int(round(exact)))
+        if not math.isclose(exact, tau, rel_tol=1e-9):
+            conditions.append(
+                f"{where} decays by {tr.decay:g} per step (tau = {exact:.4g} steps); Lava's "
+                f"{x}_tau is an integer number of steps (LearningDense Var, precision 8): "
+                f"{x}_tau = {tau} decays by exp(-1/{tau}) = {math.exp(-1.0 / tau):.4g}, so the "
+                "chip's trace is that of a slightly different time constant")
+        if tau > 255:
+            conditions.append(f"{where}: tau = {tau} steps exceeds the 8 bits of {x}_tau "
+                              "(<= 255); use x1_tau = 0 (no decay) if the window is much "
+                              "shorter than tau")
+    # impulse: in trace units, with 8 fractional bits (Lava W_TRACE_FRACTIONAL_PART)
+    units = tr.impulse * scale
+    frac = 2 ** le.trace_impulse_frac_bits
+    imp = round(units * frac) / frac
+    if imp > top:
+        reasons.append(f"{where}: one spike adds impulse {tr.impulse:g} = {units:g} trace units "
+                       f"(LSB 2^-{trace_frac_bits}), beyond the 7-bit trace's {top}")
+    elif imp != units:
+        conditions.append(f"{where}: the impulse {tr.impulse:g} = {units:g} trace units is held "
+                          f"with {le.trace_impulse_frac_bits} fractional bits as {imp:g} "
+                          "(added with stochastic rounding)")
+    # range of the reference trace against the chip's 7 bits
+    if tr.window_reset:
+        peak = tr.impulse * (window if tr.decay >= 1.0
+                             else (1 - tr.decay ** window) / (1 - tr.decay))
+        carry = tr.decay ** window
+        conditions.append(
+            f"{where} restarts at 0 at every window start in the reference "
+            f"(Trace(window_reset=True): where(tw < 1, 0, ...)), but Loihi never resets {x}: "
+            f"on chip, {x} at a window's end also holds the earlier windows' spikes, decayed by "
+            f"decay**T = {carry:.3g}"
+            + (f" (up to {carry * tr.impulse * scale / (1 - tr.decay):.3g} trace units, LSB "
+               f"2^-{trace_frac_bits})" if tr.decay < 1.0 else "")
+            + ((f" - with decay = 1 they are never forgotten: {x} counts every spike since "
+                f"the start and saturates at {top} = {top / scale:.4g}, and no silent gap "
+                "clears it (Lava's LearningDense has no trace reset). The chip equals the "
+                f"reference only if {x} is cleared between samples; otherwise use a decaying "
+                "trace (decay**T ~ 0) built with Trace(window_reset=False)")
+               if tr.decay >= 1.0 else
+               (". The chip equals the reference only if that carry-over is negligible "
+                "(decay**T ~ 0, or a silent gap between samples long enough for the trace to "
+                "decay), or build the circuit with Trace(window_reset=False)")))
+    else:
+        peak = math.inf if tr.decay >= 1.0 else tr.impulse / (1 - tr.decay)
+    if peak * scale > top:
+        conditions.append(
+            f"{where} reaches up to {peak:g} (a unit spiking at every step"
+            + ("" if tr.window_reset else ", never reset")
+            + f"), but {x} saturates at {top} = {top / scale:.4g} (LSB 2^-{trace_frac_bits})")
+    params = {} if tau is None else {f"{x}_tau": tau, f"{x}_impulse": imp}
+    return params, reasons, conditions
+
+
+# --------------------------------------------------------------------------
 # one rule
 # --------------------------------------------------------------------------
 def _locality_reasons(loc) -> list[str]:
@@ -294,6 +520,47 @@ def rule_expressibility(circuit, proj, target="loihi2", *, register_lsb: float |
     consts = {sympy.Symbol(k): float(v) for k, v in rule.params.items()}
     consts[sympy.Symbol("dt")] = float(circuit.schedule.dt)
 
+    # pre factors: the carried variable (x1 = graded payload / 2), an exponential
+    # trace of the carried spikes (x1, x2 with their own tau / impulse), or a constant
+    # (folded into the scaling constant)
+    pre_class: dict[str, tuple] = {}
+
+    def classify_pre(var):
+        if var not in pre_class:
+            if var == carried:
+                pre_class[var] = ("carried",)
+            else:
+                tr, why = spike_trace(circuit, proj.source, var)
+                if tr is not None and tr.spike == carried:
+                    pre_class[var] = ("trace", tr)
+                elif tr is not None:
+                    pre_class[var] = ("bad", f"pre.{var} is a trace of pre.{tr.spike}, not of "
+                                             f"the carried pre.{carried}")
+                elif (c := _constant_value(circuit, proj.source, var)) is not None:
+                    pre_class[var] = ("const", c)
+                else:
+                    pre_class[var] = ("bad", why)
+        return pre_class[var]
+
+    pre_trace: dict[str, str] = {}   # pre variable -> x1 / x2
+    for term in parsed.terms:
+        for var, _ in _factor_powers(term.pre)[0]:
+            classify_pre(var)
+    spike_traces = [v for v, k in pre_class.items() if k[0] == "trace"]
+    if "carried" in {k[0] for k in pre_class.values()}:
+        pre_trace[carried] = "x1"
+        if spike_traces:
+            reasons.append(f"the pre factors pre.{carried} (the graded payload, x1 = payload/2) "
+                           f"and the spike trace{'s' if len(spike_traces) > 1 else ''} "
+                           f"{', '.join('pre.' + v for v in spike_traces)} cannot share x1: "
+                           "a projection's spikes are either graded or add impulses")
+    elif len(spike_traces) > len(le.pre_traces):
+        reasons.append(f"too many distinct pre traces: {len(spike_traces)} "
+                       f"({', '.join('pre.' + v for v in spike_traces)}) for the "
+                       f"{len(le.pre_traces)} pre traces {', '.join(le.pre_traces)}")
+    else:
+        pre_trace.update(zip(spike_traces, le.pre_traces))
+
     post_order: list[str] = []
     pre_seen: list[str] = []
     terms = []   # (coef value or None, [(factor_str, width, lsb)], label)
@@ -327,12 +594,20 @@ def rule_expressibility(circuit, proj, target="loihi2", *, register_lsb: float |
                         post_order.append(var)
                     idx = post_order.index(var)
                     trace = POST_TRACE_ORDER[idx] if idx < len(POST_TRACE_ORDER) else None
-                    f = f"({trace} - {offset})" if trace else None
+                    if trace and _value_sign(circuit, proj.target, var)[0] == "nonneg":
+                        f = trace   # e.g. an error rail relu(delta): unsigned, no offset
+                    else:
+                        f = f"({trace} - {offset})" if trace else None
                     factors += [(f, le.trace_bits, lsb_trace)] * p
                 elif side == "pre":
                     if var not in pre_seen:
                         pre_seen.append(var)
-                    factors += [("x1" if var == carried else None, le.trace_bits, lsb_trace)] * p
+                    kind_ = classify_pre(var)
+                    if kind_[0] == "const":
+                        if coef is not None:
+                            coef *= kind_[1] ** p
+                    else:
+                        factors += [(pre_trace.get(var), le.trace_bits, lsb_trace)] * p
                 else:
                     if var == "w":
                         factors += [("w", le.weight_factor_bits, register_lsb)] * p
@@ -347,12 +622,27 @@ def rule_expressibility(circuit, proj, target="loihi2", *, register_lsb: float |
         reasons.append(f"too many distinct post factors: {len(post_order)} "
                        f"({', '.join('post.' + v for v in post_order)}) for the "
                        f"{len(le.post_traces)} post traces {', '.join(le.post_traces)}")
-    for v in pre_seen:
-        if v != carried:
-            reasons.append(f"the pre factor pre.{v} is not the variable this projection carries "
-                           f"(pre.{carried}); the pre traces x1/x2 are filled only from this "
-                           "projection's own spikes")
     traces = {}
+    trace_params: dict[str, float] = {}
+    for v in pre_seen:
+        k = pre_class[v]
+        if k[0] == "bad":
+            reasons.append(f"the pre factor pre.{v} is not the variable this projection carries "
+                           f"(pre.{carried}) nor an exponential trace of its spikes ({k[1]}); "
+                           "the pre traces x1/x2 are filled only from this projection's own "
+                           "spikes")
+        elif k[0] == "const":
+            traces[f"pre.{v}"] = f"constant {k[1]:g} (in S)"
+        elif k[0] == "trace" and v in pre_trace:
+            x = pre_trace[v]
+            traces[f"pre.{v}"] = x
+            where = (f"pre.{v} of population {proj.source!r} (a trace of pre.{carried}, "
+                     f"decay {k[1].decay:g}, impulse {k[1].impulse:g})")
+            params, why, cond = _x_trace_params(k[1], x, trace_frac_bits,
+                                                int(circuit.schedule.window), le, where)
+            trace_params.update(params)
+            reasons += why
+            conditions += cond
     if carried in pre_seen:
         traces[f"pre.{carried}"] = "x1"
         kind_, desc = _value_sign(circuit, proj.source, carried)
@@ -383,6 +673,8 @@ def rule_expressibility(circuit, proj, target="loihi2", *, register_lsb: float |
     structural = all(f is not None for _, factors, _ in terms for f, _, _ in factors) and \
         all(c is not None for c, _, _ in terms) and not any(
             r.startswith(("term ", "too many", "the pre factor")) for r in reasons)
+    # constants folded into the coefficients above may leave a term with no factor
+
     for coef, factors, label in terms:
         if coef is None or register_lsb is None or any(f is None for f, _, _ in factors):
             continue
@@ -422,9 +714,10 @@ def rule_expressibility(circuit, proj, target="loihi2", *, register_lsb: float |
     kind = None
     if structural:
         rule_class = "Loihi3FLearningRule" if post_order else "Loihi2FLearningRule"
-        if post_order and pre_seen:
+        pre_traced = [v for v in pre_seen if pre_class[v][0] != "const"]
+        if post_order and pre_traced:
             kind = "three-factor"
-        elif post_order or pre_seen:
+        elif post_order or pre_traced:
             kind = "two-factor"
         else:
             kind = "synapse-local"
@@ -432,6 +725,7 @@ def rule_expressibility(circuit, proj, target="loihi2", *, register_lsb: float |
     return RuleExpressibility(
         projection=proj.name, rule=rule.text, target=tgt.name, expressible=not reasons,
         loihi_rule=loihi, rule_class=rule_class, t_epoch=t_epoch, kind=kind, traces=traces,
+        trace_params=trace_params if loihi else {},
         constants=tuple(constants), reasons=tuple(reasons), conditions=tuple(conditions))
 
 
@@ -489,7 +783,8 @@ def format_expressibility(report) -> str:
         lr = ", ".join(f"{c['mantissa']}*2^{c['exp']} ({100 * c['rel_error']:.0f}%)"
                        for c in consts) or "-"
         if d["loihi_rule"]:
-            what = f"{d['rule_class']}(dw='{d['loihi_rule']}', t_epoch={d['t_epoch']})"
+            what = d.get("lava_rule") or _lava_call(d["rule_class"], d["loihi_rule"],
+                                                    d.get("trace_params", {}), d["t_epoch"])
             if not d["expressible"]:
                 what = "nearest: " + what
         elif d["expressible"]:

@@ -194,3 +194,77 @@ def test_deploy_artifact_per_class_report(tmp_path):
     assert set(report["fixed_pt"].per_class) == set(np.unique(labels[150:]).tolist())
     text = format_report(report)
     assert "fixed_pt loses" in text and "floating_pt" in text
+
+
+# -- monitors (record=) ---------------------------------------------------------------
+def test_record_monitors_equal_the_reference():
+    """record= fills monitor like the reference: every step of the presented window,
+    (T, B, n); a rate circuit (float values) and a spiking one (0/1 spikes and traces),
+    while learning (the weights change between windows)."""
+    from neuro_pc.models.spiking import shipped_spiking_circuits
+
+    x, y = _data()
+    sp = shipped_spiking_circuits()["spiking_fa_lif"]
+    xs = np.abs(x[:, :sp.streams["x"]])
+    cases = [(CIRCUITS["fa"], [("h1", "a"), ("h1", "r"), ("out", "delta")], x, y),
+             (sp, [("x", "s"), ("h1", "s"), ("h1", "tr"), ("out", "s"), ("out", "v")],
+              xs, y)]
+    for circuit, record, xx, yy in cases:
+        ref = compile(circuit, "reference", seed=0, record=record)
+        lav = compile(circuit, "lava", seed=0, tag="floating_pt", record=record)
+        for i in range(2):
+            ref.present(xx[i:i + 1], yy[i:i + 1], train=True)
+            lav.present(xx[i:i + 1], yy[i:i + 1], train=True)
+            assert set(lav.monitor) == {f"{p}.{v}" for p, v in record}
+            for k, m in ref.monitor.items():
+                assert lav.monitor[k].shape == m.shape == (
+                    circuit.schedule.window, 1, circuit.population(k.split(".")[0]).size)
+                np.testing.assert_allclose(lav.monitor[k], m, rtol=1e-9, atol=1e-12,
+                                           err_msg=k)
+
+
+def test_record_present_batch_run_windows_and_record_all():
+    c = CIRCUITS["fa"]
+    T = c.schedule.window
+    x, _ = _data()
+    rec = [("h1", "r")]
+    ref = compile(c, "reference", seed=0, record=rec)
+    refs = []
+    for i in range(3):
+        ref.present(x[i:i + 1], train=False)
+        refs.append(ref.monitor["h1.r"])
+    # present(B rows): B windows one after the other, column b = window of row b
+    lav = compile(c, "lava", seed=0, record=rec)
+    lav.present(x[:3], train=False)
+    assert lav.monitor["h1.r"].shape == (T, 3, 6)
+    for b in range(3):
+        np.testing.assert_allclose(lav.monitor["h1.r"][:, b:b + 1], refs[b], rtol=1e-9,
+                                   atol=1e-12)
+    # run_windows / predict: the last window only, (T, 1, n)
+    lav.predict(x[:3])
+    assert lav.monitor["h1.r"].shape == (T, 1, 6)
+    np.testing.assert_allclose(lav.monitor["h1.r"], refs[2], rtol=1e-9, atol=1e-12)
+    # record_all: every step of the run, (n_windows * T, 1, n)
+    every = compile(c, "lava", seed=0, record=rec, record_all=True)
+    every.run_windows(x[:3], train=False)
+    assert every.monitor["h1.r"].shape == (3 * T, 1, 6)
+    np.testing.assert_allclose(every.monitor["h1.r"], np.concatenate(refs), rtol=1e-9,
+                               atol=1e-12)
+    with pytest.raises(ValueError, match="cannot record h1.zz"):
+        compile(c, "lava", seed=0, record=[("h1", "zz")])
+
+
+def test_record_fixed_pt_equals_quantised_reference():
+    c = CIRCUITS["fa"]
+    x, _ = _data()
+    rec = [("h1", "r"), ("out", "r")]
+    w = c.init_weights(0)
+    lav = compile(c, "lava", w, seed=0, tag="fixed_pt", record=rec)
+    q = QuantizedReferenceSimulator(c, w, seed=0)
+    lav.present(x[:2], train=False)
+    for b in range(2):
+        q.present(x[b:b + 1], None, train=False)
+    # the last step of each window is the end-of-window state of the quantised reference
+    for p, v in rec:
+        np.testing.assert_array_equal(lav.monitor[f"{p}.{v}"][-1, -1], q.state[f"{p}.{v}"][0])
+        np.testing.assert_array_equal(lav.state[f"{p}.{v}"], q.state[f"{p}.{v}"])

@@ -153,8 +153,9 @@ def test_pre_factor_must_be_the_carried_variable():
     c = _with_rule(SHIPPED["fa"], "W2", "dw = eta * post.delta * pre.a")
     r = _by_name(c)["W2"]
     assert r.reasons == ("the pre factor pre.a is not the variable this projection carries "
-                         "(pre.r); the pre traces x1/x2 are filled only from this projection's "
-                         "own spikes",)
+                         "(pre.r) nor an exponential trace of its spikes ('a = ff' is not of "
+                         "the form a = a * decay + impulse * s); the pre traces x1/x2 are "
+                         "filled only from this projection's own spikes",)
 
 
 def test_too_many_post_factors():
@@ -250,3 +251,124 @@ def test_rule_strings_parse_in_lava():
                 assert (prod.s_mantissa, prod.s_exp - 7) == (k.mantissa, k.exp)
             checked += 1
     assert checked > 10
+
+
+# ---------------------------------------------------------------- spiking rules
+from hardware_targets.expressibility import spike_trace  # noqa: E402
+from neuro_pc.models.spiking import LIF, Trace, spiking_mlp  # noqa: E402
+
+#: the two-rail spiking rule: en, ep are relu(...) >= 0, so they sit in y2, y3 unoffset
+SPIKING_STRING = "u0 * y2 * x1 - {m}*2^{e} * u0 * y3 * x1"
+
+
+def _spiking(rule="fa", trace=None, **kw):
+    return spiking_mlp([16, 12, 10], rule=rule, window=32, trace=trace, **kw)
+
+
+@pytest.mark.parametrize("rule", ["fa", "dfa"])
+def test_spiking_rules_expressible_with_the_window_reset_condition(rule):
+    c = _spiking(rule)
+    got = _by_name(c)
+    assert set(got) == {"W1", "b1", "W2", "b2"}
+    for name in ("W1", "W2"):
+        r = got[name]
+        assert r.expressible and r.verdict == "yes, if", r.reasons
+        assert r.kind == "three-factor" and r.rule_class == "Loihi3FLearningRule"
+        assert r.traces == {"pre.tr": "x1", "post.en": "y2", "post.ep": "y3"}
+        # the default rate trace: no decay (Lava tau 0 = no decay), impulse 1/T = 1/32 of
+        # a value, i.e. 2^6 / 32 = 2 trace units (LSB 2^-6)
+        assert r.trace_params == {"x1_tau": 0, "x1_impulse": 2.0}
+        m, e = r.constants[0].mantissa, r.constants[0].exp
+        assert r.loihi_rule == f"{m}*2^{e} * " + SPIKING_STRING.format(m=m, e=e)
+        assert r.lava_rule.startswith("Loihi3FLearningRule(dw='") and \
+            r.lava_rule.endswith("', x1_impulse=2, x1_tau=0, t_epoch=32)")
+        # exactly one caveat: the reference resets the trace at each window start, the chip
+        # cannot (and with decay 1 a silent gap does not clear it)
+        assert len(r.conditions) == 1
+        cond = r.conditions[0]
+        assert "restarts at 0 at every window start" in cond
+        assert "Loihi never resets x1" in cond and "Trace(window_reset=False)" in cond
+        assert "never forgotten" in cond and "saturates at 127" in cond
+    # the bias unit's trace is a constant (no update): folded into S, no pre trace
+    for name in ("b1", "b2"):
+        r = got[name]
+        assert r.verdict == "yes" and r.kind == "two-factor"
+        assert r.traces["pre.tr"] == "constant 1 (in S)"
+        assert "x1" not in r.loihi_rule and r.trace_params == {}
+
+
+def test_spiking_rules_check_cli_output():
+    from hardware_targets.check import check_report, format_check
+
+    c = _spiking()
+    text = format_check(check_report(c, "loihi2"))
+    assert "pre.tr -> x1" in text and "x1_impulse=2, x1_tau=0, t_epoch=32" in text
+    assert "summary: 4/4 rules on chip" in text
+
+
+def test_chip_trace_without_window_reset_has_no_reset_caveat():
+    # decay exp(-1/8): x1_tau = 8 exactly; impulse 1/8 = 8 trace units exactly; the peak
+    # impulse / (1 - decay) = 1.06 -> 68 units <= 127: no condition at all
+    tr = Trace(decay=float(np.exp(-1 / 8)), impulse=0.125, window_reset=False)
+    for name, r in _by_name(_spiking(trace=tr)).items():
+        assert r.verdict == "yes", (name, r.conditions)
+        if name.startswith("W"):
+            assert r.trace_params == {"x1_tau": 8, "x1_impulse": 8.0}
+
+
+def test_chip_trace_conditions_name_tau_rounding_and_saturation():
+    # decay 0.9: tau = 9.49 steps, Lava holds x1_tau = 9; never reset and no decay: saturates
+    r = _by_name(_spiking(trace=Trace(decay=0.9, impulse=0.1, window_reset=False)))["W1"]
+    assert r.trace_params["x1_tau"] == 9
+    assert any("x1_tau = 9 decays by exp(-1/9) = 0.8948" in c for c in r.conditions)
+    assert not any("restarts at 0" in c for c in r.conditions)
+    r = _by_name(_spiking(trace=Trace(decay=1.0, impulse=1 / 32, window_reset=False)))["W2"]
+    assert any("reaches up to inf" in c and "saturates at 127" in c for c in r.conditions)
+
+
+def test_spike_trace_matches_the_statement_and_the_declaration():
+    c = _spiking(lif=LIF(v_decay=0.9, reset="zero", refractory=1),
+                 trace=Trace(decay=0.8, impulse=0.25))
+    tr, why = spike_trace(c, "h1", "tr")
+    assert why == "" and tr.declared
+    assert (tr.spike, tr.decay, tr.impulse, tr.window_reset) == ("s", 0.8, 0.25, True)
+    # the membrane is not a trace of the spikes
+    assert spike_trace(c, "h1", "v")[0] is None
+    # a metadata declaration that disagrees with the update is refused
+    meta = {**c.metadata, "spike_traces": {**c.metadata["spike_traces"],
+                                           "h1": {"tr": {"spike": "s", "decay": 0.5,
+                                                         "impulse": 0.25,
+                                                         "window_reset": True}}}}
+    bad = c.replace(metadata=meta)
+    tr, why = spike_trace(bad, "h1", "tr")
+    assert tr is None and "declares h1.tr" in why
+    assert not _by_name(bad)["W2"].expressible
+
+
+def test_spiking_non_trace_pre_factor_still_rejected():
+    c = _spiking()
+    # the membrane potential v is not a trace of the carried spikes s
+    r = _by_name(_with_rule(c, "W2", "dw = eta * post.en * pre.v"))["W2"]
+    assert not r.expressible and r.verdict == "no"
+    assert len(r.reasons) == 1
+    assert r.reasons[0].startswith("the pre factor pre.v is not the variable this projection "
+                                   "carries (pre.s) nor an exponential trace of its spikes")
+    # delta = fb * step(tr): computed from the trace, but not a trace itself
+    r = _by_name(_with_rule(c, "W2", "dw = eta * post.en * pre.delta"))["W2"]
+    assert not r.expressible and "pre.delta" in r.reasons[0]
+
+
+def test_spiking_carried_spike_and_its_trace_cannot_share_x1():
+    c = _with_rule(_spiking(), "W2", "dw = eta * post.en * pre.tr + eta * post.ep * pre.s")
+    r = _by_name(c)["W2"]
+    assert not r.expressible and any("cannot share x1" in x for x in r.reasons)
+
+
+def test_spiking_rule_strings_build_in_lava():
+    lr = pytest.importorskip("lava.magma.core.learning.learning_rule")
+    for trace in (None, Trace(decay=0.9, impulse=0.1, window_reset=False)):
+        for r in expressibility_report(_spiking(trace=trace)):
+            rule = lr.Loihi3FLearningRule(dw=r.loihi_rule, t_epoch=r.t_epoch, **r.trace_params)
+            assert rule.x1_tau == r.trace_params.get("x1_tau", 0)
+            assert rule.x1_impulse == r.trace_params.get("x1_impulse", 0)
+            assert len(rule.dw.products) == len(r.constants)

@@ -8,7 +8,9 @@ handed to Lava through ``Loihi2SimCfg(exception_proc_model_map=...)``.
 * :func:`population_classes` — one population: in-ports ``in_<port>`` (the
   summed projections), ``st_<var>`` (streams, from a ``RingBuffer``),
   out-ports ``out_<var>`` (graded spikes: the variable's value), Vars
-  ``v_<var>`` and ``rec`` (the readout at the end of every window).
+  ``v_<var>`` and ``rec`` (the readout at the end of every window), and
+  ``mon_<var>`` for every monitored variable (its value after every step of
+  the run's last ``cfg["mon_steps"]`` steps: ``(n, mon_steps)``).
   ``floating_pt`` runs the IR statements in float64; ``fixed_pt`` in the
   integer arithmetic of :mod:`neuro_pc.backends.lava.fixed`.
 * :func:`plastic_dense_classes` — ``PlasticDense``: a weight matrix ``W``
@@ -65,12 +67,17 @@ def _finish(model_cls, proc_cls, tag_name):
 
 # -- populations ---------------------------------------------------------------
 def population_classes(name: str, size: int, *, variables, in_ports, streams, outs,
-                       record: str | None, fixed: bool):
-    """(Process class, ProcessModel class) for one population."""
-    variables, in_ports, streams, outs = map(tuple, (variables, in_ports, streams, outs))
+                       record: str | None, fixed: bool, monitor=()):
+    """(Process class, ProcessModel class) for one population.
+
+    record: the readout variable (``rec``: its value at each window's last step);
+    monitor: variables recorded after every step into ``mon_<var>``.
+    """
+    variables, in_ports, streams, outs, monitor = map(
+        tuple, (variables, in_ports, streams, outs, monitor))
 
     class Population(AbstractProcess):
-        def __init__(self, *, init: dict, n_windows: int, **params):
+        def __init__(self, *, init: dict, n_windows: int, mon_steps: int = 0, **params):
             super().__init__(name=name, **params)
             for p in in_ports:
                 setattr(self, f"in_{p}", InPort(shape=(size,)))
@@ -81,6 +88,8 @@ def population_classes(name: str, size: int, *, variables, in_ports, streams, ou
             for v in variables:
                 setattr(self, f"v_{v}", Var(shape=(size,), init=init[v]))
             self.rec = Var(shape=(size, max(n_windows, 1)), init=0)
+            for v in monitor:
+                setattr(self, f"mon_{v}", Var(shape=(size, max(mon_steps, 1)), init=0))
 
     Population.__name__ = Population.__qualname__ = f"Population_{name}"
     dtype = np.int32 if fixed else float
@@ -94,6 +103,8 @@ def population_classes(name: str, size: int, *, variables, in_ports, streams, ou
     for v in variables:
         attrs[f"v_{v}"] = LavaPyType(np.ndarray, dtype, precision=24)
     attrs["rec"] = LavaPyType(np.ndarray, dtype, precision=24)
+    for v in monitor:
+        attrs[f"mon_{v}"] = LavaPyType(np.ndarray, dtype, precision=24)
 
     def __init__(self, proc_params):
         PyLoihiProcessModel.__init__(self, proc_params)
@@ -108,6 +119,8 @@ def population_classes(name: str, size: int, *, variables, in_ports, streams, ou
         self._sat = cfg.get("port_range")
         self._cfg = cfg
         self._failed = False
+        # monitors hold the last mon_steps steps of the run: step t goes to column t - t0
+        self._mon_t0 = int(cfg.get("n_steps", 0)) - int(cfg.get("mon_steps", 0))
 
     def run_spk(self):
         t = self.time_step - 1
@@ -147,6 +160,9 @@ def population_classes(name: str, size: int, *, variables, in_ports, streams, ou
             getattr(self, f"out_{v}").send(getattr(self, f"v_{v}"))
         if record is not None and tw == self._T - 1:
             self.rec[:, w] = getattr(self, f"v_{record}")
+        if monitor and t >= self._mon_t0:
+            for v in monitor:
+                getattr(self, f"mon_{v}")[:, t - self._mon_t0] = getattr(self, f"v_{v}")
 
     attrs.update(__init__=__init__, run_spk=run_spk)
     model = type(f"PopulationModel_{name}", (PyLoihiProcessModel,), attrs)

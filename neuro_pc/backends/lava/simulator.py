@@ -18,6 +18,10 @@ One call of :meth:`LavaSimulator.run_windows` (and so of ``train``,
 ``predict``, ``present``) is one Lava ``run()`` over all its windows, with
 ``stop()`` in ``finally``. State and weights are read back after the run, so
 consecutive calls continue where the previous one ended, as in the reference.
+
+Monitors (``record=[(pop, var), ...]``, as the reference): every population
+process records its monitored variables after every step into a Var that
+holds the run's last ``mon_steps`` steps; they are read back with the state.
 """
 from __future__ import annotations
 
@@ -49,6 +53,17 @@ class LavaSimulator(Simulator):
     :class:`~neuro_pc.backends.reference.quantized.QuantizedReferenceSimulator`
     bit for bit). frac_bits, target: the fixed-point format (fixed_pt only).
 
+    record: ``(population, variable)`` pairs monitored at every step, as in
+    :class:`~neuro_pc.backends.reference.ReferenceSimulator`. After
+    :meth:`present` (``B`` rows of ``x``: ``B`` windows one after the other),
+    :attr:`monitor` is ``{"pop.var": (T, B, n)}``: column ``b`` is the window of
+    row ``b`` (for ``B = 1`` exactly the reference's last-window monitor). After
+    :meth:`run_windows` / :meth:`train` / :meth:`predict` / :meth:`readouts`
+    it is the run's last window, ``(T, 1, n)``, or with ``record_all=True``
+    every step of the run, ``(n_windows * T, 1, n)`` (memory: ``n_windows * T
+    * n`` floats per monitored variable, which is why it is opt-in).
+    Values are floats (``fixed_pt``: the integer state over ``2**frac_bits``).
+
     After a run, :attr:`last_run` holds ``{"steps", "build_s", "run_s",
     "read_s"}`` (seconds: process construction, ``run()`` including Lava's
     compile and start-up, reading results back).
@@ -58,10 +73,18 @@ class LavaSimulator(Simulator):
 
     def __init__(self, circuit: Circuit, weights=None, *, seed: int = 0, masks=None,
                  tag: str = "floating_pt", frac_bits: int | None = None,
-                 target: str = "loihi2"):
+                 target: str = "loihi2", record: tuple[tuple[str, str], ...] | list = (),
+                 record_all: bool = False):
         super().__init__(circuit, weights, seed=seed, masks=masks)
         if tag not in TAGS:
             raise ValueError(f"unknown Lava tag {tag!r}; choose one of {TAGS}")
+        self.record = tuple(tuple(r) for r in record)
+        for pop, var in self.record:
+            if var not in circuit.population(pop).variables:
+                raise ValueError(f"cannot record {pop}.{var}: population {pop!r} has variables "
+                                 f"{list(circuit.population(pop).variables)}")
+        self.record_all = bool(record_all)
+        self.monitor: dict[str, np.ndarray] = {}
         self.tag = tag
         self.fixed = tag == "fixed_pt"
         self.T = circuit.schedule.window
@@ -103,8 +126,10 @@ class LavaSimulator(Simulator):
     # -- the public interface ------------------------------------------------------
     def present(self, x, y=None, train=True, learn=None):
         """Windows for the rows of ``x`` one after the other (online, batch size 1),
-        in one Lava run. Returns the readout at the end of each window ``(B, n_out)``."""
-        return self.run_windows(x, y, train=train, learn=learn)
+        in one Lava run. Returns the readout at the end of each window ``(B, n_out)``.
+
+        With ``record``, :attr:`monitor` holds every presented window: ``(T, B, n)``."""
+        return self._windows(x, y, train=train, learn=learn, monitor="windows")
 
     def train(self, x, y, epochs: int = 1, seed: int = 0, batch_size: int = 1,
               progress: bool = False, callback=None) -> "LavaSimulator":
@@ -148,7 +173,14 @@ class LavaSimulator(Simulator):
     # -- one Lava run ----------------------------------------------------------------
     def run_windows(self, x, y=None, *, train=True, learn=None) -> np.ndarray:
         """Run ``len(x)`` windows in ONE Lava run; ``train``/``learn`` a bool or one
-        flag per window (``learn`` defaults to ``train``). Returns ``(N, n_readout)``."""
+        flag per window (``learn`` defaults to ``train``). Returns ``(N, n_readout)``.
+
+        With ``record``, :attr:`monitor` holds the last window ``(T, 1, n)``, or
+        every step ``(N * T, 1, n)`` if the simulator was made with ``record_all``."""
+        return self._windows(x, y, train=train, learn=learn,
+                             monitor="all" if self.record_all else "last")
+
+    def _windows(self, x, y, *, train, learn, monitor: str) -> np.ndarray:
         streams = streams_for(self.circuit, x, y)
         n = len(next(iter(streams.values()))) if streams else len(np.atleast_2d(x))
         train_flags = np.broadcast_to(np.asarray(train, dtype=bool), (n,)).copy()
@@ -158,14 +190,23 @@ class LavaSimulator(Simulator):
             self._check_trainable()
         if n == 0:
             return np.zeros((0, self._readout_pop().size))
-        return self._run(streams, n, train_flags, learn_flags)
+        mon_steps = (self.T if monitor == "last" else n * self.T) if self.record else 0
+        out, mon = self._run(streams, n, train_flags, learn_flags, mon_steps)
+        if self.record:
+            if monitor == "windows":   # (n*T, size) -> (T, n windows, size)
+                self.monitor = {k: m.reshape(n, self.T, -1).transpose(1, 0, 2)
+                                for k, m in mon.items()}
+            else:
+                self.monitor = {k: m[:, None, :] for k, m in mon.items()}
+        return out
 
     def _readout_pop(self):
         c = self.circuit
         pop, _ = c.readout or (c.populations[-1].name, c.populations[-1].output)
         return c.population(pop)
 
-    def _run(self, streams, n, train_flags, learn_flags) -> np.ndarray:
+    def _run(self, streams, n, train_flags, learn_flags, mon_steps: int = 0):
+        """One Lava run; ``(readouts (n, n_out), {"pop.var": (mon_steps, size)})``."""
         from lava.magma.core.run_conditions import RunSteps
         from lava.magma.core.run_configs import Loihi2SimCfg
 
@@ -174,7 +215,7 @@ class LavaSimulator(Simulator):
 
         with tempfile.TemporaryDirectory(prefix="neuro_pc_lava_") as error_dir:
             t0 = time.perf_counter()
-            net = _Network(self, streams, n, train_flags, learn_flags, error_dir)
+            net = _Network(self, streams, n, train_flags, learn_flags, error_dir, mon_steps)
             t1 = time.perf_counter()
             try:
                 cfg = Loihi2SimCfg(select_tag=self.tag, exception_proc_model_map=net.model_map)
@@ -184,19 +225,20 @@ class LavaSimulator(Simulator):
                 if errors:
                     raise LavaRunError("the Lava run failed (all processes stopped):\n"
                                        + "\n".join(e.read_text() for e in errors))
-                out = net.collect()
+                out, mon = net.collect()
                 t3 = time.perf_counter()
             finally:
                 net.stop()
         self.last_run = {"steps": n * self.T, "build_s": t1 - t0, "run_s": t2 - t1,
                          "read_s": t3 - t2}
-        return out
+        return out, mon
 
 
 class _Network:
     """The processes of one run, built from a simulator's current state and weights."""
 
-    def __init__(self, sim: LavaSimulator, streams, n, train_flags, learn_flags, error_dir):
+    def __init__(self, sim: LavaSimulator, streams, n, train_flags, learn_flags, error_dir,
+                 mon_steps: int = 0):
         from lava.proc.dense.process import Dense
         from lava.proc.io.source import RingBuffer
 
@@ -205,6 +247,9 @@ class _Network:
         self.sim = sim
         c = sim.circuit
         T = sim.T
+        self.mon_steps = int(mon_steps)
+        monitored = {p.name: tuple(dict.fromkeys(v for q, v in sim.record if q == p.name))
+                     for p in c.populations} if mon_steps else {}
         fixed = sim.fixed
         self.model_map = {}
         readout_pop = sim._readout_pop()
@@ -245,13 +290,15 @@ class _Network:
             P, M = population_classes(
                 pop.name, pop.size, variables=pop.variables, in_ports=in_ports,
                 streams=tuple(pop.streams), outs=sorted(outs[pop.name]),
-                record=self.readout[1] if pop.name == self.readout[0] else None, fixed=fixed)
+                record=self.readout[1] if pop.name == self.readout[0] else None, fixed=fixed,
+                monitor=monitored.get(pop.name, ()))
             cfg = {"T": T, "train_flags": train_flags.astype(np.int64), "dt": dt,
+                   "n_steps": n * T, "mon_steps": self.mon_steps,
                    "all_ports": pop.ports, "globals": sim._globals(),
                    "step_source": sim._step_sources[pop.name], "port_range": port_range,
                    "error_dir": error_dir}
             init = {v: np.asarray(state(pop.name, v)).reshape(-1) for v in pop.variables}
-            proc = P(init=init, n_windows=n, cfg=cfg)
+            proc = P(init=init, n_windows=n, mon_steps=self.mon_steps, cfg=cfg)
             self.pops[pop.name] = proc
             self.model_map[proc] = M
             self.model_map[P] = M
@@ -343,10 +390,19 @@ class _Network:
         if runtime is not None:
             self.anchor.stop()
 
-    def collect(self) -> np.ndarray:
-        """Read the readouts, the state and the weights back into the simulator."""
+    def collect(self) -> tuple[np.ndarray, dict]:
+        """Read the readouts, the state and the weights back into the simulator;
+        return the readouts and the monitors ``{"pop.var": (mon_steps, size)}``."""
         sim, c = self.sim, self.sim.circuit
         rec = np.asarray(self.pops[self.readout[0]].rec.get()).T
+        mon = {}
+        if self.mon_steps:
+            for pop, v in sim.record:
+                m = np.asarray(getattr(self.pops[pop], f"mon_{v}").get()).T   # (steps, size)
+                m = m.reshape(self.mon_steps, -1)
+                mon[f"{pop}.{v}"] = (np.ldexp(m.astype(np.int64).astype(float),
+                                              -sim.precision.frac_bits) if sim.fixed
+                                     else m.astype(np.float64))
         for pop in c.populations:
             for v in pop.variables:
                 val = np.asarray(getattr(self.pops[pop.name], f"v_{v}").get()).reshape(1, -1)
@@ -361,8 +417,8 @@ class _Network:
             sim.weights[name] = np.asarray(pd.W.get(), dtype=np.float64).reshape(
                 sim.weights[name].shape)
         if sim.fixed:
-            return np.ldexp(rec.astype(np.int64).astype(float), -sim.precision.frac_bits)
-        return rec.astype(np.float64)
+            return np.ldexp(rec.astype(np.int64).astype(float), -sim.precision.frac_bits), mon
+        return rec.astype(np.float64), mon
 
 
 __all__ = ["LavaSimulator", "LavaRunError", "TAGS", "CircuitError"]
