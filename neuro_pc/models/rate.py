@@ -93,7 +93,8 @@ def mlp(sizes, rule: str = "fa", act: str = "tanh", eta: float = 0.01, lam: floa
     population-level operation inside every hidden population's update
     (one of :data:`NORMS`):
 
-    * ``"layernorm"``: ``n = layernorm(a)``, ``r = f(n)``; the error is the
+    * ``"layernorm"``: ``n = (a − ⟨a⟩)/σ`` (= ``layernorm(a)``, written with
+      ``popmean`` so that ``σ`` is at hand), ``r = f(n)``; the error is the
       **exact** local derivative through the normalisation,
       ``g = fb ⊙ f'(n)``, ``delta = (g − ⟨g⟩ − n ⟨g ⊙ n⟩) / σ`` with ``⟨·⟩`` the
       mean over the layer's units (``popmean``) and ``σ = sqrt(var(a) + 1e-5)``
@@ -181,9 +182,11 @@ def _normed_hidden(name: str, size: int, act: str, norm: str) -> Population:
     (exactly for layer norm; without the normalisation's Jacobian for batch norm)."""
     f, df = (t.format(v="n") for t in ACTIVATIONS[act])
     if norm == "layernorm":
-        return Population(name, size, ("a", "n", "sd", "r", "g", "delta"), ports=("ff", "fb"),
-                          update=("a = ff", "n = layernorm(a)",
-                                  "sd = sqrt(popmean((a - popmean(a)) ** 2) + 1e-05)",
+        # n = layernorm(a), written out so that sd is at hand for the derivative
+        return Population(name, size, ("a", "c", "sd", "n", "r", "g", "delta"),
+                          ports=("ff", "fb"),
+                          update=("a = ff", "c = a - popmean(a)",
+                                  "sd = sqrt(popmean(c * c) + 1e-05)", "n = c / sd",
                                   f"r = {f}", f"g = fb * ({df})",
                                   "delta = (g - popmean(g) - n * popmean(g * n)) / sd"))
     return Population(name, size, ("a", "n", "r", "delta"), ports=("ff", "fb"),

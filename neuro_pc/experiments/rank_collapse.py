@@ -1,0 +1,347 @@
+"""Rank collapse in feedback alignment: BP vs FA vs FA+normalisation vs FA+Muon over depth.
+
+The question (seed paper: Boeshertz, Pascanu, Clopath, "Overcoming Rank Collapse
+in Feedback Alignment", arXiv 2606.11123): is the error signal FA delivers
+through fixed random feedback of lower effective rank than BP's, does that get
+worse with depth, and do hidden-activity normalisation and Muon raise it and
+recover accuracy?
+
+For every data set, depth (number of hidden layers), variant and seed: build
+the MLP circuit (:func:`neuro_pc.models.mlp`), train it in the reference
+backend's batched mode (``batch_size`` > 1), and record with
+:class:`neuro_pc.analysis.AlignmentRecorder` on a fixed probe batch of training
+samples, before training and after every epoch: the angle of each layer's
+error signal and update to BP's on the same weights, the ``Wᵀ``–``B`` angle and
+norm ratio, and the effective ranks of error signals and updates.
+
+Variants are named ``<rule>[_layernorm|_batchnorm][_muon]``: ``bp``, ``fa``,
+``fa_layernorm``, ``fa_muon``, ``bp_layernorm``… (see :func:`parse_variant`).
+
+Muon's step size: the reference simulator builds each layer's
+:class:`~neuro_pc.analysis.Muon` with the default ``scale="shape"``, i.e. an
+orthogonalised update of spectral size ~1 per step whatever the rule's ``eta``.
+:func:`use_muon_lr` replaces it, for the projections whose rule has a
+``muon_lr`` param, with ``scale = muon_lr · max(1, rows/cols)^½`` (Keller
+Jordan's shape factor times a learning rate), until the simulator reads
+``muon_lr`` itself.
+"""
+from __future__ import annotations
+
+import functools
+import time
+
+import numpy as np
+
+from neuro_pc.analysis import AlignmentRecorder, Muon
+from neuro_pc.backends import compile
+from neuro_pc.data import load_dataset
+from neuro_pc.experiments import Outcome
+from neuro_pc.models import mlp
+
+NORM_TAGS = ("layernorm", "batchnorm")
+
+
+def parse_variant(name: str) -> tuple[str, dict]:
+    """``"fa_layernorm_muon"`` -> ``("fa", {"norm": "layernorm", "muon": True})``."""
+    parts = name.split("_")
+    rule, opts = parts[0], {}
+    for p in parts[1:]:
+        if p in NORM_TAGS:
+            opts["norm"] = p
+        elif p == "muon":
+            opts["muon"] = True
+        else:
+            raise ValueError(f"variant {name!r}: unknown part {p!r}; write "
+                             "<rule>[_layernorm|_batchnorm][_muon], e.g. fa_layernorm")
+    return rule, opts
+
+
+def use_muon_lr(sim) -> list[str]:
+    """Give every Muon-transformed rule of a reference simulator the step size of its
+    ``muon_lr`` param (see the module docstring). Returns the projections changed."""
+    tf = getattr(sim, "_tf", None)
+    if tf is None:
+        return []
+    changed = []
+    for proj in sim.circuit.plastic:
+        p = proj.rule.params
+        if "muon" in proj.rule.transforms and "muon_lr" in p and ("muon", proj.name) in tf:
+            rows, cols = sim.weights[proj.name].shape
+            muon = Muon(beta=p.get("muon_beta", 0.95), steps=int(p.get("muon_steps", 5)),
+                        scale=float(p["muon_lr"]) * max(1.0, rows / cols) ** 0.5)
+            tf[("muon", proj.name)] = muon.step
+            changed.append(proj.name)
+    return changed
+
+
+def _datasets(data_cfg: dict) -> list[tuple[str, dict]]:
+    out = []
+    for name in data_cfg.get("names", ["digits", "mnist1d"]):
+        kw = {}
+        if name == "mnist1d":
+            kw["n"] = int(data_cfg.get("mnist1d_n", 4000))
+        out.append((name, kw))
+    path = str(data_cfg.get("mnist_path", "") or "").strip()
+    if path:
+        kw = {"limit_train": data_cfg.get("mnist_limit_train"),
+              "limit_test": data_cfg.get("mnist_limit_test")}
+        out.append((f"mnist:{path}", {k: int(v) for k, v in kw.items() if v}))
+    return out
+
+
+def _build(variant: str, sizes, model: dict, train: dict):
+    rule, opts = parse_variant(variant)
+    etas = train.get("eta", {})
+    eta = etas.get(variant, etas.get(rule, 0.05)) if isinstance(etas, dict) else etas
+    return mlp(sizes, rule=rule, act=model.get("act", "tanh"), eta=float(eta),
+               muon_beta=float(train.get("muon_beta", 0.95)),
+               muon_lr=float(train.get("muon_lr", 0.02)), **opts)
+
+
+@functools.lru_cache(maxsize=8)
+def _load(name: str, seed: int, kw: tuple):
+    return load_dataset(name, seed=seed, **dict(kw))
+
+
+def _one(job: tuple, config: dict, backend: str, options: dict) -> dict:
+    """Train one (data set, depth, variant, seed) and record it; returns the run's results."""
+    data_name, data_kw, depth, variant, seed = job
+    model, train, rec_cfg = config.get("model", {}), config.get("train", {}), \
+        config.get("record", {})
+    data = _load(data_name, seed, tuple(sorted(data_kw.items())))
+    epochs = train.get("epochs", 10)
+    epochs = int(epochs.get(data.name, epochs.get("default", 10)) if isinstance(epochs, dict)
+                 else epochs)
+    n_probe = int(rec_cfg.get("samples", 512))
+    sizes = [data.n_features, *([int(model.get("width", 64))] * depth), data.n_classes]
+    circuit = _build(variant, sizes, model, train)
+    sim = compile(circuit, backend=backend, seed=seed, **options)
+    use_muon_lr(sim)
+    Y = data.one_hot(data.y_train)
+    rec = AlignmentRecorder(circuit, data.x_train[:n_probe], Y[:n_probe],
+                            every=int(rec_cfg.get("every", 1)))
+    rec.record(sim.weights, -1, sim=sim)
+    curve = []
+
+    def callback(epoch, s):
+        curve.append(s.evaluate(data.x_test, data.y_test))
+        rec(epoch, s)
+
+    t0 = time.time()
+    sim.train(data.x_train, Y, epochs=epochs, seed=seed, batch_size=int(train.get("batch_size", 32)),
+              progress=False, callback=callback)
+    return {"dataset": data.name, "depth": depth, "variant": variant, "seed": seed,
+            "test_accuracy": curve[-1] if curve else None, "curve": curve, "epochs": epochs,
+            "seconds": round(time.time() - t0, 2), "sizes": sizes, "record": rec.results()}
+
+
+def run(config: dict, backend: str | None = None, progress: bool = True) -> Outcome:
+    """Train every (data set, depth, variant, seed), ``[run] workers`` at a time
+    (processes; default 2, this machine's cores), and aggregate."""
+    exp, model, train = config["experiment"], config.get("model", {}), config.get("train", {})
+    backend = backend or exp.get("backend", "reference")
+    options = dict(config.get("backend", {}).get(backend, {}))
+    depths = [int(d) for d in model.get("depths", [2, 4, 6, 8])]
+    variants = list(train.get("variants", ["bp", "fa", "fa_layernorm", "fa_muon"]))
+    seeds = [int(s) for s in train.get("seeds", [0])]
+    workers = int(config.get("run", {}).get("workers", 2))
+    jobs = [(name, kw, d, v, s) for name, kw in _datasets(config.get("data", {}))
+            for d in depths for v in variants for s in seeds]
+    # longest first (deep, normalised) so that the workers finish together
+    order = sorted(jobs, key=lambda j: -((2 * j[2] + 3) * (j[2] + 1)
+                                          * (3 if "norm" in j[3] else 1)))
+    started = time.time()
+    done = []
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as ex:
+            futures = [ex.submit(_one, j, config, backend, options) for j in order]
+            for f in as_completed(futures):
+                done.append(f.result())
+                _tell(progress, done[-1], len(done), len(jobs), started)
+    else:
+        for j in order:
+            done.append(_one(j, config, backend, options))
+            _tell(progress, done[-1], len(done), len(jobs), started)
+    results = {"datasets": {}, "depths": depths, "width": int(model.get("width", 64)),
+               "variants": variants, "seeds": seeds, "batch_size": int(train.get("batch_size", 32)),
+               "probe_samples": int(config.get("record", {}).get("samples", 512)),
+               "act": model.get("act", "tanh"), "workers": workers}
+    datasets = [("mnist" if name.startswith("mnist:") else name)
+                for name, _ in _datasets(config.get("data", {}))]
+    for ds in datasets:
+        per_depth = {}
+        for d in depths:
+            per_depth[str(d)] = {}
+            for v in variants:
+                runs = sorted((r for r in done if r["dataset"] == ds and r["depth"] == d
+                               and r["variant"] == v), key=lambda r: r["seed"])
+                per_depth[str(d)][v] = _aggregate(runs)
+        results["datasets"][ds] = per_depth
+    results["epochs"] = {ds: results["datasets"][ds][str(depths[0])][variants[0]]["runs"][0]["epochs"]
+                         for ds in datasets}
+    results["seconds_total"] = round(time.time() - started, 1)
+    return Outcome(results=results, summary=_summary(results, backend),
+                   figures=_figures(results))
+
+
+def _tell(progress: bool, r: dict, k: int, n: int, started: float) -> None:
+    if progress:
+        print(f"[{k}/{n} {time.time() - started:6.0f} s] {r['dataset']:8} {r['depth']} hidden "
+              f"{r['variant']:14} seed {r['seed']}: test accuracy {r['test_accuracy']:.3f} "
+              f"({r['seconds']:.0f} s)", flush=True)
+
+
+def _hidden(rec: dict) -> list[str]:
+    return [l for l in rec["layers"] if l.startswith("h")]
+
+
+def _final_mean(rec: dict, kind: str, measure: str = "erank") -> float:
+    """Mean over hidden layers of a rank measure at the last record."""
+    vals = [rec["rank"][kind][l][measure][-1] for l in _hidden(rec)]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def _aggregate(runs: list[dict]) -> dict:
+    accs = np.array([r["test_accuracy"] for r in runs], dtype=float)
+    summary = {"test_accuracy_mean": float(accs.mean()), "test_accuracy_std": float(accs.std())}
+    recs = [r["record"] for r in runs]
+    for kind in ("signal", "signal_bp", "update", "update_bp"):
+        if kind.startswith("signal"):
+            v = [_final_mean(rec, kind) for rec in recs]
+        else:
+            v = [float(np.mean([rec["rank"][kind][p]["erank"][-1] for p in rec["projections"][:-1]]
+                               or [np.nan])) for rec in recs]
+        summary[f"erank_{kind}_mean"] = float(np.mean(v))
+    for measure in ("participation_ratio", "stable_rank"):
+        summary[f"{measure}_signal_mean"] = float(np.mean([_final_mean(r, "signal", measure)
+                                                           for r in recs]))
+    summary["angle_signal_deg_mean"] = float(np.mean(
+        [np.mean([rec["angle_signal_deg"][l][-1] for l in _hidden(rec)] or [np.nan])
+         for rec in recs]))
+    wa = [np.mean([v["angle_deg"][-1] for v in rec.get("weight_alignment", {}).values()])
+          for rec in recs if rec.get("weight_alignment")]
+    summary["weight_angle_deg_mean"] = float(np.mean(wa)) if wa else None
+    return {**summary, "runs": runs}
+
+
+def _summary(results: dict, backend: str) -> str:
+    lines = [f"rank collapse: backend={backend}  width={results['width']}  "
+             f"epochs={results['epochs']}  act={results['act']}  batch={results['batch_size']}  "
+             f"seeds={results['seeds']}  probe={results['probe_samples']} train samples  "
+             f"({results['seconds_total']:.0f} s)"]
+    depths = results["depths"]
+    for ds, per_depth in results["datasets"].items():
+        lines.append(f"\n== {ds}")
+        head = f"{'variant':16}" + "".join(f"{'L=' + str(d):>16}" for d in depths)
+        blocks = [("test accuracy (%)", lambda r: f"{100 * r['test_accuracy_mean']:6.1f} ± "
+                   f"{100 * r['test_accuracy_std']:4.1f}"),
+                  ("erank of the error signal, mean over hidden layers (rule's own)",
+                   lambda r: f"{r['erank_signal_mean']:8.1f}"),
+                  ("erank of BP's error signal on the same weights",
+                   lambda r: f"{r['erank_signal_bp_mean']:8.1f}"),
+                  ("angle of the error signal to BP's (deg), mean over hidden layers",
+                   lambda r: f"{r['angle_signal_deg_mean']:8.1f}"),
+                  ("angle Wᵀ vs B (deg), mean over feedback matrices",
+                   lambda r: "     -" if r["weight_angle_deg_mean"] is None else
+                   f"{r['weight_angle_deg_mean']:8.1f}")]
+        for title, fmt in blocks:
+            lines += [f"-- {title}", head]
+            for v in results["variants"]:
+                lines.append(f"{v:16}" + "".join(f"{fmt(per_depth[str(d)][v]):>16}"
+                                                 for d in depths))
+    return "\n".join(lines)
+
+
+def _figures(results: dict) -> dict:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # the plot extra is not installed: results only
+        return {}
+    datasets = list(results["datasets"])
+    depths, variants = results["depths"], results["variants"]
+    figs = {}
+    # 1. test accuracy vs depth
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
+    for ax, ds in zip(axes[0], datasets):
+        for v in variants:
+            m = [100 * results["datasets"][ds][str(d)][v]["test_accuracy_mean"] for d in depths]
+            s = [100 * results["datasets"][ds][str(d)][v]["test_accuracy_std"] for d in depths]
+            ax.errorbar(depths, m, yerr=s, marker="o", capsize=3, label=v)
+        ax.set(xlabel="hidden layers", ylabel="test accuracy (%)", title=ds, xticks=depths)
+        ax.legend()
+    fig.tight_layout()
+    figs["accuracy_vs_depth.png"] = fig
+    # 2. effective rank of the error signal per layer, end of training
+    fig, axes = plt.subplots(len(datasets), len(depths), figsize=(3.6 * len(depths),
+                             3.2 * len(datasets)), squeeze=False)
+    for i, ds in enumerate(datasets):
+        for j, d in enumerate(depths):
+            ax = axes[i, j]
+            for k, v in enumerate(variants):
+                recs = [r["record"] for r in results["datasets"][ds][str(d)][v]["runs"]]
+                hidden = _hidden(recs[0])
+                er = np.mean([[r["rank"]["signal"][l]["erank"][-1] for l in hidden]
+                              for r in recs], axis=0)
+                ax.plot(range(1, len(hidden) + 1), er, marker="o", color=f"C{k}", label=v)
+                if v == "fa":
+                    bp = np.mean([[r["rank"]["signal_bp"][l]["erank"][-1] for l in hidden]
+                                  for r in recs], axis=0)
+                    ax.plot(range(1, len(hidden) + 1), bp, ls=":", color=f"C{k}",
+                            label="BP δ on fa's weights")
+            ax.set(title=f"{ds}, {d} hidden", xlabel="hidden layer", xticks=range(1, d + 1))
+            if j == 0:
+                ax.set_ylabel("erank of error signal")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    figs["erank_per_layer.png"] = fig
+    # 3. alignment over training at the deepest net: signal angle to BP and Wᵀ–B angle
+    d = str(depths[-1])
+    fig, axes = plt.subplots(len(datasets), 3, figsize=(14, 3.4 * len(datasets)), squeeze=False)
+    for i, ds in enumerate(datasets):
+        for k, v in enumerate(variants):
+            recs = [r["record"] for r in results["datasets"][ds][d][v]["runs"]]
+            x = np.asarray(recs[0]["steps"]) + 1          # 0: before training
+            hidden = _hidden(recs[0])
+            ang = np.mean([[r["angle_signal_deg"][l] for l in hidden] for r in recs], axis=(0, 1))
+            er = np.mean([[r["rank"]["signal"][l]["erank"] for l in hidden] for r in recs],
+                         axis=(0, 1))
+            axes[i, 0].plot(x, ang, color=f"C{k}", label=v)
+            axes[i, 2].plot(x, er, color=f"C{k}", label=v)
+            if recs[0].get("weight_alignment"):
+                wa = np.mean([[w["angle_deg"] for w in r["weight_alignment"].values()]
+                              for r in recs], axis=(0, 1))
+                axes[i, 1].plot(x, wa, color=f"C{k}", label=v)
+        axes[i, 0].set(title=f"{ds}, {d} hidden: error signal vs BP",
+                       xlabel="epochs trained",
+                       ylabel="angle (deg), mean over layers")
+        axes[i, 1].set(title="feedback Wᵀ vs B", xlabel="epochs trained", ylabel="angle (deg)")
+        axes[i, 2].set(title="erank of error signal", xlabel="epochs trained",
+                       ylabel="erank, mean over layers")
+        for ax in axes[i]:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    figs["alignment_over_training.png"] = fig
+    for f in figs.values():
+        plt.close(f)
+    return figs
+
+
+def circuits(config: dict) -> dict:
+    """The circuits this experiment trains on its first data set, by variant and depth."""
+    model, train = config.get("model", {}), config.get("train", {})
+    name, kw = _datasets(config.get("data", {}))[0]
+    data = load_dataset(name, **kw)
+    width = int(model.get("width", 64))
+    out = {}
+    for depth in model.get("depths", [2, 4, 6, 8]):
+        sizes = [data.n_features, *([width] * int(depth)), data.n_classes]
+        for v in train.get("variants", ["bp", "fa", "fa_layernorm", "fa_muon"]):
+            c = _build(v, sizes, model, train)
+            out[c.name] = c
+    return out
