@@ -224,12 +224,12 @@ class AlignmentRecorder:
             wa = weight_alignment(M, rule_w[b])
             put("weight_alignment", b, "angle_deg", wa["angle_deg"])
             put("weight_alignment", b, "norm_ratio", wa["norm_ratio"])
-        tf = getattr(sim, "_tf", None) or {}
+        muons = getattr(sim, "muon", {})
         for name in self._muon:
             put("muon", name, "erank_batch_update", rank_measures(du[name])["erank"])
             put("muon", name, "erank_batch_orthogonalised",
                 rank_measures(newton_schulz(du[name]))["erank"])
-            muon = getattr(tf.get(("muon", name)), "__self__", None)
+            muon = muons.get(name)
             pre = getattr(muon, "last_pre_orth", None)
             put("muon", name, "erank_momentum",
                 float("nan") if pre is None else rank_measures(pre)["erank"])

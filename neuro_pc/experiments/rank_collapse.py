@@ -17,13 +17,9 @@ norm ratio, and the effective ranks of error signals and updates.
 Variants are named ``<rule>[_layernorm|_batchnorm][_muon]``: ``bp``, ``fa``,
 ``fa_layernorm``, ``fa_muon``, ``bp_layernorm``… (see :func:`parse_variant`).
 
-Muon's step size: the reference simulator builds each layer's
-:class:`~neuro_pc.analysis.Muon` with the default ``scale="shape"``, i.e. an
-orthogonalised update of spectral size ~1 per step whatever the rule's ``eta``.
-:func:`use_muon_lr` replaces it, for the projections whose rule has a
-``muon_lr`` param, with ``scale = muon_lr · max(1, rows/cols)^½`` (Keller
-Jordan's shape factor times a learning rate), until the simulator reads
-``muon_lr`` itself.
+Muon's step size: the rules of ``muon=True`` circuits carry ``muon_lr``; the
+reference simulator scales each layer's orthogonalised update to
+``muon_lr · max(1, rows/cols)^½`` (Keller Jordan's shape factor times a rate).
 """
 from __future__ import annotations
 
@@ -32,7 +28,7 @@ import time
 
 import numpy as np
 
-from neuro_pc.analysis import AlignmentRecorder, Muon
+from neuro_pc.analysis import AlignmentRecorder
 from neuro_pc.backends import compile
 from neuro_pc.data import load_dataset
 from neuro_pc.experiments import Outcome
@@ -54,24 +50,6 @@ def parse_variant(name: str) -> tuple[str, dict]:
             raise ValueError(f"variant {name!r}: unknown part {p!r}; write "
                              "<rule>[_layernorm|_batchnorm][_muon], e.g. fa_layernorm")
     return rule, opts
-
-
-def use_muon_lr(sim) -> list[str]:
-    """Give every Muon-transformed rule of a reference simulator the step size of its
-    ``muon_lr`` param (see the module docstring). Returns the projections changed."""
-    tf = getattr(sim, "_tf", None)
-    if tf is None:
-        return []
-    changed = []
-    for proj in sim.circuit.plastic:
-        p = proj.rule.params
-        if "muon" in proj.rule.transforms and "muon_lr" in p and ("muon", proj.name) in tf:
-            rows, cols = sim.weights[proj.name].shape
-            muon = Muon(beta=p.get("muon_beta", 0.95), steps=int(p.get("muon_steps", 5)),
-                        scale=float(p["muon_lr"]) * max(1.0, rows / cols) ** 0.5)
-            tf[("muon", proj.name)] = muon.step
-            changed.append(proj.name)
-    return changed
 
 
 def _datasets(data_cfg: dict) -> list[tuple[str, dict]]:
@@ -116,7 +94,6 @@ def _one(job: tuple, config: dict, backend: str, options: dict) -> dict:
     sizes = [data.n_features, *([int(model.get("width", 64))] * depth), data.n_classes]
     circuit = _build(variant, sizes, model, train)
     sim = compile(circuit, backend=backend, seed=seed, **options)
-    use_muon_lr(sim)
     Y = data.one_hot(data.y_train)
     rec = AlignmentRecorder(circuit, data.x_train[:n_probe], Y[:n_probe],
                             every=int(rec_cfg.get("every", 1)))

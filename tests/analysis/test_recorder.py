@@ -229,9 +229,12 @@ def test_muon_at_batch_1_without_momentum_is_a_scaled_hebbian_update():
             # the plain rule's update −eta·δ·preᵀ is rank 1; Muon keeps its direction...
             assert rank_measures(hebb[name])["erank"] == pytest.approx(1.0)
             assert angle(applied, hebb[name]) < 1e-4
-            # ...and its rank (cannot raise it), only rescaling it to a fixed norm
+            # ...and its rank (cannot raise it), only rescaling it to a fixed norm:
+            # Newton–Schulz's image of a unit singular value, times muon_lr and
+            # Muon's shape factor
             assert rank_measures(applied)["erank"] == pytest.approx(1.0)
-            kappa = _p5(1.0) * max(1.0, rows / cols) ** 0.5
+            lr = c.projection(name).rule.params["muon_lr"]
+            kappa = _p5(1.0) * lr * max(1.0, rows / cols) ** 0.5
             assert np.linalg.norm(applied) == pytest.approx(kappa, rel=1e-5)
         # the plain (non-Muon) output layer is untouched by the transform
         np.testing.assert_allclose(sim.weights["W3"] - before["W3"], hebb["W3"], atol=1e-15)

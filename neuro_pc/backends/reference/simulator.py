@@ -48,14 +48,22 @@ class ReferenceSimulator(Simulator):
              namespace)
         self._updates = namespace["updates"]
         self._tf = {}
+        #: per projection with the "muon" transform, its optimiser state
+        self.muon: dict = {}
         for proj in circuit.plastic:
             for t in proj.rule.transforms:
                 if t == "muon":
                     from neuro_pc.analysis.muon import Muon
 
                     p = proj.rule.params
-                    self._tf[("muon", proj.name)] = Muon(
-                        beta=p.get("muon_beta", 0.95), steps=int(p.get("muon_steps", 5))).step
+                    rows, cols = self.weights[proj.name].shape
+                    # with muon_lr, the orthogonalised update (~1 per singular
+                    # direction) is scaled to that step, as in Keller Jordan's Muon
+                    scale = (float(p["muon_lr"]) * max(1.0, rows / cols) ** 0.5
+                             if "muon_lr" in p else "shape")
+                    self.muon[proj.name] = Muon(beta=p.get("muon_beta", 0.95),
+                                                steps=int(p.get("muon_steps", 5)), scale=scale)
+                    self._tf[("muon", proj.name)] = self.muon[proj.name].step
                 elif t == "unit_columns":
                     self._tf[("unit_columns", proj.name)] = _unit_columns
         for name, m in self.masks.items():
