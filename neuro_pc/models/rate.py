@@ -77,7 +77,8 @@ def mlp(sizes, rule: str = "fa", act: str = "tanh", eta: float = 0.01, lam: floa
         bias: bool = True, window: int | None = None, gamma: float = 0.2,
         relax_steps: int = 20, feedback: str = "learned", feedback_scale: float = 1.0,
         out_precision: float = 1.0, name: str | None = None, norm: str | None = None,
-        muon: bool = False, muon_beta: float = 0.95, muon_lr: float = 0.02) -> Circuit:
+        muon: bool = False, muon_beta: float = 0.95, muon_lr: float = 0.02,
+        leak: float = 1.0) -> Circuit:
     """A layered MLP circuit ``sizes = [n_in, n_h1, ..., n_out]`` trained by ``rule``.
 
     eta: learning rate; lam: weight decay (Kolen–Pollack needs ``lam > 0`` to
@@ -88,6 +89,11 @@ def mlp(sizes, rule: str = "fa", act: str = "tanh", eta: float = 0.01, lam: floa
     (1/Σ_L of Whittington & Bogacz); as it shrinks the PC update approaches
     ``out_precision`` × BP's;
     feedback_scale: multiplies the random feedback initialisation (FA/DFA).
+    leak (error-driven rules): ``dt/tau`` of leaky rate units,
+    ``a = a + leak * (ff - a)``; 1 (default) is the instantaneous unit ``a = ff``.
+    Leaky units approach the algorithm's values geometrically (error ``(1-leak)^k``
+    after ``k`` steps), so they need a longer ``window`` and then approximate the
+    algorithm's update rather than equal it.
 
     norm (error-driven rules only): hidden-activity normalisation, a
     population-level operation inside every hidden population's update
@@ -115,6 +121,11 @@ def mlp(sizes, rule: str = "fa", act: str = "tanh", eta: float = 0.01, lam: floa
     build exactly the circuits built before these options existed.
     """
     sizes = _check(sizes, rule, act)
+    if not 0.0 < leak <= 1.0:
+        raise ValueError(f"leak = dt/tau must be in (0, 1], got {leak}")
+    if leak != 1.0 and rule == "pc":
+        raise ValueError("leak applies to the error-driven rules; PC's value units already "
+                         "relax with gamma")
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS}")
     if rule == "pc":
@@ -130,11 +141,13 @@ def mlp(sizes, rule: str = "fa", act: str = "tanh", eta: float = 0.01, lam: floa
     for l in range(1, L):
         if norm is None:
             pops.append(Population(f"h{l}", sizes[l], ("a", "r", "delta"), ports=("ff", "fb"),
-                                   update=("a = ff", f"r = {f}", f"delta = fb * ({df})")))
+                                   update=(_drive(leak), f"r = {f}", f"delta = fb * ({df})"),
+                                   params=_leak_params(leak)))
         else:
-            pops.append(_normed_hidden(f"h{l}", sizes[l], act, norm))
+            pops.append(_normed_hidden(f"h{l}", sizes[l], act, norm, leak))
     pops.append(Population("out", sizes[-1], ("a", "r", "y", "delta"), ports=("ff",),
-                           streams={"y": "y"}, update=("a = ff", "r = a", "delta = r - y")))
+                           streams={"y": "y"}, params=_leak_params(leak),
+                           update=(_drive(leak), "r = a", "delta = r - y")))
     names = ["x"] + [f"h{l}" for l in range(1, L)] + ["out"]
     baseline = rule in ("bp", "ss")
     decay = " - lam * w" if lam else ""
@@ -177,20 +190,30 @@ def mlp(sizes, rule: str = "fa", act: str = "tanh", eta: float = 0.01, lam: floa
 NORMS = (None, "layernorm", "batchnorm")
 
 
-def _normed_hidden(name: str, size: int, act: str, norm: str) -> Population:
+def _drive(leak: float) -> str:
+    """The pre-activation statement: instantaneous, or leaky with rate ``leak``."""
+    return "a = ff" if leak == 1.0 else "a = a + leak * (ff - a)"
+
+
+def _leak_params(leak: float) -> dict:
+    return {} if leak == 1.0 else {"leak": float(leak)}
+
+
+def _normed_hidden(name: str, size: int, act: str, norm: str, leak: float = 1.0) -> Population:
     """A hidden population ``r = f(norm(a))`` whose ``delta`` is ``∂L/∂a`` given ``fb = ∂L/∂r``
     (exactly for layer norm; without the normalisation's Jacobian for batch norm)."""
     f, df = (t.format(v="n") for t in ACTIVATIONS[act])
     if norm == "layernorm":
         # n = layernorm(a), written out so that sd is at hand for the derivative
         return Population(name, size, ("a", "c", "sd", "n", "r", "g", "delta"),
-                          ports=("ff", "fb"),
-                          update=("a = ff", "c = a - popmean(a)",
+                          ports=("ff", "fb"), params=_leak_params(leak),
+                          update=(_drive(leak), "c = a - popmean(a)",
                                   "sd = sqrt(popmean(c * c) + 1e-05)", "n = c / sd",
                                   f"r = {f}", f"g = fb * ({df})",
                                   "delta = (g - popmean(g) - n * popmean(g * n)) / sd"))
     return Population(name, size, ("a", "n", "r", "delta"), ports=("ff", "fb"),
-                      update=("a = ff", "n = batchnorm(a)", f"r = {f}", f"delta = fb * ({df})"))
+                      params=_leak_params(leak),
+                      update=(_drive(leak), "n = batchnorm(a)", f"r = {f}", f"delta = fb * ({df})"))
 
 
 def _with_muon(circuit: Circuit, L: int, beta: float, lr: float) -> Circuit:

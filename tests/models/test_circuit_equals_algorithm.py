@@ -113,3 +113,28 @@ def test_pc_update_converges_to_bp_as_output_precision_shrinks():
     assert angles[0] > angles[1] > angles[2] > angles[3]
     assert angles[3] < 0.5
     assert ratios[3] == pytest.approx(1.0, abs=0.02)
+
+
+def test_leaky_units_approach_the_textbook_update():
+    """Leaky units (a += leak (ff − a)) reach the algorithm's values geometrically:
+    with leak = 0.5 the error after the window shrinks as the window grows, and a
+    window of 60 steps (0.5^~50 of the error left) gives the textbook update to
+    1e-10; leak = 1 builds the instantaneous circuit exactly."""
+    sizes = [5, 6, 3]
+    assert mlp(sizes, rule="fa", leak=1.0) == mlp(sizes, rule="fa")
+    x, y = np.full(5, 0.4), np.eye(3)[1]
+    base = ReferenceSimulator(mlp(sizes, rule="fa", eta=0.1), seed=2)
+    Ws = [base.weights["W1"].copy(), base.weights["W2"].copy()]
+    bs = [base.weights["b1"].copy(), base.weights["b2"].copy()]
+    Bs = [base.weights["B1"].copy()]
+    textbook_step(Ws, bs, Bs, x, y, 0.1, "fa")
+    errors = []
+    for window in (10, 20, 60):
+        sim = ReferenceSimulator(mlp(sizes, rule="fa", eta=0.1, leak=0.5, window=window),
+                                 seed=2)
+        sim.present(x[None], y[None])
+        errors.append(np.abs(sim.weights["W1"] - Ws[0]).max())
+    assert errors[0] > errors[1] > errors[2]
+    assert errors[2] < 1e-10
+    with pytest.raises(ValueError, match="leak"):
+        mlp(sizes, rule="fa", leak=0.0)
