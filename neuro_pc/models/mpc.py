@@ -1,0 +1,323 @@
+"""Meta-representational predictive coding (MPC) as a neuro_pc circuit.
+
+Ororbia, Friston & Rao, *Meta-Representational Predictive Coding: Biomimetic
+Self-Supervised Learning* (arXiv 2503.21796v1), Eqs. 2-11; the notes and the
+list of gaps in the text are in ``reference/algorithms.md`` §1, and every
+choice made here is in ``docs/models/mpc.md``.
+
+Streams ``v`` (one per view of the glimpse sensor, :mod:`neuro_pc.models.glimpse`)
+each have a sensory layer ``z^0 = g_v`` and ``L`` latent layers. With
+``phi = kwta(., k)`` (N-winners-take-all, Eq. 5; ``phi_0`` = identity):
+
+    mu^{l,v}     = W^{l,v} phi(z^{l-1,v})                      (3) bottom-up
+    mu_C^{l,v,q} = R^{l,v,q} phi(z^{l,v}) + A^{l,v,q} a        (4) v predicts q
+    e^{l,v}      = z^{l,v} - mu^{l,v}                          (6)
+    e_C^{l,v,q}  = z^{l,q} - mu_C^{l,v,q}                      (7)
+    F = 1/2 sum ||e||^2 + 1/2 sum ||e_C||^2   (sigma = 1)
+
+and the E-step is gradient descent on F (Eq. 8 with its sign fixed and the
+"being a target" term the text omits, algorithms.md §1.10):
+
+    z^{l,v} += gamma * ( -e^{l,v} + phi'(z^{l,v}) * (E_W^{l+1,v} e^{l+1,v}
+                                   + sum_q E_R^{l,v,q} e_C^{l,v,q})
+                         - sum_{q'} e_C^{l,q',v} )
+
+The M-step, once at the end of every window (one window per glimpse), Eqs. 9-11:
+``dW = eta (e phi(z_{l-1})^T) - eta*lam W``, the same for ``R`` with ``e_C``,
+``dA = eta e_C a^T - eta*lam A``, then every column of ``W``, ``R`` (and ``A``)
+rescaled to unit norm (the rule transform ``"unit_columns"``).
+
+Circuit layout (names are the API of the analyses and the experiment):
+
+* ``x``: the glimpse vector ``[g_1..g_V, a]`` (stream ``"x"``);
+* ``g_<s>`` (``S*S``) and ``a`` (2): the sensory layer of stream ``s`` and the
+  action, each fed from ``x`` by a fixed 0/1 **selection** projection
+  ``S_<s>`` / ``S_a`` (the IR has no slicing initialiser, so their matrices
+  come from :func:`initial_weights`; ``Circuit.init_weights`` alone leaves
+  them zero);
+* ``z<l>_<s>``: state units ``z``, prediction ``mu``, error ``e``,
+  ``phi = kwta(z, k)`` (the output), ``dphi = phi'(z)`` (1 on the winners);
+* ``c<l>_<v>_<q>``: the cross-stream error units ``e = z^{l,q} - mu_C``;
+* projections ``W<l>_<s>`` (bottom-up), ``E<l>_<s>`` (feedback of
+  ``e^{l+1}`` into ``z<l>``), ``R<l>_<v>_<q>``, ``A<l>_<v>_<q>``,
+  ``ER<l>_<v>_<q>`` (feedback of ``e_C`` into the predictor), ``T<l>_<v>_<q>``
+  (fixed identity: ``z^{l,q}`` into the error units) and ``B<l>_<v>_<q>``
+  (fixed identity: ``e_C`` back into the target's ``tgt`` port).
+
+Feedback ``E`` and ``ER`` are their own plastic projections (``feedback="learned"``):
+initialised as the transpose of ``W``/``R`` (a one-time copy) and updated with
+the mirrored rule ``dw = eta * post.phi * pre.e - eta*lam * w``, so there is no
+run-time weight transport. ``feedback="tied"`` uses ``Wᵀ``/``Rᵀ`` directly (the
+paper's simplification; weight transport, a marked baseline).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from neuro_pc.ir import Circuit, Init, Population, Projection, Rule, Schedule, Tied
+from neuro_pc.ir.functions import kwta
+from neuro_pc.models.glimpse import GlimpseGeometry
+
+__all__ = ["TOPOLOGIES", "DEFAULTS", "mpc", "topology_pairs", "initial_weights", "energy",
+           "energy_grad", "latent_states"]
+
+TOPOLOGIES = ("st1", "st2", "st3", "st4")
+
+#: Defaults of :func:`mpc` (the digits configuration; docs/models/mpc.md says why).
+DEFAULTS = dict(hidden=(64, 64), k=8, topology="st2", gamma=0.1, relax_steps=20,
+                eta=0.01, eta_feedback=None, lam=1e-3, feedback="learned",
+                normalize=("W", "R", "A"), target_term=True, cross_precision=0.1)
+
+
+def topology_pairs(streams, foveal, topology: str = "st2") -> list[tuple[str, str]]:
+    """Ordered ``(predictor, target)`` stream pairs of a cross-stream topology (paper Fig. 5).
+
+    st1: all-to-all, self included. st2: a one-to-one chain over the foveal
+    streams (``f_i -> f_{i+1}``, cyclic); every non-foveal stream predicts all
+    foveal streams and itself. st3: every foveal stream predicts its two
+    neighbours in the cycle; non-foveal as st2. st4: foveal all-to-all (self
+    included); non-foveal as st2.
+    """
+    streams = list(streams)
+    fov = [s for s, f in zip(streams, foveal) if f]
+    other = [s for s, f in zip(streams, foveal) if not f]
+    if topology == "st1":
+        return [(v, q) for v in streams for q in streams]
+    if topology not in TOPOLOGIES:
+        raise ValueError(f"unknown topology {topology!r}; choose one of {TOPOLOGIES}")
+    n = len(fov)
+    pairs: list[tuple[str, str]] = []
+    if topology == "st2":
+        pairs += [(fov[i], fov[(i + 1) % n]) for i in range(n)] if n > 1 else [(f, f) for f in fov]
+    elif topology == "st3":
+        for i in range(n):
+            for q in dict.fromkeys([fov[(i - 1) % n], fov[(i + 1) % n]]):
+                pairs.append((fov[i], q))
+    elif topology == "st4":
+        pairs += [(v, q) for v in fov for q in fov]
+    for v in other:
+        pairs += [(v, q) for q in fov] + [(v, v)]
+    return list(dict.fromkeys(pairs))
+
+
+def mpc(geometry: GlimpseGeometry | None = None, hidden=DEFAULTS["hidden"], k: int = DEFAULTS["k"],
+        topology: str = DEFAULTS["topology"], gamma: float = DEFAULTS["gamma"],
+        relax_steps: int = DEFAULTS["relax_steps"], eta: float = DEFAULTS["eta"],
+        eta_feedback: float | None = DEFAULTS["eta_feedback"], lam: float = DEFAULTS["lam"],
+        feedback: str = DEFAULTS["feedback"], normalize=DEFAULTS["normalize"],
+        target_term: bool = DEFAULTS["target_term"],
+        cross_precision: float = DEFAULTS["cross_precision"], pairs=None,
+        name: str | None = None) -> Circuit:
+    """Build the MPC circuit for a glimpse ``geometry`` (default: digits).
+
+    hidden: widths of the latent layers ``1..L`` (the same in every stream).
+    k: winners kept by ``phi = kwta`` (``k >= width`` makes phi the identity).
+    topology: cross-stream prediction pattern (:func:`topology_pairs`), or give
+        ``pairs`` explicitly as ``[(predictor, target), ...]`` stream names.
+    gamma: Euler step of the E-step (``dt / tau_z``); relax_steps: E-step
+        steps per window after the feedforward sweep (``L + 3`` steps).
+    eta, lam: learning rate and weight decay (``dw = eta*(e phi^T - lam w)``);
+        eta_feedback: learning rate of ``E``/``ER`` (default ``eta``, which keeps
+        them the mirror of ``W``/``R`` up to the column normalisation).
+    feedback: ``"learned"`` (own plastic matrices, local) or ``"tied"``
+        (``Wᵀ``, ``Rᵀ``: weight transport, a marked baseline).
+    normalize: which of ``"W"``, ``"R"``, ``"A"`` get unit column norms after each step.
+    target_term: include ``-sum_q' e_C^{l,q',v}`` in the state update (the
+        term Eq. 8 omits; ``False`` reproduces Eq. 8 as printed).
+    cross_precision: ``beta = sigma / sigma_C``; the cross-stream error units are
+        ``e_C = beta (z^q - mu_C)``, i.e. the cross term of F is weighted by
+        ``beta`` (the paper: ``Sigma_C = Sigma``, ``beta = 1``).
+    """
+    g = geometry or GlimpseGeometry.digits()
+    hidden = [int(h) for h in hidden]
+    if not hidden or min(hidden) < 1:
+        raise ValueError(f"hidden must list at least one latent width >= 1, got {hidden}")
+    if feedback not in ("learned", "tied"):
+        raise ValueError(f"feedback must be 'learned' or 'tied', got {feedback!r}")
+    bad = set(normalize) - {"W", "R", "A"}
+    if bad:
+        raise ValueError(f"normalize takes 'W', 'R', 'A'; got {sorted(bad)}")
+    k = int(k)
+    if k < 1:
+        raise ValueError(f"k (winners) must be >= 1, got {k}")
+    L = len(hidden)
+    streams = g.stream_names
+    pairs = [tuple(p) for p in (pairs if pairs is not None
+                                else topology_pairs(streams, g.foveal, topology))]
+    for v, q in pairs:
+        if v not in streams or q not in streams:
+            raise ValueError(f"pair {(v, q)} names an unknown stream; streams: {streams}")
+    t0 = L + 3                      # feedforward sweep: x -> g/a -> z1 ... zL -> e_C -> ports
+    T = t0 + int(relax_steps)
+    eta_fb = eta if eta_feedback is None else eta_feedback
+    tied = feedback == "tied"
+
+    def rule(post, pre, eta_, transforms=()):
+        text = f"dw = eta * post.{post} * pre.{pre}" + (" - eta * lam * w" if lam else "")
+        params = {"eta": float(eta_), **({"lam": float(lam)} if lam else {})}
+        return Rule(text, params, baseline=tied, transforms=tuple(transforms))
+
+    def unit(kind):
+        return ("unit_columns",) if kind in normalize else ()
+
+    S = g.stream_width
+    pops = [Population("x", g.width, ("r",), streams={"r": "x"}, model="input"),
+            Population("a", 2, ("r",), ports=("inp",), update=("r = inp",), model="input")]
+    projs = [Projection("S_a", "x", "a", "inp", init=Init("zeros"))]
+    selections = {"S_a": [g.width - 2, 2]}
+    targets_of = {(l, s): [] for l in range(1, L + 1) for s in streams}
+    for v, q in pairs:
+        for l in range(1, L + 1):
+            targets_of[(l, q)].append(v)
+    for i, s in enumerate(streams):
+        pops.append(Population(f"g_{s}", S, ("r",), ports=("inp",), update=("r = inp",),
+                               model="input"))
+        projs.append(Projection(f"S_{s}", "x", f"g_{s}", "inp", init=Init("zeros")))
+        selections[f"S_{s}"] = [i * S, S]
+        for l in range(1, L + 1):
+            n = hidden[l - 1]
+            tgt = " - tgt" if target_term else ""
+            relax = f"z + gamma * (-e + dphi * (fbw + fbr){tgt})"
+            pops.append(Population(
+                f"z{l}_{s}", n, ("mu", "z", "e", "phi", "dphi"), ports=("ff", "fbw", "fbr", "tgt"),
+                output="phi", params={"gamma": float(gamma)}, model="pc",
+                update=("mu = ff", f"z = where(tw < {t0}, mu, {relax})", "e = z - mu",
+                        *((f"phi = kwta(z, {k})", "dphi = abs(phi) > 0") if k < n
+                          else ("phi = z", "dphi = 1.0 + 0.0 * z")))))
+            src = f"g_{s}" if l == 1 else f"z{l - 1}_{s}"
+            pre = "r" if l == 1 else "phi"
+            projs.append(Projection(f"W{l}_{s}", src, f"z{l}_{s}", "ff",
+                                    init=Init("normal", scale=1.0 / math.sqrt(n)),
+                                    rule=rule("e", pre, eta, unit("W"))))
+            if l < L:
+                common = dict(source=f"z{l + 1}_{s}", target=f"z{l}_{s}", port="fbw",
+                              variable="e")
+                if tied:
+                    projs.append(Projection(f"E{l}_{s}", tied=Tied(f"W{l + 1}_{s}"), **common))
+                else:
+                    projs.append(Projection(f"E{l}_{s}",
+                                            init=Init("transpose_of", of=f"W{l + 1}_{s}"),
+                                            rule=rule("phi", "e", eta_fb), **common))
+    for l in range(1, L + 1):
+        n = hidden[l - 1]
+        for v, q in pairs:
+            c = f"c{l}_{v}_{q}"
+            pops.append(Population(c, n, ("mu", "e"), ports=("pred", "tgt"), output="e",
+                                   params={"beta": float(cross_precision)},
+                                   update=("mu = pred", "e = beta * (tgt - mu)"), model="error"))
+            projs.append(Projection(f"R{l}_{v}_{q}", f"z{l}_{v}", c, "pred",
+                                    init=Init("normal", scale=1.0 / math.sqrt(n)),
+                                    rule=rule("e", "phi", eta, unit("R"))))
+            projs.append(Projection(f"A{l}_{v}_{q}", "a", c, "pred",
+                                    init=Init("normal", scale=1.0 / math.sqrt(n)),
+                                    rule=rule("e", "r", eta, unit("A"))))
+            projs.append(Projection(f"T{l}_{v}_{q}", f"z{l}_{q}", c, "tgt", variable="z",
+                                    init=Init("identity")))
+            common = dict(source=c, target=f"z{l}_{v}", port="fbr", variable="e")
+            if tied:
+                projs.append(Projection(f"ER{l}_{v}_{q}", tied=Tied(f"R{l}_{v}_{q}"), **common))
+            else:
+                projs.append(Projection(f"ER{l}_{v}_{q}",
+                                        init=Init("transpose_of", of=f"R{l}_{v}_{q}"),
+                                        rule=rule("phi", "e", eta_fb), **common))
+            projs.append(Projection(f"B{l}_{v}_{q}", c, f"z{l}_{q}", "tgt", variable="e",
+                                    init=Init("identity")))
+    meta = {"builder": "mpc", "geometry": dict(g.__dict__), "streams": list(streams),
+            "hidden": hidden, "k": k, "pairs": [list(p) for p in pairs], "topology": topology,
+            "gamma": gamma, "relax_steps": int(relax_steps), "sweep_steps": t0, "eta": eta,
+            "eta_feedback": eta_fb, "lam": lam, "feedback": feedback,
+            "normalize": list(normalize), "target_term": bool(target_term),
+            "cross_precision": float(cross_precision),
+            "selections": selections}
+    return Circuit(name=name or f"mpc_{topology}_{'-'.join(map(str, hidden))}_k{k}",
+                   populations=tuple(pops), projections=tuple(projs),
+                   schedule=Schedule(window=T), streams={"x": g.width}, readout=None,
+                   metadata=meta)
+
+
+def initial_weights(circuit: Circuit, seed: int) -> dict[str, np.ndarray]:
+    """``circuit.init_weights(seed)`` with the fixed selection matrices
+    ``S_<s>``/``S_a`` (``x`` slice → stream) filled in. Pass it to ``compile``."""
+    w = circuit.init_weights(seed)
+    for name, (offset, width) in circuit.metadata["selections"].items():
+        m = np.zeros_like(w[name])
+        m[np.arange(width), offset + np.arange(width)] = 1.0
+        w[name] = m
+    return w
+
+
+# -- the algorithm in NumPy (for tests and analysis) -------------------------------
+
+
+def latent_states(circuit: Circuit, state: dict) -> dict[tuple[int, str], np.ndarray]:
+    """``{(l, stream): z}`` from a simulator's ``state`` dict (``"pop.var"`` keys)."""
+    m = circuit.metadata
+    return {(l, s): state[f"z{l}_{s}.z"] for l in range(1, len(m["hidden"]) + 1)
+            for s in m["streams"]}
+
+
+def _split_x(circuit, x):
+    m = circuit.metadata
+    sel = m["selections"]
+    g = {s: x[:, sel[f"S_{s}"][0]:sel[f"S_{s}"][0] + sel[f"S_{s}"][1]] for s in m["streams"]}
+    return g, x[:, -2:]
+
+
+def _phi(circuit, z):
+    k = circuit.metadata["k"]
+    return kwta(z, k) if k < z.shape[1] else z.copy()
+
+
+def _errors(circuit, weights, x, z):
+    m = circuit.metadata
+    g, a = _split_x(circuit, np.atleast_2d(x))
+    L = len(m["hidden"])
+    e, ec = {}, {}
+    for s in m["streams"]:
+        for l in range(1, L + 1):
+            below = g[s] if l == 1 else _phi(circuit, z[(l - 1, s)])
+            e[(l, s)] = z[(l, s)] - below @ weights[f"W{l}_{s}"].T
+    for l in range(1, L + 1):
+        for v, q in m["pairs"]:
+            mu = (_phi(circuit, z[(l, v)]) @ weights[f"R{l}_{v}_{q}"].T
+                  + a @ weights[f"A{l}_{v}_{q}"].T)
+            ec[(l, v, q)] = m.get("cross_precision", 1.0) * (z[(l, q)] - mu)
+    return e, ec
+
+
+def energy(circuit: Circuit, weights: dict, x: np.ndarray, z: dict) -> np.ndarray:
+    """Per-sample MPC energy ``F = 1/2 sum ||e||^2 + 1/(2 beta) sum ||e_C||^2`` ``(B,)``
+    (``e_C = beta (z^q - mu_C)``, so the cross term is ``beta/2 ||z^q - mu_C||^2``),
+    recomputed from the states ``z`` ``{(l, stream): (B, n_l)}`` and the glimpses
+    ``x`` ``(B, width)`` (the weight prior is left out: constant during inference)."""
+    e, ec = _errors(circuit, weights, x, z)
+    beta = circuit.metadata.get("cross_precision", 1.0)
+    return 0.5 * (sum((v ** 2).sum(axis=1) for v in e.values())
+                  + sum((v ** 2).sum(axis=1) for v in ec.values()) / beta)
+
+
+def energy_grad(circuit: Circuit, weights: dict, x: np.ndarray, z: dict) -> dict:
+    """``dF/dz`` ``{(l, stream): (B, n_l)}`` with exact transposes (the algorithm),
+    treating the winner set of ``kwta`` as fixed (its derivative almost everywhere).
+    The state update of the circuit is ``-gamma`` times this (with ``E = Wᵀ``)."""
+    m = circuit.metadata
+    L = len(m["hidden"])
+    e, ec = _errors(circuit, weights, x, z)
+    grad = {key: e[key].copy() for key in e}
+    for (l, s), zz in z.items():
+        dphi = ((np.abs(_phi(circuit, zz)) > 0).astype(float)
+                if m["k"] < zz.shape[1] else np.ones_like(zz))
+        fb = np.zeros_like(zz)
+        if l < L:
+            fb += e[(l + 1, s)] @ weights[f"W{l + 1}_{s}"]
+        for v, q in m["pairs"]:
+            if v == s:
+                fb += ec[(l, v, q)] @ weights[f"R{l}_{v}_{q}"]
+        grad[(l, s)] -= dphi * fb
+        if m.get("target_term", True):
+            for v, q in m["pairs"]:
+                if q == s:
+                    grad[(l, s)] += ec[(l, v, q)]
+    return grad
