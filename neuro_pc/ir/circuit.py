@@ -40,14 +40,17 @@ class Init:
 
     kind: ``"xavier"`` (uniform ±scale·sqrt(6/(n_in+n_out))), ``"uniform"``
     (±scale), ``"normal"`` (std = scale), ``"zeros"``, ``"constant"`` (all =
-    scale), ``"identity"`` (scale·I, square only), or ``"transpose_of"``: a copy
-    of projection ``of``'s initial matrix, transposed (symmetric initialisation;
-    a one-time copy at set-up, not a run-time transport).
+    scale), ``"identity"`` (scale·I, square only), ``"select"`` (``W[i, offset + i]
+    = scale``: the target copies a slice of the source, e.g. one stream of a
+    concatenated input), or ``"transpose_of"``: a copy of projection ``of``'s
+    initial matrix, transposed (symmetric initialisation; a one-time copy at
+    set-up, not a run-time transport).
     """
 
     kind: str = "xavier"
     scale: float = 1.0
     of: str | None = None
+    offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,8 @@ class Rule:
 
 RULE_TRANSFORMS = ("muon", "unit_columns")
 TIED_FUNCTIONS = ("identity", "sign")
-INIT_KINDS = ("xavier", "uniform", "normal", "zeros", "constant", "identity", "transpose_of")
+INIT_KINDS = ("xavier", "uniform", "normal", "zeros", "constant", "identity", "select",
+              "transpose_of")
 
 
 @dataclass(frozen=True)
@@ -307,6 +311,8 @@ def _draw(init: Init, shape: tuple[int, int], rng: np.random.Generator) -> np.nd
         return np.full(shape, float(init.scale))
     if init.kind == "identity":
         return init.scale * np.eye(n_out, n_in)
+    if init.kind == "select":
+        return init.scale * np.eye(n_out, n_in, k=int(init.offset))
     raise CircuitError(f"unknown initialiser kind {init.kind!r}; use one of {INIT_KINDS}")
 
 

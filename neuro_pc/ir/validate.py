@@ -131,6 +131,10 @@ def _validate_projection(c: Circuit, proj) -> None:
     if proj.init.kind == "identity" and tgt.size != src.size:
         raise CircuitError(f"{where}: identity initialiser needs a square matrix, "
                            f"got ({tgt.size}, {src.size})")
+    if proj.init.kind == "select" and not 0 <= proj.init.offset <= src.size - tgt.size:
+        raise CircuitError(f"{where}: select initialiser copies source units offset.."
+                           f"offset+{tgt.size - 1}; offset {proj.init.offset} does not fit a "
+                           f"source of {src.size} units (0 <= offset <= {src.size - tgt.size})")
     if proj.init.kind == "transpose_of":
         other = c.projection(proj.init.of or "")
         shape = (c.population(other.source).size, c.population(other.target).size)

@@ -32,9 +32,7 @@ Circuit layout (names are the API of the analyses and the experiment):
 * ``x``: the glimpse vector ``[g_1..g_V, a]`` (stream ``"x"``);
 * ``g_<s>`` (``S*S``) and ``a`` (2): the sensory layer of stream ``s`` and the
   action, each fed from ``x`` by a fixed 0/1 **selection** projection
-  ``S_<s>`` / ``S_a`` (the IR has no slicing initialiser, so their matrices
-  come from :func:`initial_weights`; ``Circuit.init_weights`` alone leaves
-  them zero);
+  ``S_<s>`` / ``S_a`` (``Init("select", offset=...)``);
 * ``z<l>_<s>``: state units ``z``, prediction ``mu``, error ``e``,
   ``phi = kwta(z, k)`` (the output), ``dphi = phi'(z)`` (1 on the winners);
 * ``c<l>_<v>_<q>``: the cross-stream error units ``e = z^{l,q} - mu_C``;
@@ -165,7 +163,7 @@ def mpc(geometry: GlimpseGeometry | None = None, hidden=DEFAULTS["hidden"], k: i
     S = g.stream_width
     pops = [Population("x", g.width, ("r",), streams={"r": "x"}, model="input"),
             Population("a", 2, ("r",), ports=("inp",), update=("r = inp",), model="input")]
-    projs = [Projection("S_a", "x", "a", "inp", init=Init("zeros"))]
+    projs = [Projection("S_a", "x", "a", "inp", init=Init("select", offset=g.width - 2))]
     selections = {"S_a": [g.width - 2, 2]}
     targets_of = {(l, s): [] for l in range(1, L + 1) for s in streams}
     for v, q in pairs:
@@ -174,7 +172,8 @@ def mpc(geometry: GlimpseGeometry | None = None, hidden=DEFAULTS["hidden"], k: i
     for i, s in enumerate(streams):
         pops.append(Population(f"g_{s}", S, ("r",), ports=("inp",), update=("r = inp",),
                                model="input"))
-        projs.append(Projection(f"S_{s}", "x", f"g_{s}", "inp", init=Init("zeros")))
+        projs.append(Projection(f"S_{s}", "x", f"g_{s}", "inp",
+                                init=Init("select", offset=i * S)))
         selections[f"S_{s}"] = [i * S, S]
         for l in range(1, L + 1):
             n = hidden[l - 1]
@@ -238,14 +237,10 @@ def mpc(geometry: GlimpseGeometry | None = None, hidden=DEFAULTS["hidden"], k: i
 
 
 def initial_weights(circuit: Circuit, seed: int) -> dict[str, np.ndarray]:
-    """``circuit.init_weights(seed)`` with the fixed selection matrices
-    ``S_<s>``/``S_a`` (``x`` slice → stream) filled in. Pass it to ``compile``."""
-    w = circuit.init_weights(seed)
-    for name, (offset, width) in circuit.metadata["selections"].items():
-        m = np.zeros_like(w[name])
-        m[np.arange(width), offset + np.arange(width)] = 1.0
-        w[name] = m
-    return w
+    """``circuit.init_weights(seed)``; the selection matrices ``S_<s>``/``S_a``
+    (``x`` slice → stream) are ``Init("select")`` projections, so this is kept
+    only as the name existing callers use."""
+    return circuit.init_weights(seed)
 
 
 # -- the algorithm in NumPy (for tests and analysis) -------------------------------

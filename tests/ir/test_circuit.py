@@ -140,3 +140,16 @@ def test_artifact_with_wrong_shapes_is_rejected(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(CircuitError, match="not a neuro_pc artifact"):
         load_artifact(tmp_path / "junk.npz")
+
+
+def test_select_initialiser_copies_a_slice():
+    pops = (Population("x", 5, ("r",), streams={"r": "x"}),
+            Population("g", 2, ("r",), ports=("inp",), update=("r = inp",)))
+    proj = Projection("S", "x", "g", "inp", init=Init("select", offset=3))
+    c = Circuit("sel", pops, (proj,), Schedule(1), streams={"x": 5})
+    # rows pick source units 3 and 4
+    np.testing.assert_array_equal(c.init_weights(0)["S"], [[0, 0, 0, 1, 0], [0, 0, 0, 0, 1]])
+    bad = dataclasses.replace(c, projections=(dataclasses.replace(
+        proj, init=Init("select", offset=4)),))
+    with pytest.raises(CircuitError, match="offset 4 does not fit a source of 5 units"):
+        bad.validate()
