@@ -21,6 +21,7 @@ initialiser for a seed, and an artifact stores trained ones.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,7 +122,7 @@ class Population:
     model: str = "rate"
 
     def statements(self) -> tuple[Statement, ...]:
-        return tuple(parse_statement(s, where=f"population {self.name!r}") for s in self.update)
+        return _statements(self.name, tuple(self.update))
 
 
 @dataclass(frozen=True)
@@ -294,6 +295,12 @@ class Circuit:
             lines.append(f"  projection {pr.name}: {pr.source}.{self.source_variable(pr)} -> "
                          f"{pr.target}.{pr.port}  {how}")
         return "\n".join(lines)
+
+
+@functools.lru_cache(maxsize=4096)
+def _statements(name: str, update: tuple[str, ...]) -> tuple[Statement, ...]:
+    """Parsed statements of a population (cached: the locality analysis asks often)."""
+    return tuple(parse_statement(s, where=f"population {name!r}") for s in update)
 
 
 def _draw(init: Init, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:

@@ -26,6 +26,7 @@ units), is **non-local** and rejected with an error naming it.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from dataclasses import dataclass
 
@@ -91,6 +92,26 @@ class ParsedRule:
 
 def parse_rule(text: str, params: dict[str, float] | None = None,
                where: str = "rule", allow_nonlocal: bool = False) -> ParsedRule:
+    """Parse ``text`` into a :class:`ParsedRule` (see :func:`_parse_rule`).
+
+    The parse depends on the text and the parameter *names* only, so it is
+    cached: a circuit with a hundred projections sharing a few rules parses
+    each rule once. Errors are raised again with ``where`` in the message.
+    """
+    try:
+        return _parse_cached(text, tuple(sorted(params or {})), bool(allow_nonlocal))
+    except RuleError:
+        pass
+    return _parse_rule(text, params, where, allow_nonlocal)  # raises with ``where``
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_cached(text: str, names: tuple[str, ...], allow_nonlocal: bool) -> ParsedRule:
+    return _parse_rule(text, dict.fromkeys(names, 0.0), "rule", allow_nonlocal)
+
+
+def _parse_rule(text: str, params: dict[str, float] | None = None,
+                where: str = "rule", allow_nonlocal: bool = False) -> ParsedRule:
     """Parse ``text`` into a :class:`ParsedRule`.
 
     ``params`` names the rule's constants. ``allow_nonlocal`` accepts names that
