@@ -40,6 +40,19 @@ class Outcome:
     figures: dict = field(default_factory=dict)   # file name (…png) -> matplotlib Figure
 
 
+def pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend, or None when the
+    ``plot`` extra is not installed (experiments then write results only)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
 def load_config(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.exists():

@@ -14,7 +14,7 @@ from neuro_pc.analysis import angle
 from neuro_pc.backends import compile
 from neuro_pc.backends.reference import ReferenceSimulator
 from neuro_pc.data import load_dataset
-from neuro_pc.experiments import Outcome
+from neuro_pc.experiments import Outcome, pyplot
 from neuro_pc.models import mlp
 
 
@@ -122,12 +122,8 @@ def _table(results: dict, backend: str, data_cfg: dict, tags=()) -> str:
 
 
 def _figures(results: dict) -> dict:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # the plot extra is not installed: results only
+    plt = pyplot()
+    if plt is None:  # the plot extra is not installed: results only
         return {}
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for rule, r in results["rules"].items():

@@ -31,7 +31,7 @@ import numpy as np
 from neuro_pc.analysis import AlignmentRecorder
 from neuro_pc.backends import compile
 from neuro_pc.data import load_dataset
-from neuro_pc.experiments import Outcome
+from neuro_pc.experiments import Outcome, pyplot
 from neuro_pc.models import mlp
 
 NORM_TAGS = ("layernorm", "batchnorm")
@@ -233,12 +233,8 @@ def _summary(results: dict, backend: str) -> str:
 
 
 def _figures(results: dict) -> dict:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # the plot extra is not installed: results only
+    plt = pyplot()
+    if plt is None:  # the plot extra is not installed: results only
         return {}
     datasets = list(results["datasets"])
     depths, variants = results["depths"], results["variants"]

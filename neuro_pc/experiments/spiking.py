@@ -31,7 +31,7 @@ import numpy as np
 from neuro_pc.backends import compile
 from neuro_pc.backends.reference import ReferenceSimulator
 from neuro_pc.data import load_dataset
-from neuro_pc.experiments import Outcome
+from neuro_pc.experiments import Outcome, pyplot
 from neuro_pc.models import mlp
 from neuro_pc.models.spiking import LIF, RateEncoder, Trace, spike_variables, spiking_mlp
 
@@ -193,12 +193,8 @@ def _summary(results: dict, config: dict) -> str:
 
 
 def _figures(results: dict, ras: dict) -> dict:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # the plot extra is not installed: results only
+    plt = pyplot()
+    if plt is None:  # the plot extra is not installed: results only
         return {}
     pops = [p for p in ras if p != "readout"]
     sizes = [ras[p].shape[1] for p in pops]
