@@ -1,7 +1,8 @@
-"""Spiking FA / DFA on a dataset: test accuracy against the rate FA, spikes per
+"""Spiking FA / DFA / PC on a dataset: test accuracy against the rate FA, spikes per
 sample, and a raster plot of one presentation.
 
-For every spiking rule and seed: build :func:`neuro_pc.models.spiking.spiking_mlp`,
+For every spiking rule and seed: build :func:`neuro_pc.models.spiking.spiking_mlp`
+(rules ``"fa"``, ``"dfa"``) or :func:`neuro_pc.models.spiking.spiking_pc` (rule ``"pc"``),
 compile it for the backend, train online (batch 1) and record the test
 accuracy after every epoch. The same seeds train the rate circuit
 ``neuro_pc.models.mlp(rule=baseline.rule)`` of the same width on the reference
@@ -18,6 +19,7 @@ Config tables (defaults in brackets)::
                refractory [0], i_decay [none]         (hidden and output neurons)
     [trace]    decay [1.0], impulse [1/window], window_reset [true]
     [encoder]  gain [1.0], phase [0.5]
+    [pc]       eta [train.eta], gamma [0.2], clamp_step [L]     (rule "pc" only)
     [train]    epochs [10], seeds [[0]], eta [0.01]
     [baseline] rule ["fa"], act ["tanh"], eta [0.01], epochs [train.epochs]; enabled [true]
     [raster]   sample [0] (index into the test set), seed [first seed]
@@ -33,7 +35,8 @@ from neuro_pc.backends.reference import ReferenceSimulator
 from neuro_pc.data import load_dataset
 from neuro_pc.experiments import Outcome, pyplot
 from neuro_pc.models import mlp
-from neuro_pc.models.spiking import LIF, RateEncoder, Trace, spike_variables, spiking_mlp
+from neuro_pc.models.spiking import (LIF, RateEncoder, Trace, spike_variables, spiking_mlp,
+                                     spiking_pc)
 
 
 def _data(config: dict, seed: int = 0):
@@ -54,6 +57,15 @@ def build(config: dict, sizes: list[int], rule: str):
                   impulse=float(tr_cfg.get("impulse", 1.0 / window)),
                   window_reset=bool(tr_cfg.get("window_reset", True)))
     encoder = RateEncoder(**config.get("encoder", {}))
+    if rule == "pc":
+        pc_cfg = dict(config.get("pc", {}))
+        return spiking_pc(sizes, window=window,
+                          eta=float(pc_cfg.get("eta", config.get("train", {}).get("eta", 0.01))),
+                          gamma=float(pc_cfg.get("gamma", 0.2)), lif=lif, trace=trace,
+                          encoder=encoder, target_rate=float(model.get("target_rate", 1.0)),
+                          clamp_step=pc_cfg.get("clamp_step"),
+                          init_scale=float(model.get("init_scale", 1.0)),
+                          two_rail=bool(model.get("two_rail", True)))
     return spiking_mlp(sizes, rule=rule, window=window,
                        eta=float(config.get("train", {}).get("eta", 0.01)), lif=lif,
                        trace=trace, encoder=encoder,

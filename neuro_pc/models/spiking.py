@@ -73,6 +73,14 @@ Lillicrap et al. 2016; DFA: directly from the output, Nøkland 2016) to the
 hidden neurons' third-factor variable, and each weight changes once per
 window by the product of the post-synaptic error and the pre-synaptic spike
 trace. See the function for the equations.
+
+:func:`spiking_pc` builds discriminative predictive coding (Whittington &
+Bogacz 2017) with spiking value units: each layer's LIF spike rate plays the
+role of ``f(x)``, predictions are running means of the spikes from below,
+error units ``eps = x - mu`` relax with the learned mirrored feedback
+(``B_l`` starts as ``W_{l+1}ᵀ`` and learns the transposed rule, no run-time
+weight transport), the output is clamped to the target while training and
+every weight changes by ``eta * post.eps * pre.tr`` once per window.
 """
 from __future__ import annotations
 
@@ -465,6 +473,132 @@ def spiking_mlp(sizes, rule: str = "fa", window: int = 24, eta: float = 0.01,
                    readout=("out", trace.var), metadata=meta)
 
 
+def spiking_pc(sizes, window: int = 32, eta: float = 0.01, gamma: float = 0.2,
+               lif: LIF = LIF(), out_lif: LIF | None = None, trace: Trace | None = None,
+               encoder: RateEncoder = RateEncoder(), target_rate: float = 1.0,
+               clamp_step: int | None = None, init_scale: float = 1.0, bias: bool = True,
+               two_rail: bool = True, name: str | None = None) -> Circuit:
+    """A spiking MLP ``sizes = [n_in, n_h1, ..., n_out]`` trained by discriminative
+    predictive coding: Whittington & Bogacz (2017, Neural Comput. 29:1229) with
+    spiking value units (a rate-coded PC: the value units' spike rates play the
+    role of ``f(x)``).
+
+    Populations and projections use :func:`spiking_mlp`'s names (``x``, ``bias``,
+    ``h1 …``, ``out``; ``W_l``, ``b_l`` forward and plastic, ``B_l`` feedback into
+    ``h_l.fb``). Readout ``("out", "tr")``: the output spike rate.
+
+    Every layer ``l >= 1`` is a value unit with a graded state ``x`` that drives
+    a :class:`LIF` (drive ``x`` per step, so a non-leaky unit fires
+    ``clip(x / thr, 0, 1)`` spikes per step: its rate is ``f(x)``), and an error
+    unit ``eps``. Per step:
+
+    * prediction from the spikes of the layer below, averaged over the window so
+      far (a running rate estimate): ``m = m + ff`` (``ff = W_l s_{l-1} + b_l``),
+      ``mu = m / tw`` (so ``mu → W_l rate_{l-1} + b_l``);
+    * hidden error and value: ``eps = 0`` for ``tw <= l`` (the feedforward
+      sweep), then ``eps += gamma (−eps + f'(x) ⊙ fb)``, ``fb = B_l eps_{l+1}``;
+      ``x = mu + eps``; ``f'(x) = step(x) step(thr − x) / thr`` (the derivative
+      of the non-leaky unit's rate ``clip(x / thr, 0, 1)``; for leaky units an
+      approximation);
+    * output value: ``x = target_rate · y`` while training from step
+      ``clamp_step`` (default ``L``, read from the ``train`` and ``tw``
+      scalars), else ``x = mu``; error unit ``eps = x − mu``.
+
+    The hidden relaxation is written on the error, not on the value: W&B's
+    ``x += gamma (−eps + f'(x) ⊙ fb)`` with ``eps = x − mu`` becomes, with
+    ``x = mu + eps``, the same update of ``eps`` plus the term ``−Δmu``, which is
+    dropped here, i.e. the value also follows every change of its prediction.
+    The fixed points are W&B's (``eps_l = f'(x_l) ⊙ B_l eps_{l+1}``,
+    ``x_l = mu_l + eps_l``); only the path to them differs. The reason: the
+    prediction is a running *estimate* of a rate that keeps refining during
+    the window (its early values jump by ``|W| / tw``), and with W&B's form
+    the value lags it, so ``eps ≠ 0`` even without a target; here ``eps = 0``
+    exactly whenever the output is not clamped (tested).
+    * rule, once at the window's end: ``dw = eta * post.eps * pre.tr`` (pre
+      trace: the spike rate over the window), split by default (``two_rail``)
+      into two non-negative error channels ``ep = relu(eps)``,
+      ``en = relu(−eps)``: ``dw = eta * post.ep * pre.tr − eta * post.en * pre.tr``.
+
+    Feedback ``B_l`` (carrying ``h_{l+1}.eps`` / ``out.eps``, graded) starts as
+    a copy of ``W_{l+1}ᵀ`` (set-up) and learns by the mirrored rule
+    ``dw = eta * post.tr * pre.eps`` (two rails likewise), the same numbers as
+    ``W_{l+1}``'s update transposed, so it stays equal to ``W_{l+1}ᵀ`` with no
+    run-time weight transport (as in the rate PC, ``neuro_pc.models.rate._pc``).
+
+    Choices, stated plainly: forward communication is spikes; errors are graded
+    values (Loihi 2 graded spikes), not error spike trains; ``eps`` compares the
+    graded value ``x`` with a prediction built from spike *rates*. The
+    prediction's rate estimate (``m / tw``: the pre spikes of steps
+    ``0 … tw−1``, one-step delay) and the pre trace the rule reads (the count
+    over the whole window / ``T``) differ by the last step's spikes. The running
+    mean needs a division by ``tw``, which the quantised (Loihi fixed-point)
+    reference does not support, so the circuit has no fixed-point path yet.
+    As ``T → ∞`` with a non-leaky unit, the circuit has the equilibria of the
+    rate PC with ``f = clip(·, 0, 1)``. Related, not followed: Ororbia 2019,
+    spiking neural coding (arXiv 1908.08655), a different spiking predictive
+    formulation with its own error units and update rule; not reproduced here.
+    """
+    sizes = [int(s) for s in sizes]
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(f"sizes must list at least input and output widths >= 1, got {sizes}")
+    L = len(sizes) - 1
+    clamp = L if clamp_step is None else int(clamp_step)
+    if window < max(2 * len(sizes), clamp + 2):
+        raise ValueError(f"window={window} is too short for {L} layers (clamp at step "
+                         f"{clamp}): use at least {max(2 * len(sizes), clamp + 2)}")
+    trace = trace or rate_trace(window)
+    out_lif = out_lif or lif
+    tv = trace.var
+    names = ["x"] + [f"h{l}" for l in range(1, L)] + ["out"]
+    rails = ("ep", "en") if two_rail else ()
+    rail_update = ("ep = relu(eps)", "en = relu(-eps)") if two_rail else ()
+    predict = (f"m = where({AT_START}, 0, m + ff)", "mu = m / maximum(tw, 1)")
+    pops = [spike_input("x", sizes[0], window, encoder, trace)]
+    if bias:
+        pops.append(always_on("bias", window, trace))
+    for l in range(1, L):
+        pops.append(Population(
+            f"h{l}", sizes[l], ("m", "mu", "x", "eps", "dr", *lif.variables, tv, *rails),
+            update=(*predict,
+                    f"eps = where(tw <= {l}, 0, eps + gamma * (-eps + dr * fb))",
+                    "x = mu + eps", "dr = step(x) * step(thr - x) / thr",
+                    *lif.statements("x"), trace.statement("s"), *rail_update),
+            ports=("ff", "fb"), output="s",
+            params={**lif.params, **trace.params, "gamma": float(gamma)}, model="lif"))
+    pops.append(Population(
+        "out", sizes[-1], ("m", "mu", "x", "y", "eps", *out_lif.variables, tv, *rails),
+        update=(*predict, f"x = where(train * (tw >= {clamp}), target * y, mu)",
+                "eps = x - mu", *out_lif.statements("x"), trace.statement("s"), *rail_update),
+        ports=("ff",), output="s", streams={"y": "y"},
+        params={**out_lif.params, **trace.params, "target": float(target_rate)}, model="lif"))
+    params = {"eta": float(eta)}
+    if two_rail:
+        fwd = Rule(f"dw = eta * post.ep * pre.{tv} - eta * post.en * pre.{tv}", params)
+        back = Rule(f"dw = eta * post.{tv} * pre.ep - eta * post.{tv} * pre.en", params)
+    else:
+        fwd = Rule(f"dw = eta * post.eps * pre.{tv}", params)
+        back = Rule(f"dw = eta * post.{tv} * pre.eps", params)
+    projs = []
+    for l in range(1, L + 1):
+        projs.append(Projection(f"W{l}", names[l - 1], names[l], "ff",
+                                init=Init("xavier", scale=init_scale), rule=fwd))
+        if bias:
+            projs.append(Projection(f"b{l}", "bias", names[l], "ff", init=Init("zeros"),
+                                    rule=fwd))
+    for l in range(1, L):
+        projs.append(Projection(f"B{l}", names[l + 1], names[l], "fb", variable="eps",
+                                init=Init("transpose_of", of=f"W{l + 1}"), rule=back))
+    meta = {"builder": "spiking_pc", "rule": "pc", "sizes": sizes, "eta": eta, "gamma": gamma,
+            "window": window, "clamp_step": clamp, "target_rate": target_rate,
+            "two_rail": two_rail, "lif": _asdict(lif), "out_lif": _asdict(out_lif),
+            "trace": _asdict(trace), "encoder": _asdict(encoder),
+            "spike_traces": {p.name: {tv: trace.describe("s")} for p in pops if p.update}}
+    return Circuit(name=name or f"spiking_pc_{'-'.join(map(str, sizes))}",
+                   populations=tuple(pops), projections=tuple(projs),
+                   schedule=Schedule(window=window), streams={"x": sizes[0], "y": sizes[-1]},
+                   readout=("out", tv), metadata=meta)
+
+
 def spike_variables(circuit: Circuit) -> list[tuple[str, str]]:
     """``(population, "s")`` for every population that emits spikes per step."""
     return [(p.name, "s") for p in circuit.populations
@@ -482,6 +616,8 @@ def shipped_spiking_circuits(sizes=(8, 6, 4), window: int = 12) -> dict[str, Cir
                                       trace=Trace(decay=0.8, impulse=0.25)),
         "spiking_fa_cuba": spiking_mlp(list(sizes), rule="fa", window=window, init_scale=3.0,
                                        lif=LIF(v_decay=0.95, i_decay=0.5)),
+        "spiking_pc": spiking_pc([*sizes[:-1], sizes[-2], sizes[-1]], window=window,
+                                 init_scale=3.0, eta=0.05),
     }
 
 
@@ -493,4 +629,4 @@ def _asdict(obj) -> dict:
 
 __all__ = ["LIF", "Trace", "RateEncoder", "SPIKING_RULES", "lif_rate", "lif_rate_continuous",
            "encoder_count", "poisson_spikes", "spike_input", "always_on", "lif_population",
-           "rate_trace", "spiking_mlp", "spike_variables", "shipped_spiking_circuits"]
+           "rate_trace", "spiking_mlp", "spiking_pc", "spike_variables", "shipped_spiking_circuits"]

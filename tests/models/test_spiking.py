@@ -10,7 +10,7 @@ from neuro_pc.ir import Circuit, Init, Population, Projection, Schedule
 from neuro_pc.models.spiking import (LIF, RateEncoder, Trace, encoder_count, lif_population,
                                      lif_rate, lif_rate_continuous, poisson_spikes, rate_trace,
                                      shipped_spiking_circuits, spike_input, spike_variables,
-                                     spiking_mlp)
+                                     spiking_mlp, spiking_pc)
 from neuro_pc.rules import locality_report
 
 
@@ -229,18 +229,98 @@ def test_spiking_fa_learns_above_chance_quickly(rule):
     assert after >= 0.8 > before or after >= 0.9, (before, after)
 
 
+# --------------------------------------------------------------------------- spiking PC
+def test_spiking_pc_structure():
+    c = spiking_pc([6, 5, 4, 3], window=12)
+    c.validate()
+    assert Circuit.from_json(c.to_json()) == c
+    fb = {p.name: (p.source, p.target, p.variable, p.init.kind, p.init.of)
+          for p in c.projections if p.name.startswith("B")}
+    assert fb == {"B1": ("h2", "h1", "eps", "transpose_of", "W2"),
+                  "B2": ("out", "h2", "eps", "transpose_of", "W3")}
+    assert c.readout == ("out", "tr")
+    with pytest.raises(ValueError, match="window"):
+        spiking_pc([6, 5, 3], window=4)
+
+
+@pytest.mark.parametrize("two_rail", [True, False])
+def test_spiking_pc_is_neuron_local_without_weight_transport(two_rail):
+    c = spiking_pc([6, 5, 4, 3], window=12, two_rail=two_rail)
+    report = locality_report(c)
+    assert {r.projection for r in report} == {"W1", "W2", "W3", "b1", "b2", "b3", "B1", "B2"}
+    err = ("en", "ep") if two_rail else ("eps",)
+    for r in report:
+        assert r.level == "neuron-local", r
+        assert r.weight_transport is None and not r.baseline
+        if r.projection.startswith("B"):   # mirrored: pre error x post trace
+            assert (r.pre_vars, r.post_vars) == (err, ("tr",))
+        else:
+            assert (r.pre_vars, r.post_vars) == (("tr",), err)
+
+
+def test_spiking_pc_feedforward_has_zero_error_and_clamps_output_while_training():
+    c = spiking_pc([16, 12, 10, 4], window=16, init_scale=2.0, target_rate=0.8)
+    rec = [("h1", "eps"), ("h2", "eps"), ("out", "eps"), ("out", "x"), ("out", "mu"),
+           ("h1", "x"), ("h1", "mu"), ("h1", "s"), ("out", "tr"), ("out", "s")]
+    sim = ReferenceSimulator(c, seed=0, record=rec)
+    x, labels = small_problem(n=1)
+    y = np.eye(4)[labels]
+    sim.present(x, train=False)            # inference: x = mu everywhere
+    m = {k: v.copy() for k, v in sim.monitor.items()}
+    for k in ("h1.eps", "h2.eps", "out.eps"):
+        np.testing.assert_array_equal(m[k], 0.0)
+    # the prediction is the running mean of the drive; the output fires at its rate
+    assert m["out.tr"][-1] == pytest.approx(m["out.s"].sum(0) / 16)
+    sim.present(x, y, train=True, learn=False)
+    m = sim.monitor
+    np.testing.assert_allclose(m["out.x"][3:], np.broadcast_to(0.8 * y, m["out.x"][3:].shape))
+    np.testing.assert_allclose(m["out.eps"][-1], 0.8 * y - m["out.mu"][-1])
+    # hidden units relax away from their prediction once the output is clamped
+    assert np.abs(m["h1.eps"][-1]).max() > 0
+    np.testing.assert_array_equal(m["h1.eps"][:2], 0.0)
+
+
+def test_spiking_pc_two_rail_equals_signed_and_feedback_stays_mirrored():
+    x, labels = small_problem(n=20)
+    y = np.eye(4)[labels]
+    sims = [ReferenceSimulator(spiking_pc([16, 12, 10, 4], window=12, two_rail=t,
+                                          init_scale=2.0, eta=0.05), seed=1)
+            for t in (True, False)]
+    w0 = {k: np.array(v) for k, v in sims[0].weights.items()}
+    for s in sims:
+        s.train(x, y, epochs=1, seed=0)
+    for k in sims[0].weights:
+        np.testing.assert_allclose(sims[0].weights[k], sims[1].weights[k], atol=1e-12)
+    w = sims[0].weights
+    assert all(not np.allclose(w[k], w0[k]) for k in ("W1", "W2", "W3", "B1", "B2"))
+    # no weight transport, yet B_l == W_{l+1}^T throughout (same factors, mirrored)
+    np.testing.assert_allclose(w["B1"], w["W2"].T, atol=1e-12)
+    np.testing.assert_allclose(w["B2"], w["W3"].T, atol=1e-12)
+
+
+def test_spiking_pc_learns_above_chance_quickly():
+    x, labels = small_problem(n=240)
+    xt, lt = small_problem(n=200, seed=0)[0][120:], small_problem(n=200, seed=0)[1][120:]
+    sim = ReferenceSimulator(spiking_pc([16, 24, 4], window=16, eta=0.02), seed=0)
+    before = sim.evaluate(xt, lt)
+    sim.train(x, np.eye(4)[labels], epochs=3, seed=0)
+    after = sim.evaluate(xt, lt)
+    assert after >= 0.8 > before or after >= 0.9, (before, after)
+
+
 def test_experiment_smoke(tmp_path):
     from neuro_pc.experiments import run_experiment
     from neuro_pc.experiments.spiking import circuits
 
     path = "experiments/spiking_fa_digits.toml"
     overrides = {"train.epochs": 1, "train.seeds": [0], "model.hidden": [16],
-                 "model.window": 10, "model.rules": ["fa", "dfa"], "baseline.epochs": 1}
+                 "model.window": 10, "model.rules": ["fa", "dfa", "pc"], "baseline.epochs": 1}
     run_dir, outcome = run_experiment(path, out_dir=tmp_path, progress=False,
                                       overrides=overrides)
     r = outcome.results
-    assert set(r["rules"]) == {"fa", "dfa"}
+    assert set(r["rules"]) == {"fa", "dfa", "pc"}
     assert r["rules"]["fa"]["test_accuracy_mean"] > 0.3
+    assert r["rules"]["pc"]["test_accuracy_mean"] > 0.3
     assert r["rules"]["fa"]["runs"][0]["spikes_per_sample"]["total"] > 0
     assert r["baseline"]["runs"][0]["test_accuracy"] > 0.3
     assert (run_dir / "results.json").exists()
@@ -249,8 +329,9 @@ def test_experiment_smoke(tmp_path):
     from neuro_pc.experiments import load_config
 
     cs = circuits(load_config(path))
-    assert list(cs) == ["spiking_fa"]
-    assert all(rep.level == "neuron-local" for rep in locality_report(cs["spiking_fa"]))
+    assert list(cs) == ["spiking_fa", "spiking_pc"]
+    for c in cs.values():
+        assert all(rep.level == "neuron-local" for rep in locality_report(c))
 
 
 # --------------------------------------------------------------------------- cross-backend
