@@ -26,7 +26,7 @@ import numpy as np
 from neuro_pc.analysis.probe import label_subset, linear_probe
 from neuro_pc.backends import compile
 from neuro_pc.data import load_dataset
-from neuro_pc.experiments import Outcome
+from neuro_pc.experiments import Outcome, pyplot
 from neuro_pc.models import mlp
 from neuro_pc.models.glimpse import GlimpseGeometry, GlimpseSensor
 from neuro_pc.models.mpc import DEFAULTS, initial_weights, mpc
@@ -256,12 +256,8 @@ def _table(results: dict, backend: str) -> str:
 
 
 def _figures(results: dict) -> dict:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # pragma: no cover - plot extra not installed
+    plt = pyplot()
+    if plt is None:  # the plot extra is not installed: results only
         return {}
     labs = [str(lab) for lab in results["labels"]]
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
