@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hardware_targets.base import get_target
+from hardware_targets.mapping import format_table
 from hardware_targets.quantize import (
     ErrorReport,
     LavaDenseWeights,
@@ -163,7 +164,7 @@ class CircuitQuantization:
                          "-" if p.exp is None else str(p.exp), p.sign_mode,
                          f"{p.error.rel_fro:.2e}", f"{p.error.max_abs:.2e}",
                          str(p.error.n_saturated)))
-        return _table(rows)
+        return format_table(rows)
 
 
 def effective_matrix(circuit, weights: dict, proj) -> np.ndarray:
@@ -246,12 +247,3 @@ def quantize_circuit(circuit, weights: dict, target="loihi2", *, mantissa_bits: 
                                          proj.rule is not None, proj.tied is not None)
     return CircuitQuantization(target=tgt.name, projections=out)
 
-
-def _table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = []
-    for k, r in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-        if k == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
