@@ -66,7 +66,9 @@ TOPOLOGIES = ("st1", "st2", "st3", "st4")
 #: Defaults of :func:`mpc` (the digits configuration; docs/models/mpc.md says why).
 DEFAULTS = dict(hidden=(64, 64), k=8, topology="st2", gamma=0.1, relax_steps=20,
                 eta=0.01, eta_feedback=None, lam=1e-3, feedback="learned",
-                normalize=("W", "R", "A"), target_term=True, cross_precision=0.1)
+                normalize=("W", "R", "A"), target_term=True, cross_precision=0.1,
+                homeostasis=0.0, homeo_target=None, homeo_rate=0.01, homeo_var="z",
+                decorrelation=0.0, decor_gain=10.0, decor_target=0.0)
 
 
 def topology_pairs(streams, foveal, topology: str = "st2") -> list[tuple[str, str]]:
@@ -106,7 +108,13 @@ def mpc(geometry: GlimpseGeometry | None = None, hidden=DEFAULTS["hidden"], k: i
         eta_feedback: float | None = DEFAULTS["eta_feedback"], lam: float = DEFAULTS["lam"],
         feedback: str = DEFAULTS["feedback"], normalize=DEFAULTS["normalize"],
         target_term: bool = DEFAULTS["target_term"],
-        cross_precision: float = DEFAULTS["cross_precision"], pairs=None,
+        cross_precision: float = DEFAULTS["cross_precision"],
+        homeostasis: float = DEFAULTS["homeostasis"],
+        homeo_target: float | None = DEFAULTS["homeo_target"],
+        homeo_rate: float = DEFAULTS["homeo_rate"], homeo_var: str = DEFAULTS["homeo_var"],
+        decorrelation: float = DEFAULTS["decorrelation"],
+        decor_gain: float = DEFAULTS["decor_gain"],
+        decor_target: float = DEFAULTS["decor_target"], pairs=None,
         name: str | None = None) -> Circuit:
     """Build the MPC circuit for a glimpse ``geometry`` (default: digits).
 
@@ -127,6 +135,28 @@ def mpc(geometry: GlimpseGeometry | None = None, hidden=DEFAULTS["hidden"], k: i
     cross_precision: ``beta = sigma / sigma_C``; the cross-stream error units are
         ``e_C = beta (z^q - mu_C)``, i.e. the cross term of F is weighted by
         ``beta`` (the paper: ``Sigma_C = Sigma``, ``beta = 1``).
+    homeostasis: ``eta_h`` of the neuron-local anti-collapse term (0 = off, the
+        paper). Every latent unit keeps a running second moment of its own state,
+        ``v += homeo_rate * (z^2 - v)`` (a per-unit state variable, one step of
+        the window at a time), and ``h = (1 - v / homeo_target) * z``; the
+        bottom-up rule gains ``+ eta_h * post.h * pre.phi``: Hebbian while the
+        unit's activity is below its target, anti-Hebbian above (BCM-like
+        intrinsic homeostasis). It counters the shrinking of the
+        representation (docs/models/mpc.md) and only reads the post unit's own
+        variables. homeo_target: the target second moment ``v*`` (default
+        ``k / width``: the mean ``z^2`` of a unit-norm state over the layer).
+    decorrelation: ``eta_d`` of an anti-Hebbian lateral projection ``D<l>_<s>``
+        (``z<l>_<s>.z`` onto itself, port ``lat``; 0 = off). Its rule
+        ``dw = -eta_d * (post.z * pre.z + w / decor_gain)`` settles at
+        ``D = -decor_gain * <z z^T>`` (batch mean), and the E-step adds ``lat``:
+        the settled state is pushed away from directions the layer's units share
+        (Foldiak-style decorrelation), and the bottom-up rule ``e phi^T`` then
+        learns to produce decorrelated states. Local (post x pre of the same
+        layer); the diagonal is a variance-scaled leak. decor_target: ``v*``; the
+        state update also gets ``+ decor_gain * v* * z``, so the lateral term is
+        ``-decor_gain * (<z z^T> - v* I) z`` at equilibrium: off the diagonal
+        decorrelation, on it a unit-local variance homeostasis towards ``v*``
+        (a whitening constraint, the one CCA-style objectives use against collapse).
     """
     g = geometry or GlimpseGeometry.digits()
     hidden = [int(h) for h in hidden]
@@ -152,9 +182,12 @@ def mpc(geometry: GlimpseGeometry | None = None, hidden=DEFAULTS["hidden"], k: i
     eta_fb = eta if eta_feedback is None else eta_feedback
     tied = feedback == "tied"
 
-    def rule(post, pre, eta_, transforms=()):
+    def rule(post, pre, eta_, transforms=(), homeo=False):
         text = f"dw = eta * post.{post} * pre.{pre}" + (" - eta * lam * w" if lam else "")
         params = {"eta": float(eta_), **({"lam": float(lam)} if lam else {})}
+        if homeo and homeostasis:
+            text += f" + eta_h * post.h * pre.{pre}"
+            params["eta_h"] = float(homeostasis)
         return Rule(text, params, baseline=tied, transforms=tuple(transforms))
 
     def unit(kind):
@@ -178,18 +211,38 @@ def mpc(geometry: GlimpseGeometry | None = None, hidden=DEFAULTS["hidden"], k: i
         for l in range(1, L + 1):
             n = hidden[l - 1]
             tgt = " - tgt" if target_term else ""
-            relax = f"z + gamma * (-e + dphi * (fbw + fbr){tgt})"
+            lat = " + lat" if decorrelation else ""
+            if decorrelation and decor_target:
+                lat += " + dself * z"
+            relax = f"z + gamma * (-e + dphi * (fbw + fbr){tgt}{lat})"
+            hv, hp, hu, hi = (), {}, (), {}
+            if homeostasis:
+                vt = float(homeo_target) if homeo_target is not None else min(k, n) / n
+                hv, hi = ("v", "h"), {"v": vt}
+                hp = {"rho": float(homeo_rate), "vt": vt}
+                hz = homeo_var
+                hu = (f"v = v + rho * ({hz} * {hz} - v)", f"h = (1.0 - v / vt) * {hz}")
             pops.append(Population(
-                f"z{l}_{s}", n, ("mu", "z", "e", "phi", "dphi"), ports=("ff", "fbw", "fbr", "tgt"),
-                output="phi", params={"gamma": float(gamma)}, model="pc",
+                f"z{l}_{s}", n, ("mu", "z", "e", "phi", "dphi", *hv),
+                ports=("ff", "fbw", "fbr", "tgt", *(("lat",) if decorrelation else ())),
+                output="phi",
+                params={"gamma": float(gamma), **hp,
+                        **({"dself": float(decor_gain) * float(decor_target)}
+                           if decorrelation and decor_target else {})}, model="pc", init=hi,
                 update=("mu = ff", f"z = where(tw < {t0}, mu, {relax})", "e = z - mu",
                         *((f"phi = kwta(z, {k})", "dphi = abs(phi) > 0") if k < n
-                          else ("phi = z", "dphi = 1.0 + 0.0 * z")))))
+                          else ("phi = z", "dphi = 1.0 + 0.0 * z")), *hu)))
+            if decorrelation:
+                projs.append(Projection(
+                    f"D{l}_{s}", f"z{l}_{s}", f"z{l}_{s}", "lat", variable="z",
+                    init=Init("zeros"),
+                    rule=Rule("dw = -eta_d * post.z * pre.z - eta_d * ilam * w",
+                              {"eta_d": float(decorrelation), "ilam": 1.0 / float(decor_gain)})))
             src = f"g_{s}" if l == 1 else f"z{l - 1}_{s}"
             pre = "r" if l == 1 else "phi"
             projs.append(Projection(f"W{l}_{s}", src, f"z{l}_{s}", "ff",
                                     init=Init("normal", scale=1.0 / math.sqrt(n)),
-                                    rule=rule("e", pre, eta, unit("W"))))
+                                    rule=rule("e", pre, eta, unit("W"), homeo=True)))
             if l < L:
                 common = dict(source=f"z{l + 1}_{s}", target=f"z{l}_{s}", port="fbw",
                               variable="e")
@@ -229,6 +282,9 @@ def mpc(geometry: GlimpseGeometry | None = None, hidden=DEFAULTS["hidden"], k: i
             "eta_feedback": eta_fb, "lam": lam, "feedback": feedback,
             "normalize": list(normalize), "target_term": bool(target_term),
             "cross_precision": float(cross_precision),
+            "homeostasis": float(homeostasis), "homeo_target": homeo_target,
+            "homeo_rate": float(homeo_rate), "decorrelation": float(decorrelation),
+            "decor_gain": float(decor_gain),
             "selections": selections}
     return Circuit(name=name or f"mpc_{topology}_{'-'.join(map(str, hidden))}_k{k}",
                    populations=tuple(pops), projections=tuple(projs),

@@ -259,3 +259,32 @@ def test_equivalence_brian2():
 def test_equivalence_lava_floating_pt():
     pytest.importorskip("neuro_pc.backends.lava", reason="lava-nc is not installed")
     _equivalence("lava", tag="floating_pt")
+
+
+def test_anti_collapse_options_are_local_and_off_by_default():
+    base = small()
+    assert not any(p.name.startswith("D") for p in base.projections)
+    assert all("v" not in p.variables for p in base.populations)
+    c = small(k=100, normalize=(), homeostasis=0.1, homeo_target=0.05, decorrelation=0.5,
+              decor_gain=4.0, decor_target=0.05)
+    assert c.validate() is c
+    assert Circuit.from_json(c.to_json()) == c
+    names = {p.name for p in c.projections}
+    assert {"D1_f0", "D2_q0"} <= names
+    # with phi the identity and no normalisation every rule, the new ones included, is local
+    assert {r.level for r in locality_report(c)} == {"neuron-local"}
+    sim = ReferenceSimulator(c, initial_weights(c, 3))
+    x = _glimpses(GlimpseGeometry.digits(), 16, 3)
+    for _ in range(3):
+        sim.present(x, train=True)
+    z = sim.state["z1_f0.z"]
+    # the lateral rule's step: dD = -eta_d (<z z^T> + D / gain) (batch mean), decays
+    # towards -gain <z z^T>; one more window checks the sign and size of the step
+    d0 = sim.weights["D1_f0"].copy()
+    sim.present(x, train=True)
+    z = sim.state["z1_f0.z"]
+    step = -0.5 * (z.T @ z / len(z) + d0 / 4.0)
+    assert np.allclose(sim.weights["D1_f0"] - d0, step, atol=1e-9)
+    assert np.all(np.diag(sim.weights["D1_f0"]) < 0)
+    # the homeostatic variable tracks the unit's running second moment
+    assert np.all(sim.state["z1_f0.v"] > 0)
