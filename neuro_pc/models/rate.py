@@ -153,13 +153,7 @@ def mlp(sizes, rule: str = "fa", act: str = "tanh", eta: float = 0.01, lam: floa
     decay = " - lam * w" if lam else ""
     params = {"eta": float(eta), **({"lam": float(lam)} if lam else {})}
     fwd_rule = Rule(f"dw = -eta * post.delta * pre.r{decay}", params, baseline=baseline)
-    projs = []
-    for l in range(1, L + 1):
-        projs.append(Projection(f"W{l}", names[l - 1], names[l], "ff", init=Init("xavier"),
-                                rule=fwd_rule))
-        if bias:
-            projs.append(Projection(f"b{l}", "bias", names[l], "ff", init=Init("zeros"),
-                                    rule=fwd_rule))
+    projs = forward_projections(names, fwd_rule, bias)
     for l in range(1, L):
         src = "out" if rule == "dfa" else names[l + 1]
         common = dict(source=src, target=names[l], port="fb", variable="delta")
@@ -188,6 +182,20 @@ def mlp(sizes, rule: str = "fa", act: str = "tanh", eta: float = 0.01, lam: floa
 
 #: hidden-activity normalisations of :func:`mlp` (None: none)
 NORMS = (None, "layernorm", "batchnorm")
+
+
+def forward_projections(names: list[str], rule: Rule, bias: bool,
+                        init: Init = Init("xavier")) -> list[Projection]:
+    """``W1 … WL`` (layer ``names[l-1]`` → ``names[l]``, port ``ff``) and, with
+    ``bias``, ``b1 … bL`` from the ``bias`` unit (zero-initialised), all with
+    ``rule``; in the order ``W1, b1, W2, b2, …`` every builder shares."""
+    projs = []
+    for l in range(1, len(names)):
+        projs.append(Projection(f"W{l}", names[l - 1], names[l], "ff", init=init, rule=rule))
+        if bias:
+            projs.append(Projection(f"b{l}", "bias", names[l], "ff", init=Init("zeros"),
+                                    rule=rule))
+    return projs
 
 
 def _drive(leak: float) -> str:
@@ -259,12 +267,7 @@ def _pc(sizes, act, eta, lam, bias, window, gamma, relax_steps, feedback, out_pr
     params = {"eta": float(eta), **({"lam": float(lam)} if lam else {})}
     tied = feedback == "tied"
     fwd = Rule(f"dw = eta * post.eps * pre.r{decay}", params, baseline=tied)
-    projs = []
-    for l in range(1, L + 1):
-        projs.append(Projection(f"W{l}", names[l - 1], names[l], "ff", init=Init("xavier"),
-                                rule=fwd))
-        if bias:
-            projs.append(Projection(f"b{l}", "bias", names[l], "ff", init=Init("zeros"), rule=fwd))
+    projs = forward_projections(names, fwd, bias)
     for l in range(1, L):
         common = dict(source=names[l + 1], target=names[l], port="fb", variable="eps")
         if tied:

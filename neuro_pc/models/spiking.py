@@ -90,6 +90,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from neuro_pc.ir import Circuit, Init, Population, Projection, Rule, Schedule
+from neuro_pc.models.rate import forward_projections
 
 SPIKING_RULES = ("fa", "dfa")
 RESETS = ("subtract", "zero")
@@ -448,13 +449,7 @@ def spiking_mlp(sizes, rule: str = "fa", window: int = 24, eta: float = 0.01,
     else:
         text = f"dw = -eta * post.delta * pre.{trace.var}"
     fwd = Rule(text, params)
-    projs = []
-    for l in range(1, L + 1):
-        projs.append(Projection(f"W{l}", names[l - 1], names[l], "ff",
-                                init=Init("xavier", scale=init_scale), rule=fwd))
-        if bias:
-            projs.append(Projection(f"b{l}", "bias", names[l], "ff", init=Init("zeros"),
-                                    rule=fwd))
+    projs = forward_projections(names, fwd, bias, Init("xavier", scale=init_scale))
     for l in range(1, L):
         src = "out" if rule == "dfa" else names[l + 1]
         projs.append(Projection(f"B{l}", src, names[l], "fb", variable="delta",
@@ -578,13 +573,7 @@ def spiking_pc(sizes, window: int = 32, eta: float = 0.01, gamma: float = 0.2,
     else:
         fwd = Rule(f"dw = eta * post.eps * pre.{tv}", params)
         back = Rule(f"dw = eta * post.{tv} * pre.eps", params)
-    projs = []
-    for l in range(1, L + 1):
-        projs.append(Projection(f"W{l}", names[l - 1], names[l], "ff",
-                                init=Init("xavier", scale=init_scale), rule=fwd))
-        if bias:
-            projs.append(Projection(f"b{l}", "bias", names[l], "ff", init=Init("zeros"),
-                                    rule=fwd))
+    projs = forward_projections(names, fwd, bias, Init("xavier", scale=init_scale))
     for l in range(1, L):
         projs.append(Projection(f"B{l}", names[l + 1], names[l], "fb", variable="eps",
                                 init=Init("transpose_of", of=f"W{l + 1}"), rule=back))
