@@ -64,8 +64,8 @@ whole scheme with its sources is in docs/targets/loihi2.md, "Expressibility"):
 
 A rule is **not expressible** when (each gives its own reason): its
 locality is network-global (weight or sign transport), it is
-population-level (a normalisation, k-WTA, softmax on its path; a Muon or
-``unit_columns`` transform), a factor is a nonlinear function or a
+population-level (a normalisation, k-WTA, softmax on its path; a Muon,
+``unit_columns`` or ``unit_rows`` transform), a factor is a nonlinear function or a
 division instead of a trace, a pre factor is not the carried variable, it
 needs more distinct post factors than post traces (3), a coefficient reads
 a run-time scalar (``train``, ``tw``) or is out of range, or it exceeds a
@@ -484,6 +484,10 @@ def _locality_reasons(loc) -> list[str]:
         elif t == "unit_columns":
             out.append("population-level transform 'unit_columns': rescaling each column of W "
                        "to unit norm reads every synapse of the column")
+        elif t == "unit_rows":
+            out.append("population-level transform 'unit_rows': rescaling each row of W "
+                       "to unit norm needs the norm over all synapses into one postsynaptic "
+                       "neuron, which no synapse's learning rule can read")
         else:
             out.append(f"population-level transform {t!r} acts on the whole weight matrix")
     return out

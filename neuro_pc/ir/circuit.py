@@ -78,8 +78,10 @@ class Rule:
         validation rejects rules that depend on weight transport.
     transforms: population-level operations on the update or the weights, in
         order: ``"muon"`` (momentum + Newton–Schulz orthogonalisation of dW;
-        params ``muon_beta``, ``muon_steps``) and ``"unit_columns"`` (rescale
-        every column of W to unit Euclidean norm after the update).
+        params ``muon_beta``, ``muon_steps``), ``"unit_columns"`` (rescale
+        every column of W to unit Euclidean norm after the update) and
+        ``"unit_rows"`` (the same for every row: the synapses into one target
+        unit). A zero column or row stays zero.
     every_step: apply at every step instead of once at the end of the window.
     """
 
@@ -90,7 +92,7 @@ class Rule:
     every_step: bool = False
 
 
-RULE_TRANSFORMS = ("muon", "unit_columns")
+RULE_TRANSFORMS = ("muon", "unit_columns", "unit_rows")
 TIED_FUNCTIONS = ("identity", "sign")
 INIT_KINDS = ("xavier", "uniform", "normal", "zeros", "constant", "identity", "select",
               "transpose_of")

@@ -11,7 +11,7 @@ Levels, from most to least local (DESIGN.md):
 ``population-level``
     somewhere on that path a population-level function (a normalisation,
     k-winners-take-all, softmax) reads the whole layer, or the rule applies a
-    population-level transform to its update (Muon, column normalisation).
+    population-level transform to its update (Muon, column or row normalisation).
 ``network-global``
     the path crosses a *tied* projection: a matrix that is another
     projection's weights, transposed or signed. This is weight transport (BP)

@@ -222,7 +222,9 @@ def _transform_circuit(transforms=("unit_columns",)):
     return c.replace(projections=projs, name="fa_transforms")
 
 
-@pytest.mark.parametrize("transforms", [("unit_columns",), ("muon",), ("muon", "unit_columns")])
+@pytest.mark.parametrize("transforms", [("unit_columns",), ("muon",), ("muon", "unit_columns"),
+                                        ("unit_rows",), ("muon", "unit_rows"),
+                                        ("unit_columns", "unit_rows")])
 def test_transforms_on_runtime(transforms):
     ref, b2, *_ = train_both(_transform_circuit(transforms), n=20)
     assert_same(ref, b2, str(transforms))

@@ -91,6 +91,34 @@ def test_unit_columns_transform():
     np.testing.assert_allclose(np.linalg.norm(sim.weights["W"], axis=0), 1.0)
 
 
+def test_unit_rows_transform():
+    """After the window's update every row of W is rescaled to unit norm; a zero
+    row (a target unit that never fires, so its dW row is 0) stays zero, no NaN."""
+    pops = (Population("x", 3, ("r",), streams={"r": "x"}),
+            Population("h", 3, ("r",), ports=("ff",), update=("r = ff",)))
+    w0 = np.array([[1.0, 2.0, 0.0], [0.5, -1.0, 1.0], [0.0, 0.0, 0.0]])
+
+    def run(transforms):
+        rule = Rule("dw = eta * post.r * pre.r", {"eta": 0.5}, transforms=transforms)
+        c = Circuit("u", pops, (Projection("W", "x", "h", "ff", rule=rule),), Schedule(3),
+                    streams={"x": 3})
+        sim = ReferenceSimulator(c, {"W": w0.copy()}, seed=0)
+        sim.present(np.array([[1.0, 0.5, -0.25]]))
+        return sim.weights["W"]
+
+    plain, w = run(()), run(("unit_rows",))
+    assert np.all(np.isfinite(w))
+    np.testing.assert_allclose(np.linalg.norm(w[:2], axis=1), 1.0)
+    np.testing.assert_array_equal(w[2], 0.0)
+    # the same update as without the transform, each row then divided by its norm
+    np.testing.assert_allclose(w[:2], plain[:2] / np.linalg.norm(plain[:2], axis=1,
+                                                                 keepdims=True))
+    assert not np.allclose(np.linalg.norm(w, axis=0), 1.0)   # rows, not columns
+    # after columns, rows: the transforms apply in the order they are listed
+    both = run(("unit_columns", "unit_rows"))
+    np.testing.assert_allclose(np.linalg.norm(both[:2], axis=1), 1.0)
+
+
 def test_bad_inputs():
     c = mlp([5, 4, 3], rule="fa")
     sim = ReferenceSimulator(c, seed=0)

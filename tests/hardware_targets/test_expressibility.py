@@ -129,6 +129,15 @@ def test_muon_and_unit_columns_transforms():
     assert "'unit_columns'" in _by_name(c)["W2"].reasons[0]
 
 
+def test_unit_rows_transform_is_not_on_chip():
+    c = _with_rule(SHIPPED["fa"], "W2", "dw = -eta * post.delta * pre.r",
+                   transforms=("unit_rows",))
+    r = _by_name(c)["W2"]
+    assert not r.expressible
+    assert r.reasons[0].startswith("population-level transform 'unit_rows'")
+    assert "all synapses into one postsynaptic neuron" in r.reasons[0]
+
+
 def test_nonlinear_factor_is_not_a_trace():
     c = _with_rule(SHIPPED["fa"], "W2", "dw = eta * tanh(post.a) * pre.r")
     r = _by_name(c)["W2"]

@@ -101,3 +101,7 @@ def test_population_level_function_and_transform_are_reported():
     muon = dataclasses.replace(w1, rule=dataclasses.replace(w1.rule, transforms=("muon",)))
     c3 = dataclasses.replace(c, projections=tuple(muon if p is w1 else p for p in c.projections))
     assert {r.projection: r.level for r in locality_report(c3)}["W1"] == "population-level"
+    rows = dataclasses.replace(w1, rule=dataclasses.replace(w1.rule, transforms=("unit_rows",)))
+    c4 = dataclasses.replace(c, projections=tuple(rows if p is w1 else p for p in c.projections))
+    r4 = {r.projection: r for r in locality_report(c4)}["W1"]
+    assert r4.level == "population-level" and r4.transforms == ("unit_rows",)

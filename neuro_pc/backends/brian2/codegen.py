@@ -27,7 +27,7 @@ The mapping (the executable semantics are :mod:`neuro_pc.backends.reference`):
   and ``T - 1`` in window-end rules; ``train`` a shared variable ``npc_train``
   (1.0 inside rules, which only run while training); ``dt`` a number;
 * comparisons and the expression functions map to :mod:`.functions`;
-  population-level functions and the ``muon``/``unit_columns`` transforms run in
+  population-level functions and the ``muon``/``unit_columns``/``unit_rows`` transforms run in
   NumPy (:class:`NumpyUpdate`, :class:`TransformSpec`) as ``network_operation`` s,
   which exist on the runtime targets only.
 """

@@ -291,7 +291,7 @@ def _numpy_population_op(spec, group, T: int, train: bool, step, clock):
 
 def _transform_op(spec, syn, shape, mask, transforms, every):
     """A network_operation applying ``dW`` with the rule's transforms, exactly as
-    the reference does: muon(dW), mask, ``W += dW``, unit columns."""
+    the reference does: muon(dW), mask, ``W += dW``, unit columns / rows."""
     import brian2 as b2
 
     def op():
@@ -311,6 +311,9 @@ def _transform_op(spec, syn, shape, mask, transforms, every):
         for t in spec.transforms:
             if t == "unit_columns":
                 norms = np.linalg.norm(W, axis=0, keepdims=True)
+                W /= np.where(norms > 0, norms, 1.0)
+            elif t == "unit_rows":
+                norms = np.linalg.norm(W, axis=1, keepdims=True)
                 W /= np.where(norms > 0, norms, 1.0)
         wv[:] = W[post, pre]
 

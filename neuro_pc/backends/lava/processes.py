@@ -281,9 +281,13 @@ def plastic_dense_classes(name: str, shape, *, members, post_vars, pre_vars, pos
         if self._mask is not None:
             dW = dW * self._mask
         W = self.W + dW
-        if "unit_columns" in self._transforms:
-            norms = np.linalg.norm(W, axis=0, keepdims=True)
-            W = W / np.where(norms > 0, norms, 1.0)
+        for t in self._transforms:
+            if t == "unit_columns":
+                norms = np.linalg.norm(W, axis=0, keepdims=True)
+                W = W / np.where(norms > 0, norms, 1.0)
+            elif t == "unit_rows":
+                norms = np.linalg.norm(W, axis=1, keepdims=True)
+                W = W / np.where(norms > 0, norms, 1.0)
         self.W = W
 
     attrs.update(__init__=__init__, run_spk=run_spk, _term=_term, _apply_rule=_apply_rule)

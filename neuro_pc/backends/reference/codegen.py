@@ -120,8 +120,8 @@ def apply_lines(proj, indent: str, masked: bool) -> list[str]:
         lines.append(f"{indent}{dw} = {dw} * TF[{('mask', proj.name)!r}]")
     lines.append(f"{indent}{w} += {dw}")
     for t in proj.rule.transforms:
-        if t == "unit_columns":
-            lines.append(f"{indent}TF[{('unit_columns', proj.name)!r}]({w})")
+        if t in ("unit_columns", "unit_rows"):
+            lines.append(f"{indent}TF[{(t, proj.name)!r}]({w})")
     return lines
 
 

@@ -21,6 +21,12 @@ def _unit_columns(w: np.ndarray) -> None:
     w /= np.where(norms > 0, norms, 1.0)
 
 
+def _unit_rows(w: np.ndarray) -> None:
+    """Rescale every row of ``w`` to unit Euclidean norm, in place."""
+    norms = np.linalg.norm(w, axis=1, keepdims=True)
+    w /= np.where(norms > 0, norms, 1.0)
+
+
 class ReferenceSimulator(Simulator):
     """NumPy execution of a circuit (see :mod:`neuro_pc.backends.reference.codegen`).
 
@@ -66,6 +72,8 @@ class ReferenceSimulator(Simulator):
                     self._tf[("muon", proj.name)] = self.muon[proj.name].step
                 elif t == "unit_columns":
                     self._tf[("unit_columns", proj.name)] = _unit_columns
+                elif t == "unit_rows":
+                    self._tf[("unit_rows", proj.name)] = _unit_rows
         for name, m in self.masks.items():
             self._tf[("mask", name)] = m
         self.state: dict[str, np.ndarray] = {}
