@@ -45,8 +45,11 @@ Circuit layout (names are the API of the analyses and the experiment):
 Feedback ``E`` and ``ER`` are their own plastic projections (``feedback="learned"``):
 initialised as the transpose of ``W``/``R`` (a one-time copy) and updated with
 the mirrored rule ``dw = eta * post.phi * pre.e - eta*lam * w``, so there is no
-run-time weight transport. ``feedback="tied"`` uses ``Wᵀ``/``Rᵀ`` directly (the
-paper's simplification; weight transport, a marked baseline).
+run-time weight transport. Where ``W`` (``R``) has unit columns, ``E`` (``ER``)
+gets unit rows (the transform ``"unit_rows"``): its rows are ``W``'s columns, so
+with ``eta_feedback = eta`` (and no homeostasis term) it stays exactly ``Wᵀ``
+(``Rᵀ``). ``feedback="tied"`` uses ``Wᵀ``/``Rᵀ`` directly (the paper's
+simplification; weight transport, a marked baseline).
 """
 from __future__ import annotations
 
@@ -126,10 +129,12 @@ def mpc(geometry: GlimpseGeometry | None = None, hidden=DEFAULTS["hidden"], k: i
         steps per window after the feedforward sweep (``L + 3`` steps).
     eta, lam: learning rate and weight decay (``dw = eta*(e phi^T - lam w)``);
         eta_feedback: learning rate of ``E``/``ER`` (default ``eta``, which keeps
-        them the mirror of ``W``/``R`` up to the column normalisation).
+        them the exact mirror ``Wᵀ``/``Rᵀ`` while ``homeostasis`` is off).
     feedback: ``"learned"`` (own plastic matrices, local) or ``"tied"``
         (``Wᵀ``, ``Rᵀ``: weight transport, a marked baseline).
-    normalize: which of ``"W"``, ``"R"``, ``"A"`` get unit column norms after each step.
+    normalize: which of ``"W"``, ``"R"``, ``"A"`` get unit column norms after each step;
+        with learned feedback, ``E`` (``ER``) gets unit *row* norms when ``W``
+        (``R``) is normalised, the same normalisation seen through the transpose.
     target_term: include ``-sum_q' e_C^{l,q',v}`` in the state update (the
         term Eq. 8 omits; ``False`` reproduces Eq. 8 as printed).
     cross_precision: ``beta = sigma / sigma_C``; the cross-stream error units are
@@ -190,8 +195,10 @@ def mpc(geometry: GlimpseGeometry | None = None, hidden=DEFAULTS["hidden"], k: i
             params["eta_h"] = float(homeostasis)
         return Rule(text, params, baseline=tied, transforms=tuple(transforms))
 
-    def unit(kind):
-        return ("unit_columns",) if kind in normalize else ()
+    def unit(kind, rows=False):
+        if kind not in normalize:
+            return ()
+        return ("unit_rows",) if rows else ("unit_columns",)
 
     S = g.stream_width
     pops = [Population("x", g.width, ("r",), streams={"r": "x"}, model="input"),
@@ -251,7 +258,8 @@ def mpc(geometry: GlimpseGeometry | None = None, hidden=DEFAULTS["hidden"], k: i
                 else:
                     projs.append(Projection(f"E{l}_{s}",
                                             init=Init("transpose_of", of=f"W{l + 1}_{s}"),
-                                            rule=rule("phi", "e", eta_fb), **common))
+                                            rule=rule("phi", "e", eta_fb, unit("W", rows=True)),
+                                            **common))
     for l in range(1, L + 1):
         n = hidden[l - 1]
         for v, q in pairs:
@@ -273,7 +281,8 @@ def mpc(geometry: GlimpseGeometry | None = None, hidden=DEFAULTS["hidden"], k: i
             else:
                 projs.append(Projection(f"ER{l}_{v}_{q}",
                                         init=Init("transpose_of", of=f"R{l}_{v}_{q}"),
-                                        rule=rule("phi", "e", eta_fb), **common))
+                                        rule=rule("phi", "e", eta_fb, unit("R", rows=True)),
+                                        **common))
             projs.append(Projection(f"B{l}_{v}_{q}", c, f"z{l}_{q}", "tgt", variable="e",
                                     init=Init("identity")))
     meta = {"builder": "mpc", "geometry": dict(g.__dict__), "streams": list(streams),

@@ -165,6 +165,34 @@ def test_learned_feedback_mirrors_forward_without_normalisation():
             assert np.allclose(sim.weights[p.name], sim.weights[p.init.of].T)
 
 
+def test_learned_feedback_mirrors_forward_with_normalisation():
+    """W, R have unit columns (the default); E, ER get unit rows, so they stay
+    exactly Wᵀ, Rᵀ (without it they drift from them by a per-row scale)."""
+    c = small()
+    assert tuple(c.metadata["normalize"]) == ("W", "R", "A")
+    w0 = initial_weights(c, 6)
+    sim = ReferenceSimulator(c, w0)
+    for seed in range(3):
+        sim.present(_glimpses(GlimpseGeometry.digits(), 8, seed), train=True)
+    mirrored = 0
+    for p in c.plastic:
+        if p.init.kind == "transpose_of":
+            assert p.rule.transforms == ("unit_rows",)
+            assert p.init.of[0] == ("W" if p.name.startswith("E") and p.name[1] != "R" else "R")
+            assert not np.allclose(sim.weights[p.name], w0[p.name])
+            np.testing.assert_allclose(sim.weights[p.name], sim.weights[p.init.of].T,
+                                       rtol=0, atol=1e-10, err_msg=p.name)
+            mirrored += 1
+    assert mirrored == sum(1 for p in c.projections if p.name.startswith("E"))
+    # only where the forward matrix is normalised, and never with tied feedback
+    only_r = small(normalize=("R",))
+    assert all(not p.rule.transforms for p in only_r.plastic if p.name[0] == "E"
+               and p.name[1] != "R")
+    assert all(p.rule.transforms == ("unit_rows",) for p in only_r.plastic
+               if p.name.startswith("ER"))
+    assert not any(p.name.startswith("E") for p in small(feedback="tied").plastic)
+
+
 def test_locality_report_population_level_because_of_kwta():
     c = small()
     report = locality_report(c)
