@@ -7,6 +7,12 @@ For every seed (the seed picks the data split, the weights, the saccades):
   glimpse), then frozen;
 * **random**: the same circuit, untrained (its initial weights);
 * **pixels**: the raw 64 pixels;
+* **kmeans**: a classic unsupervised patch learner in place of the circuit
+  (Coates, Lee & Ng 2011): per stream, k-means with as many centroids as the
+  top latent layer has units, fitted on the unlabelled training glimpses,
+  "triangle" encoding, concatenated over the same evaluation glimpses (the
+  same feature width as MPC's). A reference point for what *any* per-stream
+  feature learner gains over the random circuit on this data;
 * **bp**, **pc**: supervised MLPs (``neuro_pc.models.mlp``, rule ``"bp"`` /
   ``"pc"``) on the pixels, as many latent units per layer as MPC has over all
   streams, trained with the same labels the probe gets; their last hidden
@@ -31,12 +37,12 @@ from neuro_pc.models import mlp
 from neuro_pc.models.glimpse import GlimpseGeometry, GlimpseSensor
 from neuro_pc.models.mpc import DEFAULTS, initial_weights, mpc
 
-__all__ = ["run", "build", "train_mpc", "encode", "hidden_features"]
+__all__ = ["run", "build", "train_mpc", "encode", "hidden_features", "kmeans_encoder"]
 
 #: experiment defaults ([train], [probe], [baselines] tables of the config)
 TRAIN = dict(epochs=2, batch_size=100, saccades=10, seeds=[0, 1, 2])
 PROBE = dict(labels=[100, 300, "all"], layers=["top"], variable="phi", C=1.0)
-BASELINES = dict(methods=["pixels", "random", "bp", "pc"], epochs=15, batch_size=32,
+BASELINES = dict(methods=["pixels", "random", "kmeans", "bp", "pc"], epochs=15, batch_size=32,
                  eta={"bp": 0.05, "pc": 0.05}, act="relu")
 
 
@@ -94,6 +100,37 @@ def encode(sim, sensor: GlimpseSensor, images: np.ndarray, fixations: np.ndarray
     return np.concatenate(out, axis=0)
 
 
+def kmeans_encoder(sensor: GlimpseSensor, images: np.ndarray, n_clusters: int, saccades: int,
+                   seed: int):
+    """Fit one k-means per stream on unlabelled glimpses; return ``encode(images, fixations)``.
+
+    The glimpses are those of ``images`` at ``saccades`` random fixations each
+    (``default_rng([seed, 2])``). ``encode`` gives ``(n, K * V * n_clusters)``:
+    per glimpse and stream the "triangle" code ``max(0, mean_j d_j - d_i)`` of
+    the distances ``d`` to the centroids (Coates, Lee & Ng, AISTATS 2011),
+    concatenated like :func:`encode`.
+    """
+    from sklearn.cluster import MiniBatchKMeans
+
+    rng = np.random.default_rng([seed, 2])
+    fix = sensor.saccades(len(images), saccades, int(rng.integers(2 ** 31)))
+    streams, _ = sensor.split(sensor.sequence(images, fix))
+    centres = [MiniBatchKMeans(n_clusters, random_state=seed, n_init=3)
+               .fit(g.reshape(-1, g.shape[-1])).cluster_centers_ for g in streams]
+
+    def triangle(g, c):
+        d = np.sqrt(np.maximum((g ** 2).sum(-1, keepdims=True) - 2 * g @ c.T
+                               + (c ** 2).sum(-1), 0.0))
+        return np.maximum(d.mean(-1, keepdims=True) - d, 0.0)
+
+    def encode_(imgs: np.ndarray, fixations: np.ndarray) -> np.ndarray:
+        parts, _ = sensor.split(sensor.sequence(imgs, fixations))      # V x (n, K, S*S)
+        codes = np.concatenate([triangle(g, c) for g, c in zip(parts, centres)], axis=-1)
+        return codes.reshape(len(imgs), -1)                            # (n, K * V * n_clusters)
+
+    return encode_
+
+
 def hidden_features(sim, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """The last hidden layer's rate ``r`` of a trained ``mlp`` circuit, inference mode."""
     layer = len(sim.circuit.metadata["sizes"]) - 2
@@ -130,6 +167,10 @@ def _run(config: dict, backend: str | None, progress: bool) -> Outcome:
     bcfg = {**BASELINES, **config.get("baselines", {})}
     data_cfg = dict(config.get("data", {"name": "digits"}))
     labels = _labels(pcfg["labels"])
+    unknown = set(bcfg["methods"]) - set(BASELINES["methods"])
+    if unknown:
+        raise ValueError(f"[baselines] methods: unknown {sorted(unknown)}; "
+                         f"choose from {BASELINES['methods']}")
     probe_kw = dict(C=float(pcfg["C"]))
     results = {"seeds": list(tcfg["seeds"]), "labels": [lab or "all" for lab in labels],
                "methods": {}, "timing": {}}
@@ -165,6 +206,12 @@ def _run(config: dict, backend: str | None, progress: bool) -> Outcome:
                           encode(sim, sensor, data.x_test, fx_te, **enc_kw))
             for lab in labels:
                 record("random", lab, seed, linear_probe(f_tr, data.y_train, f_te, data.y_test,
+                                                         lab, seed, **probe_kw))
+        if "kmeans" in methods:
+            enc = kmeans_encoder(sensor, data.x_train, circuit.metadata["hidden"][-1], K, seed)
+            f_tr, f_te = enc(data.x_train, fx_tr), enc(data.x_test, fx_te)
+            for lab in labels:
+                record("kmeans", lab, seed, linear_probe(f_tr, data.y_train, f_te, data.y_test,
                                                          lab, seed, **probe_kw))
         results["timing"].setdefault("baselines_unsupervised_s", []).append(time.time() - t)
         t = time.time()
