@@ -472,7 +472,7 @@ def _locality_reasons(loc) -> list[str]:
                    "and the traces of its own pre and post neuron; no synapse can read another "
                    "projection's weights")
     for r in loc.reasons:
-        if r.startswith("reads population"):
+        if r.startswith("reads ") and "through population-level" in r:
             out.append(f"population-level: the rule {r}; a Loihi "
                        "neuron computes only from its own state and its synaptic input, so the "
                        "factor is not a per-neuron trace")

@@ -98,9 +98,17 @@ def rule_locality(circuit, proj) -> RuleLocality:
     pop_transforms = tuple(t for t in rule.transforms)
     if path.population_fns or pop_transforms:
         level = "population-level"
+        by_fns: dict[tuple, list] = {}
         for pop, fns in sorted(path.population_fns.items()):
-            reasons.append(f"reads population {pop!r} through population-level "
-                           f"{', '.join(sorted(fns))}()")
+            by_fns.setdefault(tuple(sorted(fns)), []).append(pop)
+        for fns, pops in by_fns.items():
+            what = f"population-level {', '.join(fns)}()"
+            if len(pops) == 1:
+                reasons.append(f"reads population {pops[0]!r} through {what}")
+            else:                       # one line per function set, not per population
+                names = ", ".join(map(repr, pops[:3]))
+                more = f" and {len(pops) - 3} more" if len(pops) > 3 else ""
+                reasons.append(f"reads {len(pops)} populations through {what}: {names}{more}")
         for t in pop_transforms:
             reasons.append(f"applies the population-level transform {t!r} to the layer's "
                            "update or weights")

@@ -212,6 +212,28 @@ def test_locality_report_population_level_because_of_kwta():
     assert all(r.baseline for r in locality_report(tied))
 
 
+def test_loihi2_check_names_kwta_and_the_norms_as_off_chip():
+    """Issue 8: kwta and the column/row normalisations are population-level and
+    the Loihi 2 check says no learning-engine rule can express them."""
+    from hardware_targets.expressibility import expressibility_report
+
+    c = small()
+    report = {r.projection: r for r in expressibility_report(c, "loihi2")}
+    assert report and not any(r.expressible for r in report.values())
+    for name, r in report.items():
+        why = " ".join(r.reasons)
+        assert "kwta()" in why and "not a per-neuron trace" in why, name
+        if name[0] in "WRA":
+            assert "'unit_columns'" in why, name
+        elif name[0] == "E":
+            assert "'unit_rows'" in why, name
+    # the 12 kwta layers (6 streams x 2) a rule reads through the E-step loop are
+    # one reason naming three of them, not twelve reasons
+    kw = [r for r in locality_report(c)[0].reasons if "kwta" in r]
+    assert kw == ["reads 12 populations through population-level kwta(): "
+                  "'z1_f0', 'z1_f1', 'z1_f2' and 9 more"]
+
+
 def test_training_reduces_the_energy():
     c = small(eta=0.05)
     sim = ReferenceSimulator(c, initial_weights(c, 7))
