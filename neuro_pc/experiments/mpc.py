@@ -37,7 +37,7 @@ from neuro_pc.models import mlp
 from neuro_pc.models.glimpse import GlimpseGeometry, GlimpseSensor
 from neuro_pc.models.mpc import DEFAULTS, initial_weights, mpc
 
-__all__ = ["run", "build", "train_mpc", "encode", "hidden_features", "kmeans_encoder"]
+__all__ = ["run", "build", "circuits", "train_mpc", "encode", "hidden_features", "kmeans_encoder"]
 
 #: experiment defaults ([train], [probe], [baselines] tables of the config)
 TRAIN = dict(epochs=2, batch_size=100, saccades=10, seeds=[0, 1, 2])
@@ -56,6 +56,12 @@ def build(config: dict):
     for key in ("hidden", "normalize"):
         model[key] = tuple(model[key])
     return mpc(geometry, **model), GlimpseSensor(geometry, center=center)
+
+
+def circuits(config: dict) -> dict:
+    """The circuit this experiment trains, for ``neuro-pc locality`` / ``check``."""
+    circuit, _ = build(config)
+    return {"mpc": circuit}
 
 
 def train_mpc(sim, sensor: GlimpseSensor, images: np.ndarray, epochs: int, batch_size: int,
