@@ -48,3 +48,16 @@ def test_unknown_baseline_is_named(tmp_path):
         run_experiment(CONFIG, out_dir=tmp_path, progress=False,
                        overrides={**TINY, "baselines.methods": ["pca"]})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_check_and_locality_commands_read_the_mpc_experiment(capsys):
+    from neuro_pc.cli import load_circuits, main
+
+    circuits = load_circuits(CONFIG)
+    assert list(circuits) == ["mpc"] and circuits["mpc"].metadata["hidden"] == [64, 64]
+    assert main(["check", CONFIG, "--target", "loihi2"]) == 0
+    out = capsys.readouterr().out
+    # 6 streams x (W1, W2, E1) + 14 st2 pairs x 2 layers x (R, A, ER) = 102 rules, and
+    # kwta / the unit norms keep every one of them off chip
+    assert "summary: 0/102 rules on chip" in out
+    assert "'unit_rows'" in out and "kwta()" in out
