@@ -15,12 +15,19 @@ each have a sensory layer ``z^0 = g_v`` and ``L`` latent layers. With
     e_C^{l,v,q}  = z^{l,q} - mu_C^{l,v,q}                      (7)
     F = 1/2 sum ||e||^2 + 1/2 sum ||e_C||^2   (sigma = 1)
 
-and the E-step is gradient descent on F (Eq. 8 with its sign fixed and the
-"being a target" term the text omits, algorithms.md §1.10):
+and the E-step is Eq. 8 with its sign fixed (algorithms.md §1.10):
 
     z^{l,v} += gamma * ( -e^{l,v} + phi'(z^{l,v}) * (E_W^{l+1,v} e^{l+1,v}
                                    + sum_q E_R^{l,v,q} e_C^{l,v,q})
-                         - sum_{q'} e_C^{l,q',v} )
+                         [- sum_{q'} e_C^{l,q',v}] )
+
+By default as printed: a stream's state moves to make its *predictions* of
+other streams better, but is not pulled towards the predictions it receives
+(the target is held, like a stop-gradient). ``target_term=True`` adds the
+bracketed "being a target" term that the derivative of F has and Eq. 8 omits,
+making the E-step exact gradient descent on F; measured on digits it shrinks
+the states towards the predictions and the M-step then learns nothing the probe
+can use (docs/models/mpc.md, choice 2).
 
 The M-step, once at the end of every window (one window per glimpse), Eqs. 9-11:
 ``dW = eta (e phi(z_{l-1})^T) - eta*lam W``, the same for ``R`` with ``e_C``,
@@ -69,7 +76,7 @@ TOPOLOGIES = ("st1", "st2", "st3", "st4")
 #: Defaults of :func:`mpc` (the digits configuration; docs/models/mpc.md says why).
 DEFAULTS = dict(hidden=(64, 64), k=8, topology="st2", gamma=0.1, relax_steps=20,
                 eta=0.01, eta_feedback=None, lam=1e-3, feedback="learned",
-                normalize=("W", "R", "A"), target_term=True, cross_precision=0.1,
+                normalize=("W", "R", "A"), target_term=False, cross_precision=0.1,
                 homeostasis=0.0, homeo_target=None, homeo_rate=0.01, homeo_var="z",
                 decorrelation=0.0, decor_gain=10.0, decor_target=0.0)
 
@@ -136,7 +143,8 @@ def mpc(geometry: GlimpseGeometry | None = None, hidden=DEFAULTS["hidden"], k: i
         with learned feedback, ``E`` (``ER``) gets unit *row* norms when ``W``
         (``R``) is normalised, the same normalisation seen through the transpose.
     target_term: include ``-sum_q' e_C^{l,q',v}`` in the state update (the
-        term Eq. 8 omits; ``False`` reproduces Eq. 8 as printed).
+        term Eq. 8 omits; the E-step is then exact gradient descent on F).
+        Default ``False``: Eq. 8 as printed, each target state held fixed.
     cross_precision: ``beta = sigma / sigma_C``; the cross-stream error units are
         ``e_C = beta (z^q - mu_C)``, i.e. the cross term of F is weighted by
         ``beta`` (the paper: ``Sigma_C = Sigma``, ``beta = 1``).
@@ -231,7 +239,8 @@ def mpc(geometry: GlimpseGeometry | None = None, hidden=DEFAULTS["hidden"], k: i
                 hu = (f"v = v + rho * ({hz} * {hz} - v)", f"h = (1.0 - v / vt) * {hz}")
             pops.append(Population(
                 f"z{l}_{s}", n, ("mu", "z", "e", "phi", "dphi", *hv),
-                ports=("ff", "fbw", "fbr", "tgt", *(("lat",) if decorrelation else ())),
+                ports=("ff", "fbw", "fbr", *(("tgt",) if target_term else ()),
+                       *(("lat",) if decorrelation else ())),
                 output="phi",
                 params={"gamma": float(gamma), **hp,
                         **({"dself": float(decor_gain) * float(decor_target)}
@@ -283,8 +292,9 @@ def mpc(geometry: GlimpseGeometry | None = None, hidden=DEFAULTS["hidden"], k: i
                                         init=Init("transpose_of", of=f"R{l}_{v}_{q}"),
                                         rule=rule("phi", "e", eta_fb, unit("R", rows=True)),
                                         **common))
-            projs.append(Projection(f"B{l}_{v}_{q}", c, f"z{l}_{q}", "tgt", variable="e",
-                                    init=Init("identity")))
+            if target_term:   # the "being a target" term: e_C back into the target state
+                projs.append(Projection(f"B{l}_{v}_{q}", c, f"z{l}_{q}", "tgt", variable="e",
+                                        init=Init("identity")))
     meta = {"builder": "mpc", "geometry": dict(g.__dict__), "streams": list(streams),
             "hidden": hidden, "k": k, "pairs": [list(p) for p in pairs], "topology": topology,
             "gamma": gamma, "relax_steps": int(relax_steps), "sweep_steps": t0, "eta": eta,
