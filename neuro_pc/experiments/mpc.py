@@ -21,7 +21,10 @@ For every seed (the seed picks the data split, the weights, the saccades):
 The probe (:func:`neuro_pc.analysis.probe.linear_probe`) is fitted on the
 representation of the training images (MPC/random: the latents concatenated
 over the K glimpses of one fixed evaluation saccade sequence) with 100, 300 or
-all labels, and scored on the test images.
+all labels, and scored on the test images. Below all labels, the score of a
+seed is the mean over ``[probe] draws`` stratified label subsets (label seeds
+``seed + 1000 d``), the supervised nets trained once per subset: a 100-label
+draw alone moves the score by 1-2 points.
 """
 from __future__ import annotations
 
@@ -41,7 +44,7 @@ __all__ = ["run", "build", "circuits", "train_mpc", "encode", "hidden_features",
 
 #: experiment defaults ([train], [probe], [baselines] tables of the config)
 TRAIN = dict(epochs=2, batch_size=100, saccades=10, seeds=[0, 1, 2])
-PROBE = dict(labels=[100, 300, "all"], layers=["top"], variable="phi", C=1.0)
+PROBE = dict(labels=[100, 300, "all"], layers=["top"], variable="phi", C=1.0, draws=3)
 BASELINES = dict(methods=["pixels", "random", "kmeans", "bp", "pc"], epochs=15, batch_size=32,
                  eta={"bp": 0.05, "pc": 0.05}, act="relu")
 
@@ -178,6 +181,9 @@ def _run(config: dict, backend: str | None, progress: bool) -> Outcome:
         raise ValueError(f"[baselines] methods: unknown {sorted(unknown)}; "
                          f"choose from {BASELINES['methods']}")
     probe_kw = dict(C=float(pcfg["C"]))
+    n_draws = int(pcfg["draws"])
+    if n_draws < 1:
+        raise ValueError(f"[probe] draws must be >= 1, got {n_draws}")
     results = {"seeds": list(tcfg["seeds"]), "labels": [lab or "all" for lab in labels],
                "methods": {}, "timing": {}}
     acc = {}   # method -> label key -> list over seeds
@@ -202,23 +208,27 @@ def _run(config: dict, backend: str | None, progress: bool) -> Outcome:
         enc_kw = dict(layers=pcfg["layers"], variable=pcfg["variable"])
         methods = bcfg["methods"]
         t = time.time()
-        if "pixels" in methods:
+        def draws(lab):
+            """Label-draw seeds: one for all labels, ``draws`` subsets below that."""
+            return [seed] if lab is None else [seed + 1000 * d for d in range(n_draws)]
+
+        def probe_all(method, f_tr, f_te):
             for lab in labels:
-                record("pixels", lab, seed, linear_probe(data.x_train, data.y_train, data.x_test,
-                                                         data.y_test, lab, seed, **probe_kw))
+                record(method, lab, seed, float(np.mean([
+                    linear_probe(f_tr, data.y_train, f_te, data.y_test, lab, ls, **probe_kw)
+                    for ls in draws(lab)])))
+
+        if "pixels" in methods:
+            probe_all("pixels", data.x_train, data.x_test)
         if "random" in methods:
             sim = compile(circuit, backend=backend, weights=w0, seed=seed, **options)
             f_tr, f_te = (encode(sim, sensor, data.x_train, fx_tr, **enc_kw),
                           encode(sim, sensor, data.x_test, fx_te, **enc_kw))
-            for lab in labels:
-                record("random", lab, seed, linear_probe(f_tr, data.y_train, f_te, data.y_test,
-                                                         lab, seed, **probe_kw))
+            probe_all("random", f_tr, f_te)
         if "kmeans" in methods:
             enc = kmeans_encoder(sensor, data.x_train, circuit.metadata["hidden"][-1], K, seed)
             f_tr, f_te = enc(data.x_train, fx_tr), enc(data.x_test, fx_te)
-            for lab in labels:
-                record("kmeans", lab, seed, linear_probe(f_tr, data.y_train, f_te, data.y_test,
-                                                         lab, seed, **probe_kw))
+            probe_all("kmeans", f_tr, f_te)
         results["timing"].setdefault("baselines_unsupervised_s", []).append(time.time() - t)
         t = time.time()
         sim = compile(circuit, backend=backend, weights=w0, seed=seed, **options)
@@ -227,9 +237,7 @@ def _run(config: dict, backend: str | None, progress: bool) -> Outcome:
         results["timing"].setdefault("mpc_train_s", []).append(time.time() - t)
         f_tr, f_te = (encode(sim, sensor, data.x_train, fx_tr, **enc_kw),
                       encode(sim, sensor, data.x_test, fx_te, **enc_kw))
-        for lab in labels:
-            record("mpc", lab, seed, linear_probe(f_tr, data.y_train, f_te, data.y_test, lab,
-                                                  seed, **probe_kw))
+        probe_all("mpc", f_tr, f_te)
         extra.setdefault("feature_dim", f_tr.shape[1])
         extra.setdefault("mpc_active_fraction", []).append(float(np.mean(f_tr != 0)))
         extra.setdefault("feedback_angle_deg", []).append(_feedback_angle(sim))
@@ -238,21 +246,24 @@ def _run(config: dict, backend: str | None, progress: bool) -> Outcome:
         hid = [width * len(circuit.metadata["streams"])] * len(circuit.metadata["hidden"])
         for rule in [m for m in ("bp", "pc") if m in methods]:
             for lab in labels:
-                idx = label_subset(data.y_train, lab, seed)
-                net = mlp([data.n_features, *hid, data.n_classes], rule=rule, act=bcfg["act"],
-                          eta=float(bcfg["eta"][rule]))
-                s2 = compile(net, backend=backend, seed=seed, **options)
-                # the same number of weight updates whatever the label budget
-                epochs = max(1, int(round(bcfg["epochs"] * len(data.y_train) / len(idx))))
-                epochs = min(epochs, 40 * int(bcfg["epochs"]))
-                s2.train(data.x_train[idx], data.one_hot(data.y_train[idx]), epochs=epochs,
-                         seed=seed, batch_size=int(bcfg["batch_size"]))
-                h_tr, h_te = hidden_features(s2, data.x_train), hidden_features(s2, data.x_test)
-                record(rule, lab, seed, linear_probe(h_tr, data.y_train, h_te, data.y_test, lab,
-                                                     seed, **probe_kw))
-                if lab is None:
-                    extra.setdefault(f"{rule}_readout_accuracy", []).append(
-                        s2.evaluate(data.x_test, data.y_test))
+                per_draw = []
+                for ls in draws(lab):     # a net per label draw, trained on those labels only
+                    idx = label_subset(data.y_train, lab, ls)
+                    net = mlp([data.n_features, *hid, data.n_classes], rule=rule,
+                              act=bcfg["act"], eta=float(bcfg["eta"][rule]))
+                    s2 = compile(net, backend=backend, seed=seed, **options)
+                    # the same number of weight updates whatever the label budget
+                    epochs = max(1, int(round(bcfg["epochs"] * len(data.y_train) / len(idx))))
+                    epochs = min(epochs, 40 * int(bcfg["epochs"]))
+                    s2.train(data.x_train[idx], data.one_hot(data.y_train[idx]), epochs=epochs,
+                             seed=seed, batch_size=int(bcfg["batch_size"]))
+                    h_tr, h_te = hidden_features(s2, data.x_train), hidden_features(s2, data.x_test)
+                    per_draw.append(linear_probe(h_tr, data.y_train, h_te, data.y_test, lab, ls,
+                                                 **probe_kw))
+                    if lab is None:
+                        extra.setdefault(f"{rule}_readout_accuracy", []).append(
+                            s2.evaluate(data.x_test, data.y_test))
+                record(rule, lab, seed, float(np.mean(per_draw)))
         results["timing"].setdefault("supervised_s", []).append(time.time() - t)
     for method, per in acc.items():
         results["methods"][method] = {

@@ -41,12 +41,25 @@ def test_tiny_mpc_experiment_writes_every_method(tmp_path):
         assert per["all"]["mean"] > 0.8, method   # chance is 0.1; every encoder keeps the digit
     assert res["extra"]["feature_dim"] == 2 * 6 * 8
     assert "kmeans" in outcome.summary
+    # below "all", a seed's score is the mean over the label draws seed + 1000 d
+    from neuro_pc.analysis.probe import linear_probe
+    from neuro_pc.data import load_dataset
+
+    d = load_dataset("digits", seed=0)
+    want = np.mean([linear_probe(d.x_train, d.y_train, d.x_test, d.y_test, 100, 1000 * k)
+                    for k in range(3)])
+    assert res["methods"]["pixels"]["100"]["runs"] == [pytest.approx(want, abs=1e-12)]
+    assert res["methods"]["pixels"]["all"]["runs"] == [pytest.approx(linear_probe(
+        d.x_train, d.y_train, d.x_test, d.y_test, None, 0), abs=1e-12)]
 
 
-def test_unknown_baseline_is_named(tmp_path):
+def test_bad_baseline_or_draws_are_named(tmp_path):
     with pytest.raises(ValueError, match=r"unknown \['pca'\]"):
         run_experiment(CONFIG, out_dir=tmp_path, progress=False,
                        overrides={**TINY, "baselines.methods": ["pca"]})
+    with pytest.raises(ValueError, match=r"\[probe\] draws must be >= 1"):
+        run_experiment(CONFIG, out_dir=tmp_path, progress=False,
+                       overrides={**TINY, "probe.draws": 0})
     assert list(tmp_path.iterdir()) == []
 
 
