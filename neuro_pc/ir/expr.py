@@ -38,6 +38,7 @@ POPULATION_FUNCTIONS: dict[str, int] = {
     "kwta": 2,        # kwta(x, k): keep the k largest units, zero the rest
     "layernorm": 1,   # (x - mean(x)) / sqrt(var(x) + 1e-5) over the units
     "batchnorm": 1,   # the same over the batch axis (batched mode only)
+    "batchmean": 1,   # each unit's mean over the batch, broadcast back (batched mode)
     "softmax": 1,
     "popsum": 1,      # sum over the units, broadcast back
     "popmean": 1,

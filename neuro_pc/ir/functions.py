@@ -2,7 +2,8 @@
 
 Arrays are ``(batch, n_units)``; neuron functions act element-wise, population
 functions along the unit axis (``axis=-1``), per sample, except ``batchnorm``
-which normalises each unit over the batch axis. Every backend must give these
+and ``batchmean``, which act on each unit over the batch axis (a batch of one
+is its own mean). Every backend must give these
 functions exactly this meaning; this module is the definition.
 """
 from __future__ import annotations
@@ -60,6 +61,12 @@ def batchnorm(x):
     return (x - mu) / np.sqrt(var + _EPS)
 
 
+def batchmean(x):
+    """Each unit's mean over the batch, broadcast back (``batchnorm``'s statistic)."""
+    x = np.atleast_2d(x)
+    return np.broadcast_to(x.mean(axis=0, keepdims=True), x.shape).copy()
+
+
 def softmax(x):
     x = np.atleast_2d(x)
     z = np.exp(x - x.max(axis=-1, keepdims=True))
@@ -81,6 +88,6 @@ NUMPY_FUNCTIONS = {
     "tanh": np.tanh, "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "abs": np.abs,
     "sign": np.sign, "sigmoid": sigmoid, "relu": relu, "step": step,
     "clip": np.clip, "where": where, "minimum": np.minimum, "maximum": np.maximum,
-    "kwta": kwta, "layernorm": layernorm, "batchnorm": batchnorm, "softmax": softmax,
-    "popsum": popsum, "popmean": popmean,
+    "kwta": kwta, "layernorm": layernorm, "batchnorm": batchnorm, "batchmean": batchmean,
+    "softmax": softmax, "popsum": popsum, "popmean": popmean,
 }

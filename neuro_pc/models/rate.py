@@ -105,12 +105,12 @@ def mlp(sizes, rule: str = "fa", act: str = "tanh", eta: float = 0.01, lam: floa
       ``g = fb ⊙ f'(n)``, ``delta = (g − ⟨g⟩ − n ⟨g ⊙ n⟩) / σ`` with ``⟨·⟩`` the
       mean over the layer's units (``popmean``) and ``σ = sqrt(var(a) + 1e-5)``
       (so under BP ``delta = ∂L/∂a`` still holds).
-    * ``"batchnorm"``: ``n = batchnorm(a)`` (statistics over the batch: use the
-      batched mode; a batch of one normalises to 0), ``r = f(n)``,
-      ``delta = fb ⊙ f'(n)``. **An approximation**: the Jacobian of the batch
-      normalisation (the ``1/σ_B`` gain and the batch-mean terms) is left out,
-      because the expression language has no batch-mean reduction to write it
-      with; BP with this option is therefore not the exact gradient.
+    * ``"batchnorm"``: ``n = (a − ⟨a⟩_B)/σ_B`` (= ``batchnorm(a)``, written with
+      ``batchmean``: statistics over the batch, so use the batched mode; a
+      batch of one normalises to 0), ``r = f(n)``, and the same exact
+      derivative as layer norm with the batch in place of the layer:
+      ``delta = (g − ⟨g⟩_B − n ⟨g ⊙ n⟩_B) / σ_B`` (so under BP ``delta``
+      is the gradient of the batch's summed loss with respect to ``a``).
 
     muon: give the rules of the hidden forward weights ``W1 … W{L-1}`` the
     population-level transform ``("muon",)`` (momentum ``muon_beta``, then
@@ -208,20 +208,18 @@ def _leak_params(leak: float) -> dict:
 
 
 def _normed_hidden(name: str, size: int, act: str, norm: str, leak: float = 1.0) -> Population:
-    """A hidden population ``r = f(norm(a))`` whose ``delta`` is ``∂L/∂a`` given ``fb = ∂L/∂r``
-    (exactly for layer norm; without the normalisation's Jacobian for batch norm)."""
+    """A hidden population ``r = f(norm(a))`` whose ``delta`` is ``∂L/∂a`` given ``fb = ∂L/∂r``:
+    the exact derivative through the normalisation, over the layer's units
+    (``popmean``, layer norm) or over the batch (``batchmean``, batch norm)."""
     f, df = (t.format(v="n") for t in ACTIVATIONS[act])
-    if norm == "layernorm":
-        # n = layernorm(a), written out so that sd is at hand for the derivative
-        return Population(name, size, ("a", "c", "sd", "n", "r", "g", "delta"),
-                          ports=("ff", "fb"), params=_leak_params(leak),
-                          update=(_drive(leak), "c = a - popmean(a)",
-                                  "sd = sqrt(popmean(c * c) + 1e-05)", "n = c / sd",
-                                  f"r = {f}", f"g = fb * ({df})",
-                                  "delta = (g - popmean(g) - n * popmean(g * n)) / sd"))
-    return Population(name, size, ("a", "n", "r", "delta"), ports=("ff", "fb"),
-                      params=_leak_params(leak),
-                      update=(_drive(leak), "n = batchnorm(a)", f"r = {f}", f"delta = fb * ({df})"))
+    mean = "popmean" if norm == "layernorm" else "batchmean"
+    # n = layernorm(a) / batchnorm(a), written out so that sd is at hand for the derivative
+    return Population(name, size, ("a", "c", "sd", "n", "r", "g", "delta"),
+                      ports=("ff", "fb"), params=_leak_params(leak),
+                      update=(_drive(leak), f"c = a - {mean}(a)",
+                              f"sd = sqrt({mean}(c * c) + 1e-05)", "n = c / sd",
+                              f"r = {f}", f"g = fb * ({df})",
+                              f"delta = (g - {mean}(g) - n * {mean}(g * n)) / sd"))
 
 
 def _with_muon(circuit: Circuit, L: int, beta: float, lr: float) -> Circuit:

@@ -175,7 +175,7 @@ def test_norm_options_do_not_change_the_default_circuit():
 def test_normalisation_is_population_level(norm):
     rep = locality_report(mlp(SIZES, rule="fa", norm=norm))
     assert [r.level for r in rep] == ["population-level"] * len(rep)
-    fn = "popmean" if norm == "layernorm" else "batchnorm"
+    fn = "popmean" if norm == "layernorm" else "batchmean"
     assert all(fn in "; ".join(r.reasons) for r in rep)
     assert circuit_level(locality_report(mlp(SIZES, rule="fa"))) == "neuron-local"
 

@@ -255,7 +255,7 @@ def _check_standalone(model: Brian2Model, learn: bool) -> None:
         if g.numpy_update:
             raise Brian2BackendError(
                 f"population {g.pop!r} uses a population-level function (kwta, layernorm, "
-                "softmax, batchnorm, popsum, popmean); the Brian2 backend computes those in a "
+                "softmax, batchnorm, batchmean, popsum, popmean); the Brian2 backend computes those in a "
                 "NumPy network_operation, which the cpp_standalone target cannot run. Use "
                 "target='numpy' or 'cython', or the reference backend.")
     for s in model.synapses.values():
