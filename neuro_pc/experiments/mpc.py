@@ -21,7 +21,9 @@ For every seed (the seed picks the data split, the weights, the saccades):
 The probe (:func:`neuro_pc.analysis.probe.linear_probe`) is fitted on the
 representation of the training images (MPC/random: the latents concatenated
 over the K glimpses of one fixed evaluation saccade sequence) with 100, 300 or
-all labels, and scored on the test images. Below all labels, the score of a
+all labels, and scored on the test images (and, for the ``[probe] decoder``
+feature sets, the paper's Dec-MSE: :func:`~neuro_pc.analysis.probe.decoder_mse`,
+next to the error of always predicting the mean training image). Below all labels, the score of a
 seed is the mean over ``[probe] draws`` stratified label subsets (label seeds
 ``seed + 1000 d``), the supervised nets trained once per subset: a 100-label
 draw alone moves the score by 1-2 points.
@@ -32,7 +34,7 @@ import time
 
 import numpy as np
 
-from neuro_pc.analysis.probe import label_subset, linear_probe
+from neuro_pc.analysis.probe import decoder_mse, label_subset, linear_probe
 from neuro_pc.backends import compile
 from neuro_pc.data import load_dataset
 from neuro_pc.experiments import Outcome, pyplot
@@ -44,7 +46,11 @@ __all__ = ["run", "build", "circuits", "train_mpc", "encode", "hidden_features",
 
 #: experiment defaults ([train], [probe], [baselines] tables of the config)
 TRAIN = dict(epochs=4, batch_size=100, saccades=10, seeds=[0, 1, 2])
-PROBE = dict(labels=[100, 300, "all"], layers=["top"], variable="phi", C=1.0, draws=3)
+PROBE = dict(labels=[100, 300, "all"], layers=["top"], variable="phi", C=1.0, draws=3,
+             decoder=["random", "mpc"], decoder_hidden=1024, decoder_alpha=1e-3,
+             decoder_epochs=50)
+#: the feature sets the decoder can be fitted on
+DECODABLE = ("pixels", "random", "kmeans", "mpc")
 BASELINES = dict(methods=["pixels", "random", "kmeans", "bp", "pc"], epochs=15, batch_size=32,
                  eta={"bp": 0.05, "pc": 0.05}, act="relu")
 
@@ -184,6 +190,12 @@ def _run(config: dict, backend: str | None, progress: bool) -> Outcome:
     n_draws = int(pcfg["draws"])
     if n_draws < 1:
         raise ValueError(f"[probe] draws must be >= 1, got {n_draws}")
+    bad = set(pcfg["decoder"]) - set(DECODABLE)
+    if bad:
+        raise ValueError(f"[probe] decoder: unknown {sorted(bad)}; choose from {list(DECODABLE)}")
+    dec_kw = dict(hidden=int(pcfg["decoder_hidden"]), alpha=float(pcfg["decoder_alpha"]),
+                  epochs=int(pcfg["decoder_epochs"]))
+    dec = {}   # method -> list over seeds of the decoder's test MSE
     results = {"seeds": list(tcfg["seeds"]), "labels": [lab or "all" for lab in labels],
                "draws": n_draws, "methods": {}, "timing": {}}
     acc = {}   # method -> label key -> list over seeds
@@ -217,6 +229,13 @@ def _run(config: dict, backend: str | None, progress: bool) -> Outcome:
                 record(method, lab, seed, float(np.mean([
                     linear_probe(f_tr, data.y_train, f_te, data.y_test, lab, ls, **probe_kw)
                     for ls in draws(lab)])))
+            if method in pcfg["decoder"]:
+                dec.setdefault(method, []).append(decoder_mse(
+                    f_tr, data.x_train, f_te, data.x_test, seed=seed, **dec_kw))
+
+        if pcfg["decoder"]:
+            dec.setdefault("mean image", []).append(float(np.mean(np.sum(
+                (data.x_test - data.x_train.mean(axis=0)) ** 2, axis=1))))
 
         t = time.time()
         if "pixels" in methods:
@@ -270,6 +289,8 @@ def _run(config: dict, backend: str | None, progress: bool) -> Outcome:
         results["methods"][method] = {
             lab: {"runs": vals, "mean": float(np.mean(vals)), "std": float(np.std(vals))}
             for lab, vals in per.items()}
+    results["decoder"] = {m: {"runs": v, "mean": float(np.mean(v)), "std": float(np.std(v))}
+                          for m, v in dec.items()}
     results["extra"] = extra
     results["circuit"] = {"name": circuit.name, "populations": len(circuit.populations),
                           "projections": len(circuit.projections),
@@ -307,6 +328,11 @@ def _table(results: dict, backend: str) -> str:
         gap = [(results["methods"]["bp"][lab]["mean"] - results["methods"]["mpc"][lab]["mean"])
                * 100 for lab in labs]
         lines.append(f"{'bp-mpc':8}" + "".join(f"{g:>+18.2f}" for g in gap))
+    dec = results.get("decoder", {})
+    if dec:
+        lines.append("decoder MSE (1024-ReLU decoder, test mean of the summed squared pixel "
+                     "error; paper's Dec-MSE): " + ", ".join(
+                         f"{m} {v['mean']:.3f} ± {v['std']:.3f}" for m, v in dec.items()))
     ex = results.get("extra", {})
     if ex:
         lines.append(f"feature dim (mpc/random) {ex.get('feature_dim')}; active fraction "

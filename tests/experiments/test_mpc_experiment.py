@@ -11,7 +11,9 @@ from neuro_pc.models.glimpse import GlimpseGeometry, GlimpseSensor
 CONFIG = "experiments/mpc_digits.toml"
 TINY = {"model.hidden": [8, 8], "model.k": 4, "model.relax_steps": 4, "train.epochs": 1,
         "train.seeds": [0], "train.saccades": 2, "probe.labels": [100, "all"],
-        "baselines.methods": ["pixels", "random", "kmeans"]}
+        "baselines.methods": ["pixels", "random", "kmeans"],
+        "probe.decoder": ["pixels", "mpc"], "probe.decoder_hidden": 256,
+        "probe.decoder_epochs": 200}
 
 
 def test_kmeans_encoder_shapes_and_triangle_code():
@@ -40,6 +42,11 @@ def test_tiny_mpc_experiment_writes_every_method(tmp_path):
         assert set(per) == {"100", "all"}
         assert per["all"]["mean"] > 0.8, method   # chance is 0.1; every encoder keeps the digit
     assert res["extra"]["feature_dim"] == 2 * 6 * 8
+    # Dec-MSE: decoding the image from its own pixels beats always guessing the mean image
+    d = res["decoder"]
+    assert set(d) == {"pixels", "mpc", "mean image"}
+    assert d["pixels"]["mean"] < 0.5 * d["mean image"]["mean"]
+    assert 0 < d["mpc"]["mean"] < d["mean image"]["mean"]
     assert "kmeans" in outcome.summary
     # below "all", a seed's score is the mean over the label draws seed + 1000 d
     from neuro_pc.analysis.probe import linear_probe
@@ -60,6 +67,9 @@ def test_bad_baseline_or_draws_are_named(tmp_path):
     with pytest.raises(ValueError, match=r"\[probe\] draws must be >= 1"):
         run_experiment(CONFIG, out_dir=tmp_path, progress=False,
                        overrides={**TINY, "probe.draws": 0})
+    with pytest.raises(ValueError, match=r"\[probe\] decoder: unknown \['bp'\]"):
+        run_experiment(CONFIG, out_dir=tmp_path, progress=False,
+                       overrides={**TINY, "probe.decoder": ["bp"]})
     assert list(tmp_path.iterdir()) == []
 
 
