@@ -47,7 +47,7 @@ __all__ = ["run", "build", "circuits", "train_mpc", "encode", "hidden_features",
 #: experiment defaults ([train], [probe], [baselines] tables of the config)
 TRAIN = dict(epochs=4, batch_size=100, saccades=10, seeds=[0, 1, 2])
 PROBE = dict(labels=[100, 300, "all"], layers=["top"], variable="phi", C=1.0, draws=3,
-             decoder=["random", "mpc"], decoder_hidden=1024, decoder_alpha=1e-3,
+             decoder=["random", "mpc"], decoder_hidden=1024, decoder_alpha=1.0,
              decoder_epochs=50)
 #: the feature sets the decoder can be fitted on
 DECODABLE = ("pixels", "random", "kmeans", "mpc")
