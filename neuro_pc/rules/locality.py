@@ -44,11 +44,15 @@ class RuleLocality:
     post_vars: tuple[str, ...] = ()
     pre_vars: tuple[str, ...] = ()
     transforms: tuple[str, ...] = ()
+    #: every population the rule reads through a population-level function, with
+    #: those functions (the reasons name at most three populations per function set)
+    population_reads: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def as_dict(self) -> dict:
         return {"projection": self.projection, "rule": self.rule, "level": self.level,
                 "weight_transport": self.weight_transport, "reasons": list(self.reasons),
-                "baseline": self.baseline, "transforms": list(self.transforms)}
+                "baseline": self.baseline, "transforms": list(self.transforms),
+                "population_reads": {pop: list(fns) for pop, fns in self.population_reads}}
 
 
 @dataclass
@@ -129,7 +133,9 @@ def rule_locality(circuit, proj) -> RuleLocality:
     return RuleLocality(projection=proj.name, rule=rule.text, level=level,
                         weight_transport=transport, reasons=tuple(reasons),
                         baseline=rule.baseline, post_vars=tuple(sorted(parsed.post_vars)),
-                        pre_vars=tuple(sorted(parsed.pre_vars)), transforms=pop_transforms)
+                        pre_vars=tuple(sorted(parsed.pre_vars)), transforms=pop_transforms,
+                        population_reads=tuple((pop, tuple(sorted(fns))) for pop, fns
+                                               in sorted(path.population_fns.items())))
 
 
 def locality_report(circuit) -> list[RuleLocality]:

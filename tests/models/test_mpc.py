@@ -240,6 +240,10 @@ def test_loihi2_check_names_kwta_and_the_norms_as_off_chip():
         assert [x for x in r.reasons if "kwta" in x] == [
             f"reads {n} populations through population-level kwta(): "
             f"'z1_f0', 'z1_f1', 'z1_f2' and {n - 3} more"]
+        # the full list stays in the report (and in --json)
+        assert len(r.population_reads) == n
+        assert all(fns == ("kwta",) for _, fns in r.population_reads)
+        assert len(r.as_dict()["population_reads"]) == n
 
 
 def test_training_reduces_the_energy():
