@@ -52,12 +52,12 @@ def test_tiny_mpc_experiment_writes_every_method(tmp_path):
     from neuro_pc.analysis.probe import linear_probe
     from neuro_pc.data import load_dataset
 
-    d = load_dataset("digits", seed=0)
-    want = np.mean([linear_probe(d.x_train, d.y_train, d.x_test, d.y_test, 100, 1000 * k)
-                    for k in range(3)])
+    data = load_dataset("digits", seed=0)
+    xy = (data.x_train, data.y_train, data.x_test, data.y_test)
+    want = np.mean([linear_probe(*xy, 100, 1000 * k) for k in range(3)])
     assert res["methods"]["pixels"]["100"]["runs"] == [pytest.approx(want, abs=1e-12)]
-    assert res["methods"]["pixels"]["all"]["runs"] == [pytest.approx(linear_probe(
-        d.x_train, d.y_train, d.x_test, d.y_test, None, 0), abs=1e-12)]
+    assert res["methods"]["pixels"]["all"]["runs"] == [
+        pytest.approx(linear_probe(*xy, None, 0), abs=1e-12)]
 
 
 def test_bad_baseline_or_draws_are_named(tmp_path):
@@ -78,6 +78,8 @@ def test_check_and_locality_commands_read_the_mpc_experiment(capsys):
 
     circuits = load_circuits(CONFIG)
     assert list(circuits) == ["mpc"] and circuits["mpc"].metadata["hidden"] == [64, 64]
+    assert main(["locality", CONFIG]) == 0
+    assert "population-level" in capsys.readouterr().out
     assert main(["check", CONFIG, "--target", "loihi2"]) == 0
     out = capsys.readouterr().out
     # 6 streams x (W1, W2, E1) + 14 st2 pairs x 2 layers x (R, A, ER) = 102 rules, and
