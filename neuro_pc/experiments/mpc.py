@@ -130,17 +130,16 @@ def kmeans_encoder(sensor: GlimpseSensor, images: np.ndarray, n_clusters: int, s
     rng = np.random.default_rng([seed, 2])
     fix = sensor.saccades(len(images), saccades, int(rng.integers(2 ** 31)))
     streams, _ = sensor.split(sensor.sequence(images, fix))
-    centres = [MiniBatchKMeans(n_clusters, random_state=seed, n_init=3)
-               .fit(g.reshape(-1, g.shape[-1])).cluster_centers_ for g in streams]
+    kms = [MiniBatchKMeans(n_clusters, random_state=seed, n_init=3)
+           .fit(g.reshape(-1, g.shape[-1])) for g in streams]
 
-    def triangle(g, c):
-        d = np.sqrt(np.maximum((g ** 2).sum(-1, keepdims=True) - 2 * g @ c.T
-                               + (c ** 2).sum(-1), 0.0))
-        return np.maximum(d.mean(-1, keepdims=True) - d, 0.0)
+    def triangle(g, km):
+        d = km.transform(g.reshape(-1, g.shape[-1]))                   # distances to centroids
+        return np.maximum(d.mean(-1, keepdims=True) - d, 0.0).reshape(*g.shape[:-1], -1)
 
     def encode_(imgs: np.ndarray, fixations: np.ndarray) -> np.ndarray:
         parts, _ = sensor.split(sensor.sequence(imgs, fixations))      # V x (n, K, S*S)
-        codes = np.concatenate([triangle(g, c) for g, c in zip(parts, centres)], axis=-1)
+        codes = np.concatenate([triangle(g, km) for g, km in zip(parts, kms)], axis=-1)
         return codes.reshape(len(imgs), -1)                            # (n, K * V * n_clusters)
 
     return encode_
