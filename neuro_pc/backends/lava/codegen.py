@@ -36,6 +36,14 @@ def float_globals() -> dict:
     return {"np": np, **{_fn(k): v for k, v in NUMPY_FUNCTIONS.items()}}
 
 
+def step_inputs(pop: Population) -> list[str]:
+    """The lines of a generated ``step(V, P, X, ...)`` that bind its state
+    variables, ports and streamed values to the locals ``v_<name>``."""
+    return ([f"    v_{v} = V[{v!r}]" for v in pop.variables]
+            + [f"    v_{p} = P[{p!r}]" for p in pop.ports]
+            + [f"    v_{var} = X[{var!r}]" for var in pop.streams])
+
+
 def population_step_source(pop: Population) -> str:
     """``step(V, P, X, tw, train, dt) -> dict`` for one population (float64).
 
@@ -44,13 +52,7 @@ def population_step_source(pop: Population) -> str:
     values. Returns the new ``{var: array}``.
     """
     params = {k: repr(float(v)) for k, v in pop.params.items()}
-    lines = ["def step(V, P, X, tw, train, dt):"]
-    for v in pop.variables:
-        lines.append(f"    v_{v} = V[{v!r}]")
-    for p in pop.ports:
-        lines.append(f"    v_{p} = P[{p!r}]")
-    for var in pop.streams:
-        lines.append(f"    v_{var} = X[{var!r}]")
+    lines = ["def step(V, P, X, tw, train, dt):", *step_inputs(pop)]
 
     def rename(n: str) -> str:
         if n in params:

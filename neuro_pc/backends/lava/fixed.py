@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neuro_pc.backends.lava.codegen import step_inputs
 from neuro_pc.ir import Circuit, CircuitError, Population, parse_expression
 
 #: defaults of the fixed-point format (documented in docs/backends/lava.md)
@@ -298,13 +299,7 @@ def population_fixed_step_source(pop: Population, I: IntegerFunctions) -> str:
         return f"v_{n}"
 
     lines = ["def step(V, P, X, tw, train, dt):", f"    DT = {I.const(0.0)!r} + dt",
-             f"    shape = (1, {pop.size})"]
-    for v in pop.variables:
-        lines.append(f"    v_{v} = V[{v!r}]")
-    for p in pop.ports:
-        lines.append(f"    v_{p} = P[{p!r}]")
-    for var in pop.streams:
-        lines.append(f"    v_{var} = X[{var!r}]")
+             f"    shape = (1, {pop.size})", *step_inputs(pop)]
     for st in pop.statements():
         rhs = fixed_expression(st.expr, rename, I, f"{where}: {st.text!r}")
         lines.append(f"    v_{st.target} = I.saturate({rhs}, shape)")
