@@ -208,6 +208,14 @@ def mpc(geometry: GlimpseGeometry | None = None, hidden=DEFAULTS["hidden"], k: i
             return ()
         return ("unit_rows",) if rows else ("unit_columns",)
 
+    def feedback_of(name, forward, kind, **common):
+        """The feedback projection mirroring ``forward``: tied to it (weight
+        transport, the baseline) or its own plastic copy with the mirrored rule."""
+        if tied:
+            return Projection(name, tied=Tied(forward), **common)
+        return Projection(name, init=Init("transpose_of", of=forward),
+                          rule=rule("phi", "e", eta_fb, unit(kind, rows=True)), **common)
+
     S = g.stream_width
     pops = [Population("x", g.width, ("r",), streams={"r": "x"}, model="input"),
             Population("a", 2, ("r",), ports=("inp",), update=("r = inp",), model="input")]
@@ -260,15 +268,9 @@ def mpc(geometry: GlimpseGeometry | None = None, hidden=DEFAULTS["hidden"], k: i
                                     init=Init("normal", scale=1.0 / math.sqrt(n)),
                                     rule=rule("e", pre, eta, unit("W"), homeo=True)))
             if l < L:
-                common = dict(source=f"z{l + 1}_{s}", target=f"z{l}_{s}", port="fbw",
-                              variable="e")
-                if tied:
-                    projs.append(Projection(f"E{l}_{s}", tied=Tied(f"W{l + 1}_{s}"), **common))
-                else:
-                    projs.append(Projection(f"E{l}_{s}",
-                                            init=Init("transpose_of", of=f"W{l + 1}_{s}"),
-                                            rule=rule("phi", "e", eta_fb, unit("W", rows=True)),
-                                            **common))
+                projs.append(feedback_of(f"E{l}_{s}", f"W{l + 1}_{s}", "W",
+                                         source=f"z{l + 1}_{s}", target=f"z{l}_{s}",
+                                         port="fbw", variable="e"))
     for l in range(1, L + 1):
         n = hidden[l - 1]
         for v, q in pairs:
@@ -284,14 +286,8 @@ def mpc(geometry: GlimpseGeometry | None = None, hidden=DEFAULTS["hidden"], k: i
                                     rule=rule("e", "r", eta, unit("A"))))
             projs.append(Projection(f"T{l}_{v}_{q}", f"z{l}_{q}", c, "tgt", variable="z",
                                     init=Init("identity")))
-            common = dict(source=c, target=f"z{l}_{v}", port="fbr", variable="e")
-            if tied:
-                projs.append(Projection(f"ER{l}_{v}_{q}", tied=Tied(f"R{l}_{v}_{q}"), **common))
-            else:
-                projs.append(Projection(f"ER{l}_{v}_{q}",
-                                        init=Init("transpose_of", of=f"R{l}_{v}_{q}"),
-                                        rule=rule("phi", "e", eta_fb, unit("R", rows=True)),
-                                        **common))
+            projs.append(feedback_of(f"ER{l}_{v}_{q}", f"R{l}_{v}_{q}", "R", source=c,
+                                     target=f"z{l}_{v}", port="fbr", variable="e"))
             if target_term:   # the "being a target" term: e_C back into the target state
                 projs.append(Projection(f"B{l}_{v}_{q}", c, f"z{l}_{q}", "tgt", variable="e",
                                         init=Init("identity")))
