@@ -265,6 +265,24 @@ class Circuit:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Circuit":
+        """The circuit a :meth:`to_dict` dictionary describes (not yet validated:
+        call :meth:`validate`). A dictionary of the wrong shape is a
+        :class:`CircuitError` that names what is missing or unexpected."""
+        try:
+            return cls._from_dict(d)
+        except CircuitError:
+            raise
+        except KeyError as exc:
+            raise CircuitError(f"not a neuro_pc circuit: the key {exc} is missing") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise CircuitError(f"not a neuro_pc circuit: {exc}") from None
+
+    @classmethod
+    def _from_dict(cls, d: dict) -> "Circuit":
+        if not isinstance(d, dict):
+            raise CircuitError(f"not a neuro_pc circuit: expected a JSON object, got "
+                               f"{type(d).__name__}")
+
         def rule(r):
             return None if r is None else Rule(**{**r, "transforms": tuple(r.get("transforms", ()))})
 
@@ -282,7 +300,11 @@ class Circuit:
 
     @classmethod
     def from_json(cls, text: str) -> "Circuit":
-        return cls.from_dict(json.loads(text))
+        try:
+            d = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CircuitError(f"not a neuro_pc circuit: invalid JSON ({exc})") from None
+        return cls.from_dict(d)
 
     def __str__(self) -> str:
         lines = [f"Circuit {self.name!r} (T={self.schedule.window} steps, dt={self.schedule.dt})"]

@@ -24,6 +24,7 @@ The NumPy meaning of every function is in :mod:`neuro_pc.ir.functions`.
 from __future__ import annotations
 
 import ast
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -45,6 +46,11 @@ POPULATION_FUNCTIONS: dict[str, int] = {
 }
 #: scalars every update may read
 BUILTIN_SCALARS = ("tw", "train", "dt")
+
+#: bounds on what an expression may cost to evaluate
+MAX_EXPONENT = 16
+MAX_NUMBER = 2 ** 63
+MAX_EXPRESSION_CHARS = 4000
 
 _ALLOWED_NODES = (
     ast.Expression, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.Name,
@@ -84,22 +90,55 @@ def _is_function_name(tree: ast.AST, name: ast.Name) -> bool:
     return any(isinstance(n, ast.Call) and n.func is name for n in ast.walk(tree))
 
 
+def _number_literal(node):
+    """The value of a (signed) number literal, else None."""
+    sign = 1
+    while isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        sign = -sign if isinstance(node.op, ast.USub) else sign
+        node = node.operand
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
+            and not isinstance(node.value, bool):
+        return sign * node.value
+    return None
+
+
 def parse_expression(text: str, where: str = "expression") -> ast.Expression:
-    """Parse ``text`` and check that it uses only the language above."""
+    """Parse ``text`` and check that it uses only the language above.
+
+    Nothing is evaluated: the tree is checked against a whitelist of node
+    types; exponents must be numbers of magnitude <= :data:`MAX_EXPONENT`."""
+    if not isinstance(text, str):
+        raise ExpressionError(f"{where}: expected an expression string, got {text!r}")
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise ExpressionError(f"{where}: the expression is {len(text)} characters long; the "
+                              f"limit is {MAX_EXPRESSION_CHARS}")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         raise ExpressionError(f"{where}: cannot parse {text!r}: {exc.msg}") from None
+    except (RecursionError, MemoryError):
+        raise ExpressionError(f"{where}: {text[:60]!r}... is nested too deeply") from None
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED_NODES):
             raise ExpressionError(
                 f"{where}: {type(node).__name__} is not allowed in {text!r}; use arithmetic, "
                 f"comparisons and the functions {sorted(NEURON_FUNCTIONS | POPULATION_FUNCTIONS)}")
-        if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float)):
-            raise ExpressionError(f"{where}: only numbers are allowed as constants in {text!r}")
+        if isinstance(node, ast.Constant) and (isinstance(node.value, bool) or not isinstance(
+                node.value, (int, float)) or not math.isfinite(node.value)
+                or abs(node.value) > MAX_NUMBER):
+            raise ExpressionError(f"{where}: only finite numbers (|x| <= 2**63) are allowed as "
+                                  f"constants in {text!r}; got {node.value!r}")
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+            k = _number_literal(node.right)
+            if k is None or abs(k) > MAX_EXPONENT:
+                raise ExpressionError(
+                    f"{where}: the exponent of {ast.unparse(node)!r} must be a number of "
+                    f"magnitude <= {MAX_EXPONENT} in {text!r}")
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name):
-                raise ExpressionError(f"{where}: call a function by its plain name in {text!r}")
+                raise ExpressionError(f"{where}: {ast.unparse(node.func)!r} is not a function of "
+                                      f"the language; call a function by its plain name in "
+                                      f"{text!r}")
             fname = node.func.id
             arity = NEURON_FUNCTIONS.get(fname, POPULATION_FUNCTIONS.get(fname))
             if arity is None:
@@ -116,15 +155,23 @@ def parse_expression(text: str, where: str = "expression") -> ast.Expression:
 
 def parse_statement(text: str, where: str = "update") -> Statement:
     """Parse one assignment ``"var = expr"``."""
+    if not isinstance(text, str) or len(text) > MAX_EXPRESSION_CHARS:
+        raise ExpressionError(f"{where}: expected one assignment 'var = expr' of at most "
+                              f"{MAX_EXPRESSION_CHARS} characters, got {str(text)[:80]!r}")
     try:
         module = ast.parse(text.strip(), mode="exec")
+    except (RecursionError, MemoryError):
+        raise ExpressionError(f"{where}: {text[:60]!r}... is nested too deeply") from None
     except SyntaxError as exc:
         raise ExpressionError(f"{where}: cannot parse {text!r}: {exc.msg}") from None
     body = module.body
     if (len(body) != 1 or not isinstance(body[0], ast.Assign) or len(body[0].targets) != 1
             or not isinstance(body[0].targets[0], ast.Name)):
         raise ExpressionError(f"{where}: {text!r} must be one assignment 'var = expr'")
-    rhs = ast.unparse(body[0].value)
+    try:
+        rhs = ast.unparse(body[0].value)
+    except RecursionError:
+        raise ExpressionError(f"{where}: {text[:60]!r}... is nested too deeply") from None
     return Statement(text=text, target=body[0].targets[0].id, expr=parse_expression(rhs, where))
 
 

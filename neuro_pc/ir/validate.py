@@ -3,7 +3,11 @@ from __future__ import annotations
 
 from neuro_pc.ir.circuit import (INIT_KINDS, RULE_TRANSFORMS, TIED_FUNCTIONS, Circuit,
                                  CircuitError)
-from neuro_pc.ir.expr import BUILTIN_SCALARS, ExpressionError
+import keyword
+import math
+
+from neuro_pc.ir.expr import (BUILTIN_SCALARS, NEURON_FUNCTIONS, POPULATION_FUNCTIONS,
+                              ExpressionError)
 
 
 def _unique(kind: str, names: list[str], circuit: str) -> None:
@@ -12,10 +16,42 @@ def _unique(kind: str, names: list[str], circuit: str) -> None:
         raise CircuitError(f"circuit {circuit!r}: {kind} names must be unique; repeated: {dup}")
 
 
+def _finite(value, what: str, where: str, integer: bool = False) -> None:
+    """``value`` is a finite number (an integer if ``integer``), else a CircuitError."""
+    ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
+    if not ok or not math.isfinite(value):
+        raise CircuitError(f"{where}: {what} must be a finite {'integer' if integer else 'number'}"
+                           f", got {value!r}")
+
+
+def _check_name(kind: str, name, circuit: str) -> None:
+    """Names end up in generated code: only plain identifiers, never keywords or dunders."""
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) \
+            or name.startswith("__"):
+        raise CircuitError(f"circuit {circuit!r}: {kind} name {name!r} is not allowed; use a "
+                           "Python identifier that is not a keyword and does not start with '__'")
+
+
 def validate_circuit(c: Circuit) -> None:
     from neuro_pc.rules.locality import rule_locality
     from neuro_pc.rules.parse import RuleError
 
+    for pop in c.populations:
+        _check_name("population", pop.name, c.name)
+    for proj in c.projections:
+        _check_name("projection", proj.name, c.name)
+    for name, width in c.streams.items():
+        _check_name("stream", name, c.name)
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise CircuitError(f"circuit {c.name!r}: stream {name!r} has width {width!r}; "
+                               "a width is a positive integer")
+    if isinstance(c.schedule.window, bool) or not isinstance(c.schedule.window, int):
+        raise CircuitError(f"circuit {c.name!r}: schedule.window must be an integer, got "
+                           f"{c.schedule.window!r}")
+    if isinstance(c.schedule.dt, bool) or not isinstance(c.schedule.dt, (int, float)) \
+            or not math.isfinite(c.schedule.dt) or c.schedule.dt <= 0:
+        raise CircuitError(f"circuit {c.name!r}: schedule.dt must be a finite number > 0, got "
+                           f"{c.schedule.dt!r}")
     if c.schedule.window < 1:
         raise CircuitError(f"circuit {c.name!r}: schedule.window is {c.schedule.window}; "
                            "a presentation window needs at least 1 step")
@@ -52,13 +88,25 @@ def validate_circuit(c: Circuit) -> None:
 
 def _validate_population(c: Circuit, pop) -> None:
     where = f"population {pop.name!r}"
-    if not isinstance(pop.size, int) or pop.size < 1:
+    if isinstance(pop.size, bool) or not isinstance(pop.size, int) or pop.size < 1:
         raise CircuitError(f"{where}: size must be a positive integer, got {pop.size!r}")
     names = list(pop.variables) + list(pop.ports) + list(pop.params)
+    for n in names:
+        if isinstance(n, str) and keyword.iskeyword(n):
+            raise CircuitError(f"{where}: {n!r} is a Python keyword and cannot be a name")
     _unique(f"{where} variable/port/parameter", names, c.name)
     for n in names:
-        if n in BUILTIN_SCALARS or not n.isidentifier():
-            raise CircuitError(f"{where}: {n!r} cannot be a name (reserved: {BUILTIN_SCALARS})")
+        if not isinstance(n, str) or not n.isidentifier() or n.startswith("__"):
+            raise CircuitError(f"{where}: {n!r} cannot be a name (a Python identifier not "
+                               "starting with '__')")
+        if n in BUILTIN_SCALARS or n in NEURON_FUNCTIONS or n in POPULATION_FUNCTIONS:
+            raise CircuitError(f"{where}: {n!r} shadows a name of the expression language "
+                               f"(the scalars {BUILTIN_SCALARS} and the functions); rename it")
+    for n, value in pop.params.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            raise CircuitError(f"{where}: parameter {n!r} is {value!r}; parameters must be "
+                               "finite numbers")
     if pop.output not in pop.variables:
         raise CircuitError(f"{where}: output {pop.output!r} is not one of its variables "
                            f"{list(pop.variables)}")
@@ -72,9 +120,10 @@ def _validate_population(c: Circuit, pop) -> None:
         if c.streams[stream] != pop.size:
             raise CircuitError(f"{where}: stream {stream!r} is {c.streams[stream]} wide but the "
                                f"population has {pop.size} units; make them equal")
-    for v in pop.init:
+    for v, value in pop.init.items():
         if v not in pop.variables:
             raise CircuitError(f"{where}: init names unknown variable {v!r}")
+        _finite(value, f"init[{v!r}]", where)
     try:
         statements = pop.statements()
     except ExpressionError as exc:
@@ -101,6 +150,8 @@ def _validate_projection(c: Circuit, proj) -> None:
         src, tgt = c.population(proj.source), c.population(proj.target)
     except CircuitError as exc:
         raise CircuitError(f"{where}: {exc}") from None
+    _finite(proj.scale, "scale", where)
+    _finite(proj.connectivity, "connectivity", where)
     var = c.source_variable(proj)
     if var not in src.variables:
         raise CircuitError(f"{where}: source variable {var!r} is not a variable of "
@@ -114,6 +165,7 @@ def _validate_projection(c: Circuit, proj) -> None:
         if proj.rule is not None:
             raise CircuitError(f"{where}: a tied projection has no weights of its own and cannot "
                                "be plastic; remove the rule or the tie")
+        _finite(proj.tied.scale, "tied.scale", where)
         other = c.projection(proj.tied.to)
         if other.tied is not None:
             raise CircuitError(f"{where}: tied to {other.name!r}, which is itself tied")
@@ -126,6 +178,8 @@ def _validate_projection(c: Circuit, proj) -> None:
                                f"{'ᵀ' if proj.tied.transpose else ''} is {eff}, but this "
                                f"projection needs ({tgt.size}, {src.size}) (target, source)")
         return
+    _finite(proj.init.scale, "init.scale", where)
+    _finite(proj.init.offset, "init.offset", where, integer=True)
     if proj.init.kind not in INIT_KINDS:
         raise CircuitError(f"{where}: unknown initialiser {proj.init.kind!r}; use {INIT_KINDS}")
     if proj.init.kind == "identity" and tgt.size != src.size:
@@ -142,6 +196,13 @@ def _validate_projection(c: Circuit, proj) -> None:
             raise CircuitError(f"{where}: transpose_of {other.name!r} gives {shape}, "
                                f"needs ({tgt.size}, {src.size})")
     if proj.rule is not None:
+        from neuro_pc.rules.parse import RuleError, check_rule_params
+
+        try:
+            check_rule_params(proj.rule.text, proj.rule.params,
+                              where=f"rule of projection {proj.name!r}")
+        except RuleError as exc:
+            raise CircuitError(str(exc)) from None
         bad = [t for t in proj.rule.transforms if t not in RULE_TRANSFORMS]
         if bad:
             raise CircuitError(f"{where}: unknown rule transform {bad[0]!r}; "
