@@ -83,7 +83,9 @@ from dataclasses import dataclass, field
 import sympy
 
 from hardware_targets.base import get_target
+from neuro_pc.ir import ExpressionError
 from neuro_pc.rules import locality_report, parse_rule
+from neuro_pc.rules.parse import expression_sympy
 
 __all__ = ["ScalingConstant", "RuleExpressibility", "SpikeTrace", "spike_trace",
            "rule_expressibility",
@@ -208,7 +210,7 @@ def _factor_powers(text: str | None) -> tuple[list[tuple[str, int]], str | None]
     when the factor is not a product of plain variables (a function, a division)."""
     if text is None:
         return [], None
-    expr = sympy.sympify(text, locals={n: sympy.Symbol(n) for n in _names(text)})
+    expr = expression_sympy(text)
     out = []
     for f in sympy.Mul.make_args(expr):
         if isinstance(f, sympy.Symbol):
@@ -350,8 +352,8 @@ def spike_trace(circuit, pop_name: str, var: str) -> tuple[SpikeTrace | None, st
     names = _names(text)
     syms = {n: sympy.Symbol(n) for n in names}
     try:
-        expr = sympy.expand(sympy.sympify(text, locals=syms))
-    except (sympy.SympifyError, TypeError, SyntaxError):
+        expr = sympy.expand(expression_sympy(text, syms))
+    except (ExpressionError, TypeError):
         return None, f"{st.text!r} is not of the form {var} = {var} * decay + impulse * s"
     expr = expr.subs({syms[k]: float(v) for k, v in pop.params.items() if k in syms})
     form = f"{st.text!r} is not of the form {var} = {var} * decay + impulse * s"
@@ -570,7 +572,7 @@ def rule_expressibility(circuit, proj, target="loihi2", *, register_lsb: float |
     terms = []   # (coef value or None, [(factor_str, width, lsb)], label)
     for k, term in enumerate(parsed.terms):
         label = _term_label(term)
-        coef_expr = sympy.sympify(term.coef, locals={n: sympy.Symbol(n) for n in _names(term.coef)})
+        coef_expr = expression_sympy(term.coef)
         coef_expr = coef_expr.subs(consts)
         coef = None
         if coef_expr.free_symbols:

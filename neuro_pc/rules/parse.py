@@ -51,7 +51,7 @@ import sympy
 from neuro_pc.ir.expr import BUILTIN_SCALARS, NEURON_FUNCTIONS, POPULATION_FUNCTIONS
 
 __all__ = ["RuleError", "NonLocalRuleError", "Term", "ParsedRule", "parse_rule",
-           "check_rule_params"]
+           "check_rule_params", "expression_sympy"]
 
 
 class RuleError(ValueError):
@@ -438,3 +438,48 @@ def _show(expr: sympy.Expr) -> str:
 def _display(expr: sympy.Expr) -> str:
     """The factor as the user wrote it (``post__x`` → ``post.x``)."""
     return re.sub(r"\b(post|pre|syn)__(\w+)", r"\1.\2", str(expr))
+
+
+_SYMPY_COMPARE = {ast.Lt: sympy.StrictLessThan, ast.LtE: sympy.LessThan,
+                  ast.Gt: sympy.StrictGreaterThan, ast.GtE: sympy.GreaterThan,
+                  ast.Eq: sympy.Eq, ast.NotEq: sympy.Ne}
+
+
+def expression_sympy(text: str, symbols: dict[str, sympy.Symbol] | None = None) -> sympy.Expr:
+    """The sympy form of an expression of the language (a statement's right side,
+    a term's factor), built from its checked tree: nothing is evaluated.
+
+    Names become ``symbols[name]`` (a plain ``sympy.Symbol(name)`` if absent);
+    functions the sympy form of the language's function (an opaque
+    ``sympy.Function`` for those sympy lacks). Raises ``ExpressionError`` for
+    text outside the language (:func:`neuro_pc.ir.parse_expression`).
+    """
+    from neuro_pc.ir.expr import parse_expression
+
+    symbols = dict(symbols or {})
+
+    def build(node):
+        if isinstance(node, ast.Expression):
+            return build(node.body)
+        if isinstance(node, ast.Constant):
+            return sympy.Integer(node.value) if isinstance(node.value, int) \
+                else sympy.Float(node.value)
+        if isinstance(node, ast.Name):
+            return symbols.setdefault(node.id, sympy.Symbol(node.id))
+        if isinstance(node, ast.UnaryOp):
+            v = build(node.operand)
+            return -v if isinstance(node.op, ast.USub) else v
+        if isinstance(node, ast.BinOp):
+            a, b = build(node.left), build(node.right)
+            op = type(node.op)
+            return (a + b if op is ast.Add else a - b if op is ast.Sub else a * b
+                    if op is ast.Mult else a / b if op is ast.Div else a ** b)
+        if isinstance(node, ast.Compare):
+            return _SYMPY_COMPARE[type(node.ops[0])](build(node.left),
+                                                     build(node.comparators[0]))
+        if isinstance(node, ast.Call):
+            fn = _SYMPY_FUNCS.get(node.func.id) or sympy.Function(node.func.id)
+            return fn(*[build(a) for a in node.args])
+        raise RuleError(f"{type(node).__name__} in {text!r}")   # unreachable: parse_expression
+
+    return build(parse_expression(text))

@@ -198,3 +198,19 @@ def test_invalid_json_is_a_circuit_error():
         Circuit.from_json("{not json")
     with pytest.raises(CircuitError, match="expected a JSON object"):
         Circuit.from_json("[1, 2]")
+
+
+def test_expressibility_builds_sympy_from_checked_trees_only(tmp_path):
+    """hardware_targets reads statements and rule factors through expression_sympy,
+    which accepts only the language (no attribute chains), never sympify."""
+    from neuro_pc.rules.parse import expression_sympy
+
+    assert str(expression_sympy("where(tw < 1, 0, v * 0.5) + 0.25 * s")) == \
+        "0.25*s + where(tw < 1, 0, 0.5*v)"
+    target = tmp_path / "pwned"
+    with pytest.raises(ExpressionError):
+        expression_sympy(f"sqrt.__globals__['__builtins__']['open']('{target}', 'w')")
+    assert not target.exists()
+    import hardware_targets.expressibility as ex
+    import inspect
+    assert "sympify" not in inspect.getsource(ex)
