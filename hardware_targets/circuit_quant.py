@@ -168,22 +168,14 @@ class CircuitQuantization:
 
 
 def effective_matrix(circuit, weights: dict, proj) -> np.ndarray:
-    """The real matrix a projection applies, ``port += M @ src``, shape
-    ``(n_target, n_source)``: own weights × ``scale``, or for a tied projection
-    ``scale * tied.scale * fn(W_to)`` (transposed if ``tied.transpose``)."""
-    if proj.tied is None:
-        if proj.name not in weights:
-            raise QuantizationError(f"no weights given for projection {proj.name!r}")
-        m = np.asarray(weights[proj.name], dtype=np.float64)
-    else:
-        if proj.tied.to not in weights:
-            raise QuantizationError(f"projection {proj.name!r} is tied to {proj.tied.to!r}, "
-                                    "whose weights were not given")
-        base = np.asarray(weights[proj.tied.to], dtype=np.float64)
-        if proj.tied.fn == "sign":
-            base = np.sign(base)
-        m = (base.T if proj.tied.transpose else base) * proj.tied.scale
-    return m * proj.scale
+    """``circuit.effective_matrix(weights, proj)`` (:meth:`neuro_pc.ir.Circuit.effective_matrix`),
+    a missing matrix raised as :class:`QuantizationError`."""
+    from neuro_pc.ir import CircuitError
+
+    try:
+        return circuit.effective_matrix(weights, proj)
+    except CircuitError as exc:
+        raise QuantizationError(str(exc)) from None
 
 
 def quantize_circuit(circuit, weights: dict, target="loihi2", *, mantissa_bits: int | None = None,

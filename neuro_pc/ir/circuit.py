@@ -244,6 +244,24 @@ class Circuit:
             weights[proj.name] = weights[proj.init.of].T.copy()
         return weights
 
+    def effective_matrix(self, weights: dict, proj) -> np.ndarray:
+        """The real matrix a projection applies, ``port += M @ src``, shape
+        ``(n_target, n_source)``: its own weights times ``scale``, or for a tied
+        projection ``scale * tied.scale * fn(W_to)`` (transposed if
+        ``tied.transpose``). The one definition every backend uses."""
+        proj = self.projection(proj) if isinstance(proj, str) else proj
+        key = proj.name if proj.tied is None else proj.tied.to
+        if key not in weights:
+            what = "" if proj.tied is None else f"(tied to {key!r}) "
+            raise CircuitError(f"projection {proj.name!r} {what}has no weights: "
+                               f"{key!r} is not among {sorted(weights)}")
+        m = np.asarray(weights[key], dtype=np.float64)
+        if proj.tied is not None:
+            if proj.tied.fn == "sign":
+                m = np.sign(m)
+            m = (m.T if proj.tied.transpose else m) * proj.tied.scale
+        return m * proj.scale
+
     def masks(self, seed: int) -> dict[str, np.ndarray]:
         """Fixed 0/1 masks of the sparse projections (``connectivity`` < 1)."""
         sizes = {p.name: p.size for p in self.populations}

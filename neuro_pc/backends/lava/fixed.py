@@ -106,15 +106,8 @@ class DenseParams:
 
 
 def effective_matrix(circuit: Circuit, weights: dict, proj) -> np.ndarray:
-    """The real matrix a projection applies, ``port += M @ src`` (scale, ties included)."""
-    if proj.tied is None:
-        m = np.asarray(weights[proj.name], dtype=np.float64)
-    else:
-        base = np.asarray(weights[proj.tied.to], dtype=np.float64)
-        if proj.tied.fn == "sign":
-            base = np.sign(base)
-        m = (base.T if proj.tied.transpose else base) * proj.tied.scale
-    return m * proj.scale
+    """The real matrix a projection applies (:meth:`neuro_pc.ir.Circuit.effective_matrix`)."""
+    return circuit.effective_matrix(weights, proj)
 
 
 def dense_params(matrix: np.ndarray, prec: Precision) -> DenseParams:

@@ -67,20 +67,44 @@ def _finish(model_cls, proc_cls, tag_name):
 
 # -- populations ---------------------------------------------------------------
 def population_classes(name: str, size: int, *, variables, in_ports, streams, outs,
-                       record: str | None, fixed: bool, monitor=()):
+                       record: str | None, fixed: bool, monitor=(), engine_out=(),
+                       learning_neuron: bool = False, third_factor: str | None = None):
     """(Process class, ProcessModel class) for one population.
 
     record: the readout variable (``rec``: its value at each window's last step);
     monitor: variables recorded after every step into ``mon_<var>``.
-    """
-    variables, in_ports, streams, outs, monitor = map(
-        tuple, (variables, in_ports, streams, outs, monitor))
 
-    class Population(AbstractProcess):
+    On-chip learning (``LavaSimulator(learning="engine")``): engine_out names the
+    learning blocks this population feeds; each gets an out-port ``eng_<block>``
+    sending the block's payload (``cfg["pre_codes"][block]``). learning_neuron:
+    the population is behind learning blocks: its Process and ProcessModel are
+    built on Lava's learning-neuron bases (``LearningNeuronProcess``,
+    ``LearningNeuronModelFloat/Fixed``), whose ports ``s_out_y1..y3`` and
+    ``s_out_bap`` carry the post traces and the back-propagating action potential
+    (``cfg["post_code"]``); third_factor: the port whose projections arrive at
+    Lava's third-factor port ``a_third_factor_in`` instead of ``in_<port>``.
+    """
+    variables, in_ports, streams, outs, monitor, engine_out = map(
+        tuple, (variables, in_ports, streams, outs, monitor, engine_out))
+    port_attr = {p: ("a_third_factor_in" if p == third_factor else f"in_{p}") for p in in_ports}
+    bases = (AbstractProcess,)
+    if learning_neuron:
+        from lava.magma.core.process.neuron import LearningNeuronProcess
+
+        bases = (LearningNeuronProcess, AbstractProcess)
+
+    class Population(*bases):
         def __init__(self, *, init: dict, n_windows: int, mon_steps: int = 0, **params):
-            super().__init__(name=name, **params)
+            if learning_neuron:
+                LearningNeuronProcess.__init__(self, shape=(size,), learning_rule=None,
+                                               name=name, **params)
+            else:
+                AbstractProcess.__init__(self, name=name, **params)
             for p in in_ports:
-                setattr(self, f"in_{p}", InPort(shape=(size,)))
+                if port_attr[p] != "a_third_factor_in":
+                    setattr(self, port_attr[p], InPort(shape=(size,)))
+            for b in engine_out:
+                setattr(self, f"eng_{b}", OutPort(shape=(size,)))
             for s in streams:
                 setattr(self, f"st_{s}", InPort(shape=(size,)))
             for v in outs:
@@ -92,10 +116,19 @@ def population_classes(name: str, size: int, *, variables, in_ports, streams, ou
                 setattr(self, f"mon_{v}", Var(shape=(size, max(mon_steps, 1)), init=0))
 
     Population.__name__ = Population.__qualname__ = f"Population_{name}"
+    if learning_neuron:
+        from lava.magma.core.model.py.neuron import (LearningNeuronModelFixed,
+                                                     LearningNeuronModelFloat)
+
+        base = LearningNeuronModelFixed if fixed else LearningNeuronModelFloat
+    else:
+        base = PyLoihiProcessModel
     dtype = np.int32 if fixed else float
     attrs = {}
     for p in in_ports:
-        attrs[f"in_{p}"] = LavaPyType(PyInPort.VEC_DENSE, dtype, precision=24)
+        attrs[port_attr[p]] = LavaPyType(PyInPort.VEC_DENSE, dtype, precision=24)
+    for b in engine_out:
+        attrs[f"eng_{b}"] = LavaPyType(PyOutPort.VEC_DENSE, dtype, precision=24)
     for s in streams:
         attrs[f"st_{s}"] = LavaPyType(PyInPort.VEC_DENSE, dtype, precision=24)
     for v in outs:
@@ -107,10 +140,16 @@ def population_classes(name: str, size: int, *, variables, in_ports, streams, ou
         attrs[f"mon_{v}"] = LavaPyType(np.ndarray, dtype, precision=24)
 
     def __init__(self, proc_params):
-        PyLoihiProcessModel.__init__(self, proc_params)
+        base.__init__(self, proc_params)
         cfg = proc_params["cfg"]
         self._T = int(cfg["T"])
         self._train = np.asarray(cfg["train_flags"])
+        self._learn = np.asarray(cfg.get("learn_flags", self._train))
+        self._pre_codes = cfg.get("pre_codes", {})
+        self._post_code = cfg.get("post_code")
+        self._frac_bits = cfg.get("frac_bits", 12)
+        self._mode = "fixed" if fixed else "float"
+        self._dither = self._post_code.generator() if self._post_code is not None else None
         self._dt = cfg["dt"]
         self._all_ports = tuple(cfg["all_ports"])
         namespace = dict(cfg["globals"])
@@ -128,7 +167,7 @@ def population_classes(name: str, size: int, *, variables, in_ports, streams, ou
         P = {}
         for p in self._all_ports:
             if p in in_ports:
-                a = getattr(self, f"in_{p}").recv()
+                a = getattr(self, port_attr[p]).recv()
                 if fixed:
                     a = np.clip(a.astype(np.int64), *self._sat)
                 P[p] = a.reshape(1, -1)
@@ -158,6 +197,20 @@ def population_classes(name: str, size: int, *, variables, in_ports, streams, ou
                 _report_failure(self._cfg, f"population_{name}", t)
         for v in outs:
             getattr(self, f"out_{v}").send(getattr(self, f"v_{v}"))
+        for b in engine_out:
+            code = self._pre_codes[b]
+            getattr(self, f"eng_{b}").send(
+                code.payload(getattr(self, f"v_{code.variable}"), self._mode, self._frac_bits))
+        if self._post_code is not None:
+            code = self._post_code
+            y = code.encode({v: getattr(self, f"v_{v}") for v in code.variables()}, size,
+                            self._mode, self._frac_bits, self._dither)
+            self.y1, self.y2, self.y3 = (np.asarray(r, dtype=dtype) for r in y)
+            self.s_out_y1.send(self.y1)
+            self.s_out_y2.send(self.y2)
+            self.s_out_y3.send(self.y3)
+            fire = bool(self._learn[w]) and (code.bap == "every_step" or tw == self._T - 1)
+            self.s_out_bap.send(np.full(size, fire, dtype=bool))
         if record is not None and tw == self._T - 1:
             self.rec[:, w] = getattr(self, f"v_{record}")
         if monitor and t >= self._mon_t0:
@@ -165,7 +218,7 @@ def population_classes(name: str, size: int, *, variables, in_ports, streams, ou
                 getattr(self, f"mon_{v}")[:, t - self._mon_t0] = getattr(self, f"v_{v}")
 
     attrs.update(__init__=__init__, run_spk=run_spk)
-    model = type(f"PopulationModel_{name}", (PyLoihiProcessModel,), attrs)
+    model = type(f"PopulationModel_{name}", (base,), attrs)
     return Population, _finish(model, Population, "fixed_pt" if fixed else "floating_pt")
 
 

@@ -37,6 +37,10 @@ from neuro_pc.backends.lava.fixed import (FixedPointError, IntegerFunctions, den
 from neuro_pc.ir import Circuit, CircuitError
 
 TAGS = ("floating_pt", "fixed_pt")
+#: how plastic projections learn: the project's PlasticDense (floating_pt, the IR
+#: rule exactly) or Lava's learning engine (LearningDense; both tags)
+LEARNING_MODES = ("plastic_dense", "engine")
+FRAC_BITS_DEFAULT = 12
 
 
 class LavaRunError(RuntimeError):
@@ -74,10 +78,19 @@ class LavaSimulator(Simulator):
     def __init__(self, circuit: Circuit, weights=None, *, seed: int = 0, masks=None,
                  tag: str = "floating_pt", frac_bits: int | None = None,
                  target: str = "loihi2", record: tuple[tuple[str, str], ...] | list = (),
-                 record_all: bool = False):
+                 record_all: bool = False, learning: str = "plastic_dense", plan=None,
+                 activity: dict | None = None, plan_options: dict | None = None):
         super().__init__(circuit, weights, seed=seed, masks=masks)
         if tag not in TAGS:
             raise ValueError(f"unknown Lava tag {tag!r}; choose one of {TAGS}")
+        if learning not in LEARNING_MODES:
+            raise ValueError(f"unknown learning mode {learning!r}; choose one of "
+                             f"{LEARNING_MODES}")
+        self.learning = learning
+        self.plan = None
+        if learning == "engine":
+            self._plan_engine(plan, tag, activity, plan_options,
+                              FRAC_BITS_DEFAULT if frac_bits is None else frac_bits)
         self.record = tuple(tuple(r) for r in record)
         for pop, var in self.record:
             if var not in circuit.population(pop).variables:
@@ -101,13 +114,39 @@ class LavaSimulator(Simulator):
             self._step_sources = {p.name: codegen.population_step_source(p)
                                   for p in circuit.populations}
             self._rule_sources = {p.name: codegen.rule_source(circuit, p)
-                                  for p in circuit.plastic}
+                                  for p in circuit.plastic if not self._on_engine(p.name)}
             for p in circuit.plastic:   # compile now: errors at compile time, not in a child
+                if self._on_engine(p.name):
+                    continue
                 codegen.compile_function(self._rule_sources[p.name], "rule",
                                          codegen.float_globals(), "<check>")
         for name, src in self._step_sources.items():
             codegen.compile_function(src, "step", self._globals(), "<check>")
         self.reset()
+
+    # -- on-chip learning ------------------------------------------------------------
+    def _plan_engine(self, plan, tag, activity, plan_options, frac_bits) -> None:
+        """Compile every plastic projection to a learning block (all of them must)."""
+        from hardware_targets.onchip import plan_onchip
+
+        if self.masks:
+            raise FixedPointError("learning on the engine does not support sparse projections "
+                                  f"yet ({sorted(self.masks)})")
+        if plan is None:
+            plan = plan_onchip(self.circuit, self.weights, tag, activity=activity,
+                               seed=self.seed, frac_bits=frac_bits, **(plan_options or {}))
+        if plan.tag != tag or plan.circuit != self.circuit.name:
+            raise ValueError(f"the plan is for {plan.circuit!r} on {plan.tag}, not "
+                             f"{self.circuit.name!r} on {tag}")
+        self.plan = plan.check_complete(self.circuit)
+        mode = plan.mode
+        #: each block's weights in the engine's units (fixed: register integers)
+        self.units = {n: ep.to_units(self.weights[n], mode) for n, ep in plan.projections.items()}
+        for n, ep in plan.projections.items():
+            self.weights[n] = ep.from_units(self.units[n])
+
+    def _on_engine(self, name: str) -> bool:
+        return self.plan is not None and name in self.plan.projections
 
     # -- state -------------------------------------------------------------------
     def reset(self, batch: int = 1) -> None:
@@ -165,10 +204,11 @@ class LavaSimulator(Simulator):
         return self.run_windows(x, y, train=train)
 
     def _check_trainable(self):
-        if self.fixed and self.circuit.plastic:
+        if self.fixed and self.circuit.plastic and self.learning != "engine":
             raise FixedPointError(
-                "the Lava fixed_pt mode runs inference only (learn=False): train on the "
-                "reference or with tag='floating_pt', then deploy the weights to fixed_pt")
+                "fixed_pt learns only on Lava's learning engine: compile with "
+                "learning='engine' (LearningDense), or train on the reference or with "
+                "tag='floating_pt' and deploy the weights to fixed_pt")
 
     # -- one Lava run ----------------------------------------------------------------
     def run_windows(self, x, y=None, *, train=True, learn=None) -> np.ndarray:
@@ -262,18 +302,23 @@ class _Network:
         # which variables each population must send
         outs = {p.name: set() for p in c.populations}
         groups = {}
+        plan = sim.plan
+        blocks = dict(plan.projections) if plan is not None else {}
         if fixed:
-            dense_projs = list(c.projections)
+            dense_projs = [p for p in c.projections if p.name not in blocks]
         else:
             dense_projs = []
             for proj in c.stored:
+                if proj.name in blocks:
+                    continue
                 ties = [t for t in c.projections if t.tied is not None and t.tied.to == proj.name]
                 if proj.plastic or ties:
                     groups[proj.name] = ties
                 else:
                     dense_projs.append(proj)
         for proj in c.projections:
-            outs[proj.source].add(c.source_variable(proj))
+            if proj.name not in blocks:
+                outs[proj.source].add(c.source_variable(proj))
         for name in groups:
             proj = c.projection(name)
             if proj.plastic:
@@ -285,18 +330,25 @@ class _Network:
         self.pops = {}
         dt = sim._I.const(c.schedule.dt) if fixed else float(c.schedule.dt)
         port_range = sim.precision.state_range if fixed else None
+        post_codes = plan.post_codes if plan is not None else {}
         for pop in c.populations:
             in_ports = [p for p in pop.ports if c.projections_into(pop.name, p)]
+            feeds = [b for b, ep in blocks.items() if c.projection(b).source == pop.name]
+            code = post_codes.get(pop.name)
             P, M = population_classes(
                 pop.name, pop.size, variables=pop.variables, in_ports=in_ports,
                 streams=tuple(pop.streams), outs=sorted(outs[pop.name]),
                 record=self.readout[1] if pop.name == self.readout[0] else None, fixed=fixed,
-                monitor=monitored.get(pop.name, ()))
+                monitor=monitored.get(pop.name, ()), engine_out=feeds,
+                learning_neuron=code is not None,
+                third_factor=code.third_factor if code is not None else None)
             cfg = {"T": T, "train_flags": train_flags.astype(np.int64), "dt": dt,
+                   "learn_flags": learn_flags.astype(np.int64),
                    "n_steps": n * T, "mon_steps": self.mon_steps,
                    "all_ports": pop.ports, "globals": sim._globals(),
                    "step_source": sim._step_sources[pop.name], "port_range": port_range,
-                   "error_dir": error_dir}
+                   "error_dir": error_dir, "pre_codes": {b: blocks[b].pre for b in feeds},
+                   "post_code": code, "frac_bits": plan.frac_bits if plan else 12}
             init = {v: np.asarray(state(pop.name, v)).reshape(-1) for v in pop.variables}
             proc = P(init=init, n_windows=n, mon_steps=self.mon_steps, cfg=cfg)
             self.pops[pop.name] = proc
@@ -334,7 +386,29 @@ class _Network:
                 d = Dense(weights=M, num_message_bits=24, name=proj.name)
                 d.a_buff.init = M @ s0
             getattr(self.pops[proj.source], f"out_{src_var}").connect(d.s_in)
-            d.a_out.connect(getattr(self.pops[proj.target], f"in_{proj.port}"))
+            d.a_out.connect(self._in_port(proj))
+
+        # learning blocks -> Lava LearningDense (Lava's learning engine)
+        self.blocks = {}
+        for name, ep in blocks.items():
+            from neuro_pc.backends.lava.engine import learning_dense
+
+            proj = c.projection(name)
+            d = learning_dense(ep.rule, sim.units[name], fixed=fixed, weight_exp=ep.weight_exp,
+                               num_weight_bits=ep.num_weight_bits,
+                               graded_payload=ep.graded_payload, name=name)
+            s0 = ep.pre.payload(np.asarray(state(proj.source, ep.pre.variable)).reshape(-1),
+                                plan.mode, plan.frac_bits)
+            d.a_buff.init = np.asarray(ep.initial_send(sim.units[name], s0, plan.mode),
+                                       dtype=np.int32 if fixed else np.float64)
+            getattr(self.pops[proj.source], f"eng_{name}").connect(d.s_in)
+            d.a_out.connect(self._in_port(proj))
+            post = self.pops[proj.target]
+            post.s_out_bap.connect(d.s_in_bap)
+            post.s_out_y1.connect(d.s_in_y1)
+            post.s_out_y2.connect(d.s_in_y2)
+            post.s_out_y3.connect(d.s_in_y3)
+            self.blocks[name] = d
 
         # plastic projections (and the projections tied to them) -> PlasticDense
         self.plastic = {}
@@ -375,7 +449,7 @@ class _Network:
             for k, p in enumerate([proj] + ties):
                 getattr(self.pops[p.source], f"out_{c.source_variable(p)}").connect(
                     getattr(pd, f"s_in_{k}"))
-                getattr(pd, f"a_out_{k}").connect(getattr(self.pops[p.target], f"in_{p.port}"))
+                getattr(pd, f"a_out_{k}").connect(self._in_port(p))
             for v in post:
                 getattr(self.pops[proj.target], f"out_{v}").connect(getattr(pd, f"post_{v}"))
             for v in pre:
@@ -383,6 +457,14 @@ class _Network:
                     getattr(self.pops[proj.source], f"out_{v}").connect(
                         getattr(pd, f"pre_{v}"))
             self.plastic[name] = pd
+
+    def _in_port(self, proj):
+        """The target population's in-port of ``proj`` (Lava's third-factor port
+        for the error port of a learning neuron)."""
+        code = self.sim.plan.post_codes.get(proj.target) if self.sim.plan is not None else None
+        if code is not None and code.third_factor == proj.port:
+            return self.pops[proj.target].a_third_factor_in
+        return getattr(self.pops[proj.target], f"in_{proj.port}")
 
     def stop(self) -> None:
         """Stop the runtime if it was created (safe to call after any failure)."""
@@ -416,9 +498,14 @@ class _Network:
         for name, pd in self.plastic.items():
             sim.weights[name] = np.asarray(pd.W.get(), dtype=np.float64).reshape(
                 sim.weights[name].shape)
+        for name, d in self.blocks.items():
+            ep = sim.plan.projections[name]
+            u = np.asarray(d.weights.get()).reshape(sim.weights[name].shape)
+            sim.units[name] = u.astype(np.int64) if sim.fixed else u.astype(np.float64)
+            sim.weights[name] = ep.from_units(sim.units[name])
         if sim.fixed:
             return np.ldexp(rec.astype(np.int64).astype(float), -sim.precision.frac_bits), mon
         return rec.astype(np.float64), mon
 
 
-__all__ = ["LavaSimulator", "LavaRunError", "TAGS", "CircuitError"]
+__all__ = ["LavaSimulator", "LavaRunError", "TAGS", "LEARNING_MODES", "CircuitError"]

@@ -172,14 +172,7 @@ class QuantizedReferenceSimulator(Simulator):
 
     # -- quantisation ----------------------------------------------------------------
     def _matrix(self, proj) -> np.ndarray:
-        if proj.tied is None:
-            m = np.asarray(self.weights[proj.name], dtype=np.float64)
-        else:
-            w = np.asarray(self.weights[proj.tied.to], dtype=np.float64)
-            if proj.tied.fn == "sign":
-                w = np.sign(w)
-            m = (w.T if proj.tied.transpose else w) * proj.tied.scale
-        return m * proj.scale
+        return self.circuit.effective_matrix(self.weights, proj)
 
     def dense_parameters(self) -> dict[str, tuple[np.ndarray, int]]:
         """``{projection: (weights int64, weight_exp)}`` the synapses use."""
