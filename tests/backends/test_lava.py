@@ -135,7 +135,7 @@ def test_fixed_pt_scope_errors():
     c = CIRCUITS["fa"]
     lav = compile(c, "lava", seed=0, tag="fixed_pt")
     x, y = _data()
-    with pytest.raises(FixedPointError, match="inference only"):
+    with pytest.raises(FixedPointError, match="fixed_pt learns only on Lava.s learning engine"):
         lav.train(x[:2], y[:2])
     from neuro_pc.ir import Population
 
