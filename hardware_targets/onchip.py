@@ -151,22 +151,34 @@ class PostCode:
 
     population: str
     traces: tuple[PostTrace, ...]
-    bap: str = "window_end"
+    when: str = "window_end"
     dither_seed: int | None = None   # fixed: stochastic rounding of the codes, seeded
     third_factor: str | None = None  # the port the error arrives on (Lava a_third_factor_in)
 
     def variables(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(t.variable for t in self.traces))
 
+    @property
+    def used(self) -> tuple[str, ...]:
+        """The traces sent (the others are never read and stay unconnected)."""
+        return tuple(t.trace for t in self.traces)
+
+    def active(self, tw: int, window: int, learn: bool) -> bool:
+        """Whether the codes are sent at step ``tw`` of a window (else zeros)."""
+        return bool(learn) and (self.when == "every_step" or tw == window - 1)
+
     def generator(self) -> np.random.Generator | None:
         """A fresh generator for one run (None: round to nearest)."""
         return None if self.dither_seed is None else np.random.default_rng(self.dither_seed)
 
     def encode(self, state: dict, size: int, mode: str, frac_bits: int = 12,
-               rng: np.random.Generator | None = None) -> np.ndarray:
-        """``(3, size)``: y1, y2, y3 from ``state`` ``{variable: values}``; ``rng``
-        (``fixed``, from :meth:`generator`) draws one dither per trace and unit."""
+               rng: np.random.Generator | None = None, active: bool = True) -> np.ndarray:
+        """``(3, size)``: y1, y2, y3 from ``state`` ``{variable: values}``, or zeros
+        when not ``active``; ``rng`` (``fixed``, from :meth:`generator`) draws one
+        dither per trace and unit of an active step."""
         out = np.zeros((3, size), dtype=np.int64 if mode == "fixed" else np.float64)
+        if not active:
+            return out
         for t in self.traces:
             noise = None
             if rng is not None and mode == "fixed":
@@ -278,7 +290,7 @@ class OnChipPlan:
     def as_dict(self) -> dict:
         return {"circuit": self.circuit, "tag": self.tag, "frac_bits": self.frac_bits,
                 "projections": {k: v.as_dict() for k, v in self.projections.items()},
-                "post_codes": {k: {"bap": v.bap, "traces": [
+                "post_codes": {k: {"when": v.when, "traces": [
                     {"trace": t.trace, "variable": t.variable, "sign": t.sign,
                      "scale": t.scale} for t in v.traces]} for k, v in self.post_codes.items()},
                 "rejected": {k: list(v) for k, v in self.rejected.items()}}
@@ -363,8 +375,8 @@ def plan_onchip(circuit, weights: dict, tag: str = "fixed_pt", *, activity: dict
                 done.add((pop, var))
                 t, sgn = _rails(term, codes[pop])[0]
                 factors = _factors(term, t)
-                shift = product_shift(Product(1, 0, "y0", factors))
-                K = abs(_K(term, sgn, t, a["pre"], lsbs[name])) * 2.0 ** shift
+                shift = product_shift(Product(1, 0, "u", factors))
+                K = abs(_K(term, sgn, t, a, lsbs[name])) * 2.0 ** shift
                 lowest = 2.0 ** -7          # s_mant = 1, s_exp = -7
                 best = nearest_scaling_constant(max(K, lowest))
                 if best is None:
@@ -380,7 +392,7 @@ def plan_onchip(circuit, weights: dict, tag: str = "fixed_pt", *, activity: dict
             plan.rejected[name] = (str(exc),)
             continue
         pre = a["pre"]
-        rule = EngineRule(tuple(products), t_epoch=1,
+        rule = EngineRule(tuple(products), t_epoch=a["t_epoch"],
                           graded="impulse" if pre.kind == "spikes" else "overwrite",
                           x1_tau=a["x1_tau"],
                           x1_impulse=a["impulse"] * pre.scale if pre.kind == "spikes" else 0.0,
@@ -392,7 +404,7 @@ def plan_onchip(circuit, weights: dict, tag: str = "fixed_pt", *, activity: dict
     used = {ep.post for ep in plan.projections.values()}
     names = [p.name for p in circuit.populations]
     plan.post_codes = {
-        pop: PostCode(pop, tuple(codes[pop]), bap=_bap(circuit, pop, plan),
+        pop: PostCode(pop, tuple(codes[pop]), when=_when(circuit, pop, plan),
                       third_factor=_third_factor(circuit, pop, codes[pop], plan),
                       dither_seed=(int(np.random.default_rng([int(seed), names.index(pop), 11])
                                        .integers(1, 2 ** 30)) if dither and mode == "fixed"
@@ -422,12 +434,12 @@ def _third_factor(circuit, pop: str, traces, plan: OnChipPlan) -> str | None:
     return ports[0] if len(ports) == 1 else None
 
 
-def _bap(circuit, pop: str, plan: OnChipPlan) -> str:
+def _when(circuit, pop: str, plan: OnChipPlan) -> str:
     every = {bool(circuit.projection(n).rule.every_step) for n, b in plan.projections.items()
              if b.post == pop}
     if len(every) > 1:
         raise OnChipError(f"population {pop!r} receives window-end and every-step learning "
-                          "blocks; a neuron sends one back-propagating action potential")
+                          "blocks; a neuron sends one set of post traces")
     return "every_step" if every == {True} else "window_end"
 
 
@@ -513,8 +525,12 @@ def _analyse(circuit, proj, sx: float) -> dict:
                               "negative, and the graded payload (the synapse's input) is "
                               "unsigned")
         x1_tau = float(GRADED_X1_TAU)
+    # a graded payload is rewritten at every step, so one epoch per window suffices;
+    # a spike trace needs one-step epochs to follow its recursion
+    t_epoch = 1 if (kind == "spikes" or rule.every_step) else int(circuit.schedule.window)
     return {"pre": PreCode(proj.source, carried, kind, sx), "post": proj.target,
-            "post_vars": post_vars, "terms": terms, "x1_tau": x1_tau, "impulse": impulse}
+            "post_vars": post_vars, "terms": terms, "x1_tau": x1_tau, "impulse": impulse,
+            "t_epoch": t_epoch}
 
 
 def _post_scale(key: str, activity, given, mode: str) -> float:
@@ -563,13 +579,14 @@ def _weight_exp(lsb_w: float, pre: PreCode, frac_bits: int) -> int:
     return int(e)
 
 
-def _decays(pre: PreCode, term: dict, t: PostTrace | None) -> float:
-    """The expected decay of the factors before the update reads them."""
+def _decays(a: dict, term: dict, t: PostTrace | None) -> float:
+    """The expected decay of the factors over the epoch before the update reads
+    them (a graded x1 and the post traces are written at the epoch's last step)."""
     d = 1.0
-    if term["pre_used"] and pre.kind == "graded":
-        d *= math.exp(-1.0 / GRADED_X1_TAU)
+    if term["pre_used"] and a["pre"].kind == "graded":
+        d *= math.exp(-a["t_epoch"] / a["x1_tau"])
     if t is not None:
-        d *= math.exp(-1.0 / THREE_FACTOR_Y_TAU)
+        d *= math.exp(-a["t_epoch"] / THREE_FACTOR_Y_TAU)
     return d
 
 
@@ -581,9 +598,10 @@ def _factors(term: dict, t: PostTrace | None) -> tuple[Factor, ...]:
     return tuple(out)
 
 
-def _K(term: dict, sgn: float, t: PostTrace | None, pre: PreCode, lsb_w: float) -> float:
+def _K(term: dict, sgn: float, t: PostTrace | None, a: dict, lsb_w: float) -> float:
     """Weight units per unit of the product's factors that the term wants."""
-    K = term["coef"] * sgn / lsb_w / _decays(pre, term, t)
+    pre = a["pre"]
+    K = term["coef"] * sgn / lsb_w / _decays(a, term, t)
     if term["pre_used"]:
         K /= pre.scale
     if t is not None:
@@ -604,8 +622,8 @@ def _compile_block(a: dict, traces, lsb_w: float, mode: str):
         idxs, first = [], None
         for t, sgn in _rails(term, traces):
             factors = _factors(term, t)
-            shift = product_shift(Product(1, 0, "y0", factors)) if mode == "fixed" else 0
-            K = _K(term, sgn, t, a["pre"], lsb_w)
+            shift = product_shift(Product(1, 0, "u", factors)) if mode == "fixed" else 0
+            K = _K(term, sgn, t, a, lsb_w)
             best = nearest_scaling_constant(K * 2.0 ** shift)
             if best is None:
                 raise OnChipError(
@@ -615,7 +633,7 @@ def _compile_block(a: dict, traces, lsb_w: float, mode: str):
                     "learning rate, the weights' range or the trace scales")
             m, e = best
             idxs.append(len(products))
-            products.append(Product(m, e, "y0", factors))
+            products.append(Product(m, e, "u", factors))
             if first is None:
                 first = (sgn * K, sgn * m * 2.0 ** (e - shift))
         maps.append(TermMap(term["label"], tuple(idxs), *first))
@@ -631,7 +649,7 @@ def _float_pre(a: dict, traces, lsb_w: float | None):
         return pre, lsb_w or _register_lsb(None, 1.0, pre, "float")
     t, sgn = _rails(term, traces)[0]
     lsb0 = lsb_w or _register_lsb(None, 1.0, pre, "float")
-    K = abs(_K(term, sgn, t, pre, lsb0))
+    K = abs(_K(term, sgn, t, a, lsb0))
     target = _FLOAT_K
     if pre.kind == "graded" and lsb_w is None:
         sx = pre.scale * math.sqrt(K / target)

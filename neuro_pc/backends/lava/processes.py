@@ -204,13 +204,11 @@ def population_classes(name: str, size: int, *, variables, in_ports, streams, ou
         if self._post_code is not None:
             code = self._post_code
             y = code.encode({v: getattr(self, f"v_{v}") for v in code.variables()}, size,
-                            self._mode, self._frac_bits, self._dither)
+                            self._mode, self._frac_bits, self._dither,
+                            code.active(tw, self._T, self._learn[w]))
             self.y1, self.y2, self.y3 = (np.asarray(r, dtype=dtype) for r in y)
-            self.s_out_y1.send(self.y1)
-            self.s_out_y2.send(self.y2)
-            self.s_out_y3.send(self.y3)
-            fire = bool(self._learn[w]) and (code.bap == "every_step" or tw == self._T - 1)
-            self.s_out_bap.send(np.full(size, fire, dtype=bool))
+            for k in code.used:      # only the traces the rules read are connected
+                getattr(self, f"s_out_{k}").send(getattr(self, k))
         if record is not None and tw == self._T - 1:
             self.rec[:, w] = getattr(self, f"v_{record}")
         if monitor and t >= self._mon_t0:

@@ -404,10 +404,8 @@ class _Network:
             getattr(self.pops[proj.source], f"eng_{name}").connect(d.s_in)
             d.a_out.connect(self._in_port(proj))
             post = self.pops[proj.target]
-            post.s_out_bap.connect(d.s_in_bap)
-            post.s_out_y1.connect(d.s_in_y1)
-            post.s_out_y2.connect(d.s_in_y2)
-            post.s_out_y3.connect(d.s_in_y3)
+            for k in plan.post_codes[proj.target].used:
+                getattr(post, f"s_out_{k}").connect(getattr(d, f"s_in_{k}"))
             self.blocks[name] = d
 
         # plastic projections (and the projections tied to them) -> PlasticDense

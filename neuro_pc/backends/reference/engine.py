@@ -233,18 +233,16 @@ class EngineSimulator(Simulator):
                 for name, m in plain.items():
                     proj = c.projection(name)
                     sent[name] = self._plain_send(m, S[f"{proj.source}.{c.source_variable(proj)}"])
-                baps, ys = {}, {}
+                ys = {}
                 for pop, code in plan.post_codes.items():
-                    size = c.population(pop).size
-                    fire = bool(learn_flags[w]) and (code.bap == "every_step" or tw == self.T - 1)
-                    baps[pop] = np.full(size, fire)
                     ys[pop] = code.encode({v: S[f"{pop}.{v}"] for v in code.variables()},
-                                          size, mode, F, rngs[pop])
+                                          c.population(pop).size, mode, F, rngs[pop],
+                                          code.active(tw, self.T, learn_flags[w]))
                 for name, b in blocks.items():
                     ep = plan.projections[name]
                     proj = c.projection(name)
                     s = ep.pre.payload(S[f"{proj.source}.{ep.pre.variable}"].reshape(-1), mode, F)
-                    b.step(s, baps[ep.post], ys[ep.post])
+                    b.step(s, None, ys[ep.post])
                 for key in mon:
                     mon[key].append(S[key].reshape(-1).copy())
             out[w] = S[f"{readout_pop}.{readout_var}"].reshape(-1)
