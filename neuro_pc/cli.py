@@ -120,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, ImportError) as exc:
         print(f"neuro-pc: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:   # Ctrl-C; SIGTERM during a Lava run (lifecycle.Interrupted)
+        import signal
+
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"neuro-pc: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
 
 
 if __name__ == "__main__":

@@ -245,6 +245,20 @@ class LavaSimulator(Simulator):
         pop, _ = c.readout or (c.populations[-1].name, c.populations[-1].output)
         return c.population(pop)
 
+    def _snapshot(self) -> tuple:
+        """Copies of the state and weights, restored if a run does not complete."""
+        return ({k: v.copy() for k, v in self.state.items()},
+                {k: v.copy() for k, v in getattr(self, "qstate", {}).items()},
+                {k: np.array(v, copy=True) for k, v in self.weights.items()})
+
+    def _restore(self, snapshot: tuple) -> None:
+        """Back to a :meth:`_snapshot` (the same dicts, so references to them stay valid)."""
+        state, qstate, weights = snapshot
+        self.state.update(state)
+        self.weights.update(weights)
+        if self.fixed:
+            self.qstate.update(qstate)
+
     def _run(self, streams, n, train_flags, learn_flags, mon_steps: int = 0):
         """One Lava run; ``(readouts (n, n_out), {"pop.var": (mon_steps, size)})``."""
         from lava.magma.core.run_conditions import RunSteps
@@ -253,22 +267,30 @@ class LavaSimulator(Simulator):
         import tempfile
         from pathlib import Path
 
+        from neuro_pc.backends.lava.lifecycle import supervised
+
+        before = self._snapshot()
         with tempfile.TemporaryDirectory(prefix="neuro_pc_lava_") as error_dir:
             t0 = time.perf_counter()
             net = _Network(self, streams, n, train_flags, learn_flags, error_dir, mon_steps)
             t1 = time.perf_counter()
             try:
-                cfg = Loihi2SimCfg(select_tag=self.tag, exception_proc_model_map=net.model_map)
-                net.anchor.run(condition=RunSteps(num_steps=n * self.T), run_cfg=cfg)
-                t2 = time.perf_counter()
-                errors = sorted(Path(error_dir).glob("*.err"))
-                if errors:
-                    raise LavaRunError("the Lava run failed (all processes stopped):\n"
-                                       + "\n".join(e.read_text() for e in errors))
-                out, mon = net.collect()
-                t3 = time.perf_counter()
-            finally:
-                net.stop()
+                # every process of the run ends with it, also on Ctrl-C, SIGTERM or the
+                # parent's death; stop() is bounded (lifecycle.py)
+                with supervised(net.stop, lambda: net.anchor.runtime):
+                    cfg = Loihi2SimCfg(select_tag=self.tag,
+                                       exception_proc_model_map=net.model_map)
+                    net.anchor.run(condition=RunSteps(num_steps=n * self.T), run_cfg=cfg)
+                    t2 = time.perf_counter()
+                    errors = sorted(Path(error_dir).glob("*.err"))
+                    if errors:
+                        raise LavaRunError("the Lava run failed (all processes stopped):\n"
+                                           + "\n".join(e.read_text() for e in errors))
+                    out, mon = net.collect()
+                    t3 = time.perf_counter()
+            except BaseException:
+                self._restore(before)   # an interrupted read-back changes nothing either
+                raise
         self.last_run = {"steps": n * self.T, "build_s": t1 - t0, "run_s": t2 - t1,
                          "read_s": t3 - t2}
         return out, mon
