@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -30,14 +29,10 @@ def load_circuits(path: str) -> dict:
     if p.suffix == ".json":
         c = Circuit.from_json(p.read_text()).validate()
         return {c.name: c}
-    from neuro_pc.experiments import KINDS, load_config
+    from neuro_pc.experiments import kind_module, load_config
 
     config = load_config(p)
-    module = importlib.import_module(KINDS[config["experiment"]["kind"]])
-    if not hasattr(module, "circuits"):
-        raise ValueError(f"experiment kind {config['experiment']['kind']!r} does not list its "
-                         "circuits")
-    return module.circuits(config)
+    return kind_module(config.experiment.kind).circuits(config)
 
 
 def _cmd_run(args) -> int:
