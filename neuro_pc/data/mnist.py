@@ -158,6 +158,10 @@ def _read_idx_dir(directory: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 
 def _read_npz(file: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Read the Keras ``mnist.npz`` layout; returns (x_train, y_train, x_test, y_test)."""
+    if not zipfile.is_zipfile(file):
+        raise ValueError(f"{file} is not a readable .npz archive (not a zip archive: truncated "
+                         f"or another kind of file); write it again (numpy.savez) or use the "
+                         f"idx files")
     try:
         with np.load(file, allow_pickle=False) as npz:
             found = list(npz.files)

@@ -122,15 +122,22 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
                            "Simulator.save)")
     what = ("is not a neuro_pc artifact (an .npz with circuit.json, metadata.json and "
             "W/<projection> arrays, written by Simulator.save)")
+    if not zipfile.is_zipfile(path):
+        raise CircuitError(f"{path} {what}: it is not a zip archive (an .npz is one), so it "
+                           "is truncated or another kind of file")
     try:
         with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in ("circuit.json", "metadata.json") if k not in z.files]
+            if missing:
+                raise CircuitError(f"{path} {what}: it has no {' or '.join(missing)} entry "
+                                   f"(entries: {', '.join(sorted(z.files)) or 'none'})")
             circuit_text = bytes(z["circuit.json"])
             meta_text = bytes(z["metadata.json"])
             weights = {k[2:]: z[k] for k in z.files if k.startswith("W/")}
             masks = {k[2:]: z[k] for k in z.files if k.startswith("M/")}
-    except KeyError as exc:
-        raise CircuitError(f"{path} {what}: it has no {exc} entry") from None
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+    except CircuitError:
+        raise
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise CircuitError(f"{path} {what}: it is truncated or corrupt ({exc})") from None
     circuit = read_circuit(circuit_text, f"{path}[circuit.json]")
     try:
