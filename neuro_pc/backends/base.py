@@ -75,7 +75,7 @@ class Simulator(ABC):
                     raise CircuitError(f"weights of {k!r} have shape {np.shape(w)}, the circuit "
                                        f"needs {init[k].shape} (n_target, n_source)")
                 init[k] = np.array(w, dtype=np.float64)
-                require_finite(init[k], f"the weights given for projection {k!r}",
+                require_finite(init[k], f"the given weight matrix of projection {k!r}",
                                "give finite weights (a diverged run's artifact cannot be used)")
         self.weights: dict[str, np.ndarray] = init
 
