@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from neuro_pc.experiments.config import ConfigError, apply_override, as_dict, parse
-from neuro_pc.experiments.runs import RunFolder, RunFolderError, dumps, prepare_out_dir
+from neuro_pc.experiments.runs import RunFolder, RunFolderError, dumps
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -99,7 +99,8 @@ def load_config(path: str | os.PathLike, overrides: dict | None = None,
 
         close = difflib.get_close_matches(str(kind), list(KINDS), n=1, cutoff=0.5)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        what = "has no [experiment] kind" if kind is None else             f"[experiment] kind = {kind!r} is not a known kind{hint}"
+        what = ("has no [experiment] kind" if kind is None else
+                f"[experiment] kind = {kind!r} is not a known kind{hint}")
         raise ConfigError(None, f"{what}; known kinds: {', '.join(sorted(KINDS))}", source)
     schema = kind_module(kind).Config
     overridden = []
@@ -149,20 +150,19 @@ def run_experiment(path: str | os.PathLike, backend: str | None = None,
     """Run the experiment at ``path``; returns the run folder and the outcome.
 
     Before training: the config (with ``overrides`` and ``backend``), the
-    backend's import, the output folder and the kind's circuits (and
-    ``preflight``) are checked; nothing is written if one fails. Then the run
+    backend's import, the kind's circuits (and ``preflight``) and the output
+    folder are checked; nothing is written if one fails. Then the run
     folder is reserved and every finished entry recorded in it; if the run
     fails (or is interrupted) the folder stays, marked ``INCOMPLETE`` with the
     error, and the exception (with ``.run_dir``) propagates."""
     cfg = load_config(path, overrides=overrides, backend=backend)
     module = kind_module(cfg.experiment.kind)
     check_backend(cfg.experiment.backend)
-    prepare_out_dir(out_dir)
-    if hasattr(module, "preflight"):
+    if hasattr(module, "preflight"):   # checks that need the data, and the circuits build
         module.preflight(cfg)
     else:
         module.circuits(cfg)
-    run = RunFolder.reserve(out_dir, cfg.experiment.name)
+    run = RunFolder.reserve(out_dir, cfg.experiment.name)   # checks the output folder first
     started = time.time()
     try:
         outcome: Outcome = module.run(cfg, progress=progress, checkpoint=run.checkpoint)

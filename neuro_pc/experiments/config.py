@@ -116,7 +116,13 @@ def convert(tp, value, key: str, meta: dict | None = None):
         arms = [a for a in args if a is not type(None)]
         for arm in arms:
             if _fits(arm, value):
-                return convert(arm, value, key, meta)
+                try:
+                    return convert(arm, value, key, meta)
+                except ConfigError as exc:   # a number out of range: say every accepted form
+                    if arm in (int, float) and exc.key == key and \
+                            not exc.detail.startswith("must be a finite"):
+                        raise _bad(key, tp, meta, value) from None
+                    raise
         raise _bad(key, tp, meta, value)
     if dataclasses.is_dataclass(tp):
         return parse(tp, value, key)
@@ -124,9 +130,10 @@ def convert(tp, value, key: str, meta: dict | None = None):
         if not isinstance(value, (list, tuple)):
             raise _bad(key, tp, meta, value)
         out = [convert(args[0], v, f"{key}[{i}]", _item_meta(meta)) for i, v in enumerate(value)]
-        if len(out) < meta.get("min_len", 0):
-            raise ConfigError(key, f"must have at least {meta['min_len']} "
-                                   f"entr{'y' if meta['min_len'] == 1 else 'ies'}, got {_show(value)}")
+        least = meta.get("min_len", 0)
+        if len(out) < least:
+            raise ConfigError(key, f"must have at least {least} "
+                                   f"entr{'y' if least == 1 else 'ies'}, got {_show(value)}")
         if meta.get("unique"):
             dup = sorted({_show(v) for v in out if out.count(v) > 1})
             if dup:
@@ -189,8 +196,9 @@ def _item_meta(meta: dict) -> dict:
 
 
 def _in_range(v, meta) -> bool:
-    return ((meta.get("ge") is None or v >= meta["ge"]) and (meta.get("gt") is None or v > meta["gt"])
-            and (meta.get("le") is None or v <= meta["le"]) and (meta.get("lt") is None or v < meta["lt"]))
+    ge, gt, le, lt = (meta.get(k) for k in ("ge", "gt", "le", "lt"))
+    return ((ge is None or v >= ge) and (gt is None or v > gt)
+            and (le is None or v <= le) and (lt is None or v < lt))
 
 
 def _checked(value, key, meta):
@@ -215,9 +223,11 @@ def describe(tp, meta: dict | None = None, plural: bool = False) -> str:
         text = " or ".join(describe(a, meta, plural) for a in arms)
         return text + (" (or left out)" if type(None) in args and not plural else "")
     if origin is list:
-        return ("lists" if plural else "a list") + " of " + describe(args[0], _item_meta(meta), True)
+        item = describe(args[0], _item_meta(meta), True)
+        return ("lists" if plural else "a list") + " of " + item
     if origin is dict or dataclasses.is_dataclass(tp):
-        inner = "" if dataclasses.is_dataclass(tp) else " of " + describe(args[1], _item_meta(meta), True)
+        inner = "" if dataclasses.is_dataclass(tp) else \
+            " of " + describe(args[1], _item_meta(meta), True)
         return ("tables" if plural else "a table") + inner
     if origin is Literal:
         return " or ".join(repr(a) for a in args)

@@ -243,16 +243,25 @@ def run(config, backend: str | None = None, progress: bool = True,
 
     if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import ProcessPoolExecutor, as_completed, wait
 
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as ex:
             futures = [ex.submit(_one, j, cfg, backend, options) for j in order]
+            recorded = set()
             try:
                 for f in as_completed(futures):
+                    recorded.add(f)
                     finished(f.result())
-            except BaseException:
-                for f in futures:   # do not train the remaining jobs after a failure
+            except BaseException as exc:
+                # train no more jobs, but keep those that were running (unless interrupted)
+                for f in futures:
                     f.cancel()
+                if not isinstance(exc, KeyboardInterrupt):
+                    wait([f for f in futures if not f.cancelled()])
+                for f in futures:
+                    if f.done() and f not in recorded and not f.cancelled() \
+                            and f.exception() is None:
+                        finished(f.result())
                 raise
     else:
         for j in order:
