@@ -69,7 +69,7 @@ def test_cli_run_and_locality(tmp_path, capsys):
     table = json.loads(capsys.readouterr().out)
     assert table["bp"][0]["weight_transport"] == "weights"
     assert {r["level"] for r in table["fa"]} == {"neuron-local"}
-    assert main(["locality", "missing.toml"]) == 2
+    assert main(["locality", "missing.toml"]) == 1     # an error; 2 is for usage errors
     assert "no such file" in capsys.readouterr().err
 
 
