@@ -232,7 +232,7 @@ def describe(tp, meta: dict | None = None, plural: bool = False) -> str:
     if origin is Literal:
         return " or ".join(repr(a) for a in args)
     if tp is str and meta.get("choices"):
-        return "one of " + ", ".join(repr(c) for c in meta["choices"])
+        return ("names among " if plural else "one of ") + ", ".join(map(repr, meta["choices"]))
     bounds = " and ".join(f"{op} {meta[k]:g}" for k, op in
                           (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
                           if meta.get(k) is not None)

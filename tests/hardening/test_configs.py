@@ -7,6 +7,7 @@ with before the schemas existed.
 """
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -311,3 +312,22 @@ def test_locality_reads_every_shipped_config(path, capsys):
 
     assert main(["locality", path, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)
+
+
+def test_docs_list_every_key_of_every_schema():
+    import typing
+
+    doc = (Path(__file__).resolve().parents[2] / "docs/configs.md").read_text()
+
+    def keys(cls, prefix=""):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            full = f"{prefix}{f.name}"
+            if dataclasses.is_dataclass(hints[f.name]):
+                yield from keys(hints[f.name], full + ".")
+            else:
+                yield full
+
+    missing = [(kind, k) for kind in KINDS for k in keys(kind_module(kind).Config)
+               if f"`{k}`" not in doc]
+    assert missing == []
