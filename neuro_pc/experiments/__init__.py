@@ -115,10 +115,14 @@ def load_config(path: str | os.PathLike, overrides: dict | None = None,
     try:
         cfg = parse(schema, raw)
     except ConfigError as exc:
-        hit = exc.key is not None and any(
-            exc.key == k or exc.key.startswith((k + ".", k + "[")) or k.startswith(exc.key + ".")
-            for k in overridden)
-        raise exc.located(f"{source} (with --set)" if hit else source) from None
+        def hit(keys):
+            return exc.key is not None and any(
+                exc.key == k or exc.key.startswith((k + ".", k + "["))
+                or k.startswith(exc.key + ".") for k in keys)
+
+        how = " (with --backend)" if backend is not None and hit(["experiment.backend"]) else \
+            " (with --set)" if hit(overridden) else ""
+        raise exc.located(source + how) from None
     if cfg.experiment.kind != kind:   # pragma: no cover - an override changed the kind
         raise ConfigError("experiment.kind", "cannot be changed by an override", source)
     if cfg.experiment.name is None:
