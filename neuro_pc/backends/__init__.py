@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-from neuro_pc.backends.base import Simulator, sample_order
+from neuro_pc.backends.base import NonFiniteError, Simulator, sample_order
 
 BACKENDS = {
     "reference": ("neuro_pc.backends.reference", "ReferenceSimulator"),
@@ -28,4 +28,5 @@ def compile(circuit, backend: str = "reference", weights=None, **options) -> Sim
     return simulator_class(backend)(circuit, weights, **options)
 
 
-__all__ = ["BACKENDS", "Simulator", "compile", "sample_order", "simulator_class"]
+__all__ = ["BACKENDS", "NonFiniteError", "Simulator", "compile", "sample_order",
+           "simulator_class"]

@@ -5,6 +5,11 @@ for a batch of samples, learning or not) and may override :meth:`train` and
 :meth:`predict` to stream a whole dataset through one simulator run (Brian2,
 Lava). Everything else (the sample order, evaluation, artifacts) is shared so
 that backends given the same seed see the same samples in the same order.
+
+Non-finite numbers are errors (:class:`~neuro_pc.numerics.NonFiniteError`):
+NaN/inf in the arrays given to ``train``/``predict``/``evaluate``, and weights
+that are non-finite at the end of an epoch (:func:`check_weights`, which every
+backend's ``train`` calls) or at prediction.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from neuro_pc.ir import Artifact, Circuit, CircuitError, save_artifact
+from neuro_pc.numerics import NonFiniteError, describe_nonfinite, first_nonfinite, require_finite
 
 
 def sample_order(n: int, epochs: int, seed: int) -> np.ndarray:
@@ -69,6 +75,8 @@ class Simulator(ABC):
                     raise CircuitError(f"weights of {k!r} have shape {np.shape(w)}, the circuit "
                                        f"needs {init[k].shape} (n_target, n_source)")
                 init[k] = np.array(w, dtype=np.float64)
+                require_finite(init[k], f"the given weight matrix of projection {k!r}",
+                               "give finite weights (a diverged run's artifact cannot be used)")
         self.weights: dict[str, np.ndarray] = init
 
     # -- what a backend provides ------------------------------------------------
@@ -82,10 +90,12 @@ class Simulator(ABC):
               batch_size: int = 1, progress: bool = False,
               callback: Callable[[int, "Simulator"], None] | None = None) -> "Simulator":
         """Online (``batch_size=1``) or batched training over ``epochs`` passes in
-        :func:`sample_order`; ``callback(epoch, sim)`` after each epoch."""
-        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-        if len(x) != len(y):
-            raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+        :func:`sample_order`; ``callback(epoch, sim)`` after each epoch.
+
+        Raises :class:`NonFiniteError` for NaN/inf in ``x`` or ``y``, and when a
+        weight matrix is non-finite at the end of an epoch (naming it)."""
+        x, y = training_arrays(x, y)
+        _check_schedule(epochs, batch_size)
         n = len(x)
         bar = _progress(epochs * ((n + batch_size - 1) // batch_size), progress,
                         f"train {self.circuit.name} [{self.backend}]")
@@ -95,6 +105,7 @@ class Simulator(ABC):
                 idx = order[start:start + batch_size]
                 self.present(x[idx], y[idx], train=True)
                 bar.update(1)
+            check_weights(self, epoch, epochs)
             if callback is not None:
                 callback(epoch, self)
         bar.close()
@@ -102,14 +113,16 @@ class Simulator(ABC):
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Predicted classes: argmax of the readout at the end of each window."""
-        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
-        out = [self.present(x[s:s + batch_size], None, train=False).argmax(axis=1)
-               for s in range(0, len(x), batch_size)]
+        x = inference_array(x)
+        out = [check_readout(self, self.present(x[s:s + batch_size], None, train=False), s)
+               .argmax(axis=1) for s in range(0, len(x), batch_size)]
         return np.concatenate(out) if out else np.zeros(0, dtype=int)
 
     def evaluate(self, x: np.ndarray, labels: np.ndarray) -> float:
         """Accuracy in [0, 1]."""
-        return float(np.mean(self.predict(x) == np.asarray(labels)))
+        labels = np.asarray(labels)
+        require_finite(labels, "labels")
+        return float(np.mean(self.predict(x) == labels))
 
     def artifact(self, **metadata) -> Artifact:
         meta = {"backend": self.backend, "seed": self.seed, **metadata}
@@ -125,6 +138,75 @@ class Simulator(ABC):
     def from_artifact(cls, artifact: Artifact, **kwargs) -> "Simulator":
         return cls(artifact.circuit, artifact.weights, masks=artifact.masks or None,
                    seed=artifact.metadata.get("seed", 0), **kwargs)
+
+
+def training_arrays(x, y) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` and ``y`` as float64 arrays of the same length, every entry finite
+    (else :class:`NonFiniteError` naming the array and the first bad index)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) != len(y):
+        raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+    require_finite(x, "x (training inputs)")
+    require_finite(y, "y (training targets)")
+    return x, y
+
+
+def inference_array(x) -> np.ndarray:
+    """``x`` as a 2-D float64 array with finite entries (inputs to predict/evaluate)."""
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    require_finite(x, "x (inputs)")
+    return x
+
+
+def _check_schedule(epochs, batch_size) -> None:
+    for name, v, least in (("epochs", epochs, 0), ("batch_size", batch_size, 1)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < least:
+            raise ValueError(f"{name} must be an integer >= {least}, got {v!r}")
+
+
+def check_weights(sim: "Simulator", epoch: int, epochs: int, how: str = "") -> None:
+    """Raise :class:`NonFiniteError` if a weight matrix of ``sim`` holds NaN or inf
+    after (0-based) ``epoch`` of ``epochs``; the message names the projection,
+    the epoch (1-based) and the likely cause. ``how``: a note on how the epochs
+    ran (e.g. all in one simulator run). Cheap: one ``isfinite`` per matrix."""
+    _raise_if_nonfinite_weights(sim, f"after epoch {epoch + 1}/{epochs}{how}", epoch + 1)
+
+
+def _raise_if_nonfinite_weights(sim: "Simulator", when: str, epoch: int | None) -> None:
+    for proj in sim.circuit.projections:
+        w = sim.weights.get(proj.name)
+        found = None if w is None else first_nonfinite(w)
+        if found is None:
+            continue
+        index, value, count = found
+        if proj.rule is not None and "eta" in proj.rule.params:
+            cause = (f"learning rate too large? eta={proj.rule.params['eta']:g} (the rule of "
+                     f"{proj.name!r}); lower it, or check the data's scale")
+        elif proj.rule is not None:
+            cause = f"the rule of {proj.name!r} ({proj.rule.text}) diverged; lower its rates"
+        else:
+            cause = (f"{proj.name!r} has no rule, so its weights were non-finite from the "
+                     "start or a state variable overflowed")
+        raise NonFiniteError(
+            f"training diverged: the weights of projection {proj.name!r} hold "
+            f"{describe_nonfinite(value)} at {index} ({count} non-finite) {when}, circuit "
+            f"{sim.circuit.name!r} on the {sim.backend} backend; {cause}",
+            array=proj.name, index=index, projection=proj.name, epoch=epoch)
+
+
+def check_readout(sim: "Simulator", out: np.ndarray, offset: int = 0) -> np.ndarray:
+    """``out`` (readouts of samples ``offset…``) unchanged if finite, else
+    :class:`NonFiniteError` (naming a non-finite projection if there is one)."""
+    found = first_nonfinite(out)
+    if found is None:
+        return out
+    _raise_if_nonfinite_weights(sim, "at prediction", None)
+    index, value, count = found
+    raise NonFiniteError(
+        f"the readout of circuit {sim.circuit.name!r} ({sim.backend}) is "
+        f"{describe_nonfinite(value)} for sample {offset + index[0]} (unit {index[-1]}) "
+        "although every weight is finite: a state variable overflowed; check the input "
+        "scale and the circuit's parameters", array="readout", index=index)
 
 
 class _NoBar:

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neuro_pc.numerics import require_finite
+
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
@@ -19,7 +21,9 @@ class Dataset:
     n_classes : number of classes.
     name : short identifier, e.g. ``"digits"``.
 
-    The arrays are coerced (float64 / int64) and checked on construction. The
+    The arrays are coerced (float64 / int64) and checked on construction (NaN
+    or inf anywhere is a :class:`~neuro_pc.numerics.NonFiniteError` naming the
+    array and the first bad index). The
     dataclass is frozen, but the arrays themselves are ordinary NumPy arrays:
     copy before modifying them in place.
     """
@@ -35,6 +39,8 @@ class Dataset:
         for part in ("train", "test"):
             x = np.asarray(getattr(self, f"x_{part}"), dtype=np.float64)
             y = np.asarray(getattr(self, f"y_{part}"))
+            require_finite(x, f"{self.name}: x_{part}")
+            require_finite(y, f"{self.name}: y_{part}")
             _check_split(part, x, y, self.n_classes)
             object.__setattr__(self, f"x_{part}", x)
             object.__setattr__(self, f"y_{part}", y.astype(np.int64, copy=False))

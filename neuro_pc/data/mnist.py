@@ -8,11 +8,14 @@ dimension - followed by the raw bytes.
 from __future__ import annotations
 
 import gzip
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from neuro_pc.data.dataset import Dataset
+from neuro_pc.numerics import require_finite
 
 IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801
@@ -87,9 +90,16 @@ def read_idx_labels(file: str | Path) -> np.ndarray:
 def _read_bytes(file: str | Path) -> tuple[bytes, Path]:
     """Return the (decompressed if ``.gz``) bytes of ``file`` and its Path."""
     file = Path(file)
-    opener = gzip.open if file.suffix == ".gz" else open
-    with opener(file, "rb") as fh:
-        return fh.read(), file
+    if file.suffix != ".gz":
+        with open(file, "rb") as fh:
+            return fh.read(), file
+    try:
+        with gzip.open(file, "rb") as fh:
+            return fh.read(), file
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise ValueError(f"{file} is not a readable gzip file ({exc}); it is truncated or "
+                         f"corrupt: download it again, or store it uncompressed without "
+                         f"the .gz suffix") from None
 
 
 def _check_magic(data: bytes, expected: int, file: Path, kind: str) -> None:
@@ -148,13 +158,25 @@ def _read_idx_dir(directory: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 
 def _read_npz(file: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Read the Keras ``mnist.npz`` layout; returns (x_train, y_train, x_test, y_test)."""
-    with np.load(file, allow_pickle=False) as npz:
-        missing = [k for k in NPZ_KEYS if k not in npz.files]
-        if missing:
-            raise ValueError(f"{file} lacks keys {missing} (found {sorted(npz.files)}); "
-                             f"expected the Keras mnist.npz layout with keys "
-                             f"{', '.join(NPZ_KEYS)}")
-        x_tr, y_tr, x_te, y_te = (npz[k] for k in NPZ_KEYS)
+    if not zipfile.is_zipfile(file):
+        raise ValueError(f"{file} is not a readable .npz archive (not a zip archive: truncated "
+                         f"or another kind of file); write it again (numpy.savez) or use the "
+                         f"idx files")
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            found = list(npz.files)
+            arrays = {k: npz[k] for k in NPZ_KEYS if k in found}
+    except (zipfile.BadZipFile, ValueError, EOFError, zlib.error) as exc:
+        raise ValueError(f"{file} is not a readable .npz archive ({exc}); it is truncated or "
+                         f"corrupt: write it again (numpy.savez) or use the idx files") from None
+    missing = [k for k in NPZ_KEYS if k not in found]
+    if missing:
+        raise ValueError(f"{file} lacks keys {missing} (found {sorted(found)}); "
+                         f"expected the Keras mnist.npz layout with keys "
+                         f"{', '.join(NPZ_KEYS)}")
+    x_tr, y_tr, x_te, y_te = (arrays[k] for k in NPZ_KEYS)
+    for key, arr in zip(NPZ_KEYS, (x_tr, y_tr, x_te, y_te)):
+        require_finite(arr, f"{file}[{key}]")
     _check_counts(x_tr, y_tr, f"{file}[x_train]", f"{file}[y_train]")
     _check_counts(x_te, y_te, f"{file}[x_test]", f"{file}[y_test]")
     return x_tr, y_tr.reshape(-1), x_te, y_te.reshape(-1)

@@ -1,23 +1,31 @@
 """Configured experiments: ``neuro-pc run experiments/<name>.toml``.
 
 A config is TOML with an ``[experiment]`` table whose ``kind`` picks a module
-here. Each kind module has ``run(config: dict, backend: str | None, progress:
-bool) -> Outcome`` (results as JSON-able data, a printable summary, and
-figures). :func:`run_experiment` writes them into a run folder atomically: all
-files go into a hidden temporary folder that is renamed into place only after
-every file was written, so a run that fails leaves nothing half-written.
+here. Each kind module declares its config schema ``Config`` (nested
+dataclasses, :mod:`neuro_pc.experiments.config`) and has ``run(config,
+backend, progress, checkpoint) -> Outcome`` (results as JSON-able data, a
+printable summary, and figures) and ``circuits(config)``; optionally
+``preflight(config)`` (checks that need the data).
+
+:func:`load_config` reads a config strictly (unknown keys, wrong types and
+out-of-range values raise :class:`ConfigError` naming the key).
+:func:`run_experiment` checks everything it can before training (config,
+backend, output folder, circuits), then reserves the run folder, records each
+finished entry in it and writes the results file by file
+(:mod:`neuro_pc.experiments.runs`; docs/runs.md): a failed run keeps its folder,
+marked ``INCOMPLETE``, with what was finished.
 """
 from __future__ import annotations
 
 import importlib
-import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from neuro_pc.experiments.config import ConfigError, apply_override, as_dict, parse
+from neuro_pc.experiments.runs import RunFolder, RunFolderError, dumps
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -53,65 +61,139 @@ def pyplot():
     return plt
 
 
-def load_config(path: str | os.PathLike) -> dict:
+def kind_module(kind: str):
+    """The module implementing experiment ``kind``."""
+    return importlib.import_module(KINDS[kind])
+
+
+def read_toml(path: str | os.PathLike) -> dict:
+    """The TOML data at ``path``; clear errors for a missing file, a folder, bad TOML."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no experiment config at {path}")
-    with open(path, "rb") as fh:
-        try:
-            config = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"{path}: not valid TOML: {exc}") from None
-    kind = config.get("experiment", {}).get("kind")
+    if path.is_dir():
+        raise ConfigError(None, "is a folder, not an experiment config (a .toml file, e.g. "
+                                "experiments/fa_digits.toml)", str(path))
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(None, f"not valid TOML: {exc}", str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(None, f"not valid TOML: not UTF-8 text ({exc.reason})",
+                          str(path)) from None
+
+
+def load_config(path: str | os.PathLike, overrides: dict | None = None,
+                backend: str | None = None):
+    """The validated config object (the kind's ``Config`` schema) of the TOML at
+    ``path``, with ``overrides`` (``{"train.epochs": 2, "train.eta.fa": 0.02}``)
+    and ``backend`` (``experiment.backend``) applied first. Raises
+    :class:`ConfigError` naming the file (or ``--set``) and the key at fault."""
+    source = str(path)
+    raw = read_toml(path)
+    exp = raw.get("experiment")
+    kind = exp.get("kind") if isinstance(exp, dict) else None
     if kind not in KINDS:
-        raise ValueError(f"{path}: [experiment] kind = {kind!r}; known kinds: {sorted(KINDS)}")
-    config.setdefault("experiment", {}).setdefault("name", path.stem)
-    return config
+        import difflib
+
+        close = difflib.get_close_matches(str(kind), list(KINDS), n=1, cutoff=0.5)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        what = ("has no [experiment] kind" if kind is None else
+                f"[experiment] kind = {kind!r} is not a known kind{hint}")
+        raise ConfigError(None, f"{what}; known kinds: {', '.join(sorted(KINDS))}", source)
+    schema = kind_module(kind).Config
+    overridden = []
+    for key, value in (overrides or {}).items():
+        try:
+            apply_override(raw, key, value, schema)
+        except ConfigError as exc:
+            raise exc.located("--set") from None
+        overridden.append(key)
+    if backend is not None:
+        raw.setdefault("experiment", {})["backend"] = backend
+    try:
+        cfg = parse(schema, raw)
+    except ConfigError as exc:
+        def hit(keys):
+            return exc.key is not None and any(
+                exc.key == k or exc.key.startswith((k + ".", k + "["))
+                or k.startswith(exc.key + ".") for k in keys)
+
+        how = " (with --backend)" if backend is not None and hit(["experiment.backend"]) else \
+            " (with --set)" if hit(overridden) else ""
+        raise exc.located(source + how) from None
+    if cfg.experiment.kind != kind:   # pragma: no cover - an override changed the kind
+        raise ConfigError("experiment.kind", "cannot be changed by an override", source)
+    if cfg.experiment.name is None:
+        name = Path(path).stem
+        from neuro_pc.experiments.config import folder_name_problem
+
+        problem = folder_name_problem(name)
+        if problem:
+            raise ConfigError("experiment.name", f"not set, and the file name {problem}; set "
+                                                 "[experiment] name", source)
+        cfg.experiment.name = name
+    return cfg
+
+
+def check_backend(backend: str) -> None:
+    """Import ``backend``'s simulator now, so that a missing extra (Lava needs
+    Python 3.10 and lava-nc) is one clear error before anything trains."""
+    from neuro_pc.backends import simulator_class
+
+    try:
+        simulator_class(backend)
+    except ImportError as exc:
+        raise ImportError(f"backend {backend!r} is not available here: {exc}") from None
 
 
 def run_experiment(path: str | os.PathLike, backend: str | None = None,
                    out_dir: str | os.PathLike = "runs", progress: bool = True,
                    overrides: dict | None = None) -> tuple[Path, Outcome]:
-    """Run the experiment at ``path``; returns the run folder and the outcome."""
-    config = load_config(path)
-    for key, value in (overrides or {}).items():
-        section, _, name = key.rpartition(".")
-        config.setdefault(section or "experiment", {})[name] = value
-    module = importlib.import_module(KINDS[config["experiment"]["kind"]])
+    """Run the experiment at ``path``; returns the run folder and the outcome.
+
+    Before training: the config (with ``overrides`` and ``backend``), the
+    backend's import, the kind's circuits (and ``preflight``) and the output
+    folder are checked; nothing is written if one fails. Then the run
+    folder is reserved and every finished entry recorded in it; if the run
+    fails (or is interrupted) the folder stays, marked ``INCOMPLETE`` with the
+    error, and the exception (with ``.run_dir``) propagates."""
+    cfg = load_config(path, overrides=overrides, backend=backend)
+    module = kind_module(cfg.experiment.kind)
+    check_backend(cfg.experiment.backend)
+    if hasattr(module, "preflight"):   # checks that need the data, and the circuits build
+        module.preflight(cfg)
+    else:
+        module.circuits(cfg)
+    run = RunFolder.reserve(out_dir, cfg.experiment.name)   # checks the output folder first
     started = time.time()
-    outcome: Outcome = module.run(config, backend=backend, progress=progress)
-    outcome.results.setdefault("meta", {}).update({
-        "config": config, "backend": backend or config["experiment"].get("backend", "reference"),
-        "seconds": round(time.time() - started, 2), "python": sys.version.split()[0]})
-    return write_run(Path(out_dir), config["experiment"]["name"], outcome), outcome
+    try:
+        outcome: Outcome = module.run(cfg, progress=progress, checkpoint=run.checkpoint)
+        outcome.results.setdefault("meta", {}).update({
+            "config": as_dict(cfg), "backend": cfg.experiment.backend,
+            "seconds": round(time.time() - started, 2), "python": sys.version.split()[0]})
+        run.finish(outcome.results, outcome.summary, outcome.figures)
+    except BaseException as exc:
+        run.fail(exc)
+        try:
+            exc.run_dir = run.path
+        except AttributeError:  # pragma: no cover - an exception without a __dict__
+            pass
+        raise
+    return run.path, outcome
 
 
 def write_run(out_dir: Path, name: str, outcome: Outcome) -> Path:
-    """Write results.json, summary.txt and figures into ``out_dir/<name>-<time>/``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    k = 1
-    while final.exists():
-        final = out_dir / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{k}"
-        k += 1
-    tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{name}-"))
+    """Write results.json, summary.txt and figures into a new ``out_dir/<name>-<time>/``."""
+    run = RunFolder.reserve(out_dir, name)
     try:
-        (tmp / "results.json").write_text(json.dumps(outcome.results, indent=1, default=_json))
-        (tmp / "summary.txt").write_text(outcome.summary + "\n")
-        for fname, fig in outcome.figures.items():
-            fig.savefig(tmp / fname, dpi=120, bbox_inches="tight")
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        return run.finish(outcome.results, outcome.summary, outcome.figures)
+    except BaseException as exc:
+        run.fail(exc)
         raise
-    return final
 
 
-def _json(obj):
-    import numpy as np
-
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
+__all__ = ["KINDS", "ConfigError", "Outcome", "RunFolder", "RunFolderError", "check_backend",
+           "dumps", "kind_module", "load_config", "pyplot", "read_toml", "run_experiment",
+           "write_run"]

@@ -8,6 +8,8 @@ backend's batched mode, so the angle means the same on every backend).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from neuro_pc.analysis import angle
@@ -15,15 +17,90 @@ from neuro_pc.backends import compile
 from neuro_pc.backends.reference import ReferenceSimulator
 from neuro_pc.data import load_dataset
 from neuro_pc.experiments import Outcome, pyplot
-from neuro_pc.models import mlp
+from neuro_pc.experiments.config import (LAVA_TAGS, Backends, Data, Experiment,
+                                         LavaOptions, coerce, option, require_trainable, section)
+from neuro_pc.models import ACTIVATIONS, RULES, mlp
 
 
-def _data(data_cfg: dict):
+# -- the config schema (defaults declared here, once) ------------------------------------------
+
+@dataclasses.dataclass
+class CompareData(Data):
+    """``[data]``: the data set; ``split_seed`` fixes its train/test split."""
+    split_seed: int = option(0, ge=0)
+
+
+@dataclasses.dataclass
+class Model:
+    hidden: list[int] = option([128], ge=1)
+    act: str = option("tanh", choices=ACTIVATIONS)
+
+
+#: ``[train.eta]``: one learning rate per rule (unset: ``train.default_eta``)
+RuleEtas = dataclasses.make_dataclass(
+    "RuleEtas", [(r, float | None, option(None, gt=0)) for r in RULES])
+#: ``[train.lam]``: one weight decay per rule
+RuleLams = dataclasses.make_dataclass("RuleLams", [(r, float, option(0.0, ge=0)) for r in RULES])
+
+
+@dataclasses.dataclass
+class Train:
+    rules: list[str] = option(["bp", "fa", "dfa", "pc"], choices=RULES, unique=True, min_len=1)
+    epochs: int = option(5, ge=0)
+    seeds: list[int] = option([0], ge=0, unique=True, min_len=1)
+    eta: RuleEtas = section(RuleEtas)
+    default_eta: float = option(0.01, gt=0)
+    lam: RuleLams = section(RuleLams)
+
+    def eta_of(self, rule: str) -> float:
+        eta = getattr(self.eta, rule)
+        return self.default_eta if eta is None else eta
+
+
+@dataclasses.dataclass
+class Angles:
+    samples: int = option(256, ge=1)
+
+
+@dataclasses.dataclass
+class DeployLavaOptions(LavaOptions):
+    """``[backend.lava]``: ``mode = "deploy"`` trains on the reference and runs
+    inference on Lava with every tag in ``tags``; ``"train"`` trains on Lava
+    itself (with ``tag``; slow)."""
+    mode: str = option("deploy", choices=("deploy", "train"))
+    tags: list[str] = option(list(LAVA_TAGS), choices=LAVA_TAGS, unique=True, min_len=1)
+
+
+@dataclasses.dataclass
+class CompareBackends(Backends):
+    lava: DeployLavaOptions = section(DeployLavaOptions)
+
+    def options(self, backend: str) -> dict:
+        opts = super().options(backend)
+        if backend == "lava":
+            opts.pop("mode"), opts.pop("tags")
+        return opts
+
+
+@dataclasses.dataclass
+class Config:
+    """The ``compare_rules`` experiment's config (see docs/configs.md)."""
+    experiment: Experiment = section(Experiment)
+    data: CompareData = section(CompareData)
+    model: Model = section(Model)
+    train: Train = section(Train)
+    angles: Angles = section(Angles)
+    backend: CompareBackends = section(CompareBackends)
+
+    def check(self, key: str = "") -> None:
+        if self.experiment.backend == "lava" and self.backend.lava.mode == "train":
+            require_trainable(self.backend, "lava")
+
+
+def _data(data_cfg: CompareData):
     """The dataset with its fixed split (``split_seed``, default 0): the seeds of
     a run vary the weights and the sample order, not the test set."""
-    kw = {k: v for k, v in data_cfg.items() if k not in ("name", "split_seed")}
-    return load_dataset(data_cfg.get("name", "digits"), seed=int(data_cfg.get("split_seed", 0)),
-                        **kw)
+    return load_dataset(data_cfg.name, seed=data_cfg.split_seed, **data_cfg.loader_options())
 
 
 def bp_angle(circuit, weights, x, y) -> float:
@@ -36,34 +113,33 @@ def bp_angle(circuit, weights, x, y) -> float:
     return angle(rule_sim.compute_updates(x, y)["W1"], bp_sim.compute_updates(x, y)["W1"])
 
 
-def run(config: dict, backend: str | None = None, progress: bool = True) -> Outcome:
-    exp, model, train = config["experiment"], config.get("model", {}), config.get("train", {})
-    backend = backend or exp.get("backend", "reference")
-    options = dict(config.get("backend", {}).get(backend, {}))
+def run(config, backend: str | None = None, progress: bool = True,
+        checkpoint=None) -> Outcome:
+    """Train every rule and seed; ``checkpoint(entry)`` gets each (rule, seed)'s
+    results as soon as they are finished."""
+    cfg = coerce(Config, config)
+    model, train = cfg.model, cfg.train
+    backend = backend or cfg.experiment.backend
+    lava = cfg.backend.lava
     # Lava: "deploy" (default) trains on the reference and runs inference on
     # Lava with every tag in `tags`; "train" trains on Lava itself (slow).
-    mode = options.pop("mode", "deploy") if backend == "lava" else "train"
-    tags = tuple(options.pop("tags", ["floating_pt", "fixed_pt"])) if backend == "lava" else ()
+    mode = lava.mode if backend == "lava" else "train"
+    tags = tuple(lava.tags) if backend == "lava" else ()
     train_backend = "reference" if mode == "deploy" else backend
-    if mode == "deploy":
-        options = {}
-    data_cfg = dict(config.get("data", {"name": "digits"}))
-    rules = train.get("rules", ["bp", "fa", "dfa", "pc"])
-    seeds = train.get("seeds", [0])
-    epochs = int(train.get("epochs", 5))
-    etas = train.get("eta", {})
-    n_angle = int(config.get("angles", {}).get("samples", 256))
+    options = {} if mode == "deploy" else cfg.backend.options(backend)
+    if mode == "train":
+        tags = ()
+    rules, seeds, epochs = list(train.rules), list(train.seeds), train.epochs
     results = {"rules": {}, "epochs": epochs, "seeds": seeds}
-    data = _data(data_cfg)
-    sizes = [data.n_features, *model.get("hidden", [128]), data.n_classes]
+    data = _data(cfg.data)
+    sizes = [data.n_features, *model.hidden, data.n_classes]
     Y = data.one_hot(data.y_train)
-    xa, ya = data.x_train[:n_angle], Y[:n_angle]
+    xa, ya = data.x_train[:cfg.angles.samples], Y[:cfg.angles.samples]
     for rule in rules:
         per_seed = []
         for seed in seeds:
-            circuit = mlp(sizes, rule=rule, act=model.get("act", "tanh"),
-                          eta=float(etas.get(rule, train.get("default_eta", 0.01))),
-                          lam=float(train.get("lam", {}).get(rule, 0.0)))
+            circuit = mlp(sizes, rule=rule, act=model.act, eta=train.eta_of(rule),
+                          lam=getattr(train.lam, rule))
             sim = compile(circuit, backend=train_backend, seed=seed, **options)
             curve, angles = [], []
 
@@ -73,8 +149,10 @@ def run(config: dict, backend: str | None = None, progress: bool = True) -> Outc
 
             sim.train(data.x_train, Y, epochs=epochs, seed=seed, progress=progress,
                       callback=record)
-            per_seed.append({"seed": seed, "test_accuracy": curve[-1], "curve": curve,
-                             "angle_to_bp_deg": angles[-1], "angle_curve": angles})
+            if not curve:   # epochs = 0: the untrained circuit
+                record(-1, sim)
+            per_seed.append({"seed": seed, "test_accuracy": curve[-1], "curve": curve[:epochs],
+                             "angle_to_bp_deg": angles[-1], "angle_curve": angles[:epochs]})
             if mode == "deploy":
                 from neuro_pc.backends.lava.deploy import deploy
 
@@ -83,6 +161,8 @@ def run(config: dict, backend: str | None = None, progress: bool = True) -> Outc
                 per_seed[-1]["lava"] = {t: {"accuracy": r.accuracy, "per_class": r.per_class,
                                             "steps_per_s": r.steps_per_s}
                                         for t, r in report.items()}
+            if checkpoint is not None:
+                checkpoint({"rule": rule, **per_seed[-1]})
         accs = np.array([r["test_accuracy"] for r in per_seed])
         angs = np.array([r["angle_to_bp_deg"] for r in per_seed])
         results["rules"][rule] = {
@@ -93,13 +173,13 @@ def run(config: dict, backend: str | None = None, progress: bool = True) -> Outc
             results["rules"][rule][f"lava_{tag}_accuracy_mean"] = float(
                 np.mean([r["lava"][tag]["accuracy"] for r in per_seed]))
     results["mode"] = mode
-    return Outcome(results=results, summary=_table(results, backend, data_cfg, tags),
+    return Outcome(results=results, summary=_table(results, backend, cfg.data.name, tags),
                    figures=_figures(results))
 
 
-def _table(results: dict, backend: str, data_cfg: dict, tags=()) -> str:
+def _table(results: dict, backend: str, data_name: str, tags=()) -> str:
     how = " (trained on reference, deployed to Lava)" if tags else ""
-    lines = [f"data={data_cfg.get('name', 'digits')}  backend={backend}{how}  "
+    lines = [f"data={data_name}  backend={backend}{how}  "
              f"epochs={results['epochs']}  seeds={results['seeds']}",
              f"{'rule':6} {'test accuracy':>22} {'angle dW1 vs BP (deg)':>24}"]
     for rule, r in results["rules"].items():
@@ -141,11 +221,10 @@ def _figures(results: dict) -> dict:
     return {"learning_curves.png": fig}
 
 
-def circuits(config: dict) -> dict:
+def circuits(config) -> dict:
     """The circuits this experiment trains (first seed's data shape), by rule."""
-    model, train = config.get("model", {}), config.get("train", {})
-    data = _data(dict(config.get("data", {"name": "digits"})))
-    sizes = [data.n_features, *model.get("hidden", [128]), data.n_classes]
-    return {rule: mlp(sizes, rule=rule, act=model.get("act", "tanh"),
-                      lam=float(train.get("lam", {}).get(rule, 0.0)))
-            for rule in train.get("rules", ["bp", "fa", "dfa", "pc"])}
+    cfg = coerce(Config, config)
+    data = _data(cfg.data)
+    sizes = [data.n_features, *cfg.model.hidden, data.n_classes]
+    return {rule: mlp(sizes, rule=rule, act=cfg.model.act, lam=getattr(cfg.train.lam, rule))
+            for rule in cfg.train.rules}

@@ -30,44 +30,183 @@ draw alone moves the score by 1-2 points.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
+from typing import Literal
 
 import numpy as np
 
 from neuro_pc.analysis.probe import decoder_mse, label_subset, linear_probe
 from neuro_pc.backends import compile
+from neuro_pc.backends.base import check_weights
 from neuro_pc.data import load_dataset
 from neuro_pc.experiments import Outcome, pyplot
-from neuro_pc.models import mlp
+from neuro_pc.experiments.config import (Backends, ConfigError, Data, Experiment, coerce, option,
+                                         section)
+from neuro_pc.models import ACTIVATIONS, mlp
 from neuro_pc.models.glimpse import GlimpseGeometry, GlimpseSensor
-from neuro_pc.models.mpc import DEFAULTS, initial_weights, mpc
+from neuro_pc.models.mpc import DEFAULTS, TOPOLOGIES, initial_weights, mpc
 
-__all__ = ["run", "build", "circuits", "train_mpc", "encode", "hidden_features", "kmeans_encoder"]
+__all__ = ["run", "build", "circuits", "train_mpc", "encode", "hidden_features", "kmeans_encoder",
+           "Config"]
 
-#: experiment defaults ([train], [probe], [baselines] tables of the config)
-TRAIN = dict(epochs=4, batch_size=100, saccades=10, seeds=[0, 1, 2])
-PROBE = dict(labels=[100, 300, "all"], layers=["top"], variable="phi", C=1.0, draws=3,
-             decoder=["random", "mpc"], decoder_hidden=1024, decoder_alpha=1.0,
-             decoder_epochs=50)
 #: the feature sets the decoder can be fitted on
 DECODABLE = ("pixels", "random", "kmeans", "mpc")
-BASELINES = dict(methods=["pixels", "random", "kmeans", "bp", "pc"], epochs=15, batch_size=32,
-                 eta={"bp": 0.05, "pc": 0.05}, act="relu")
+#: the baselines
+METHODS = ("pixels", "random", "kmeans", "bp", "pc")
+#: the variables of a latent population (``probe.variable``, ``model.homeo_var``)
+LATENT_VARIABLES = ("mu", "z", "e", "phi", "dphi")
 
 
-def build(config: dict):
+# -- the config schema: [model] defaults are the builder's (neuro_pc.models.mpc.DEFAULTS) ------
+
+@dataclasses.dataclass
+class MPCExperiment(Experiment):
+    """``[experiment]``; blas_threads caps the BLAS thread pools (0 or unset: no cap)."""
+    blas_threads: int | None = option(1, ge=0)
+
+
+_GEOMETRY = ("image", "fovea", "n_fovea", "fovea_overlap", "para", "n_para", "periph",
+             "n_periph", "pool", "margin")
+
+
+@dataclasses.dataclass
+class Glimpse:
+    """``[glimpse]``: a :class:`GlimpseGeometry` preset, any of its fields changed."""
+    preset: str = option("digits", choices=("digits", "mnist"))
+    center: bool = True
+    image: int | None = option(None, ge=1)
+    fovea: int | None = option(None, ge=1)
+    n_fovea: int | None = option(None, ge=1)
+    fovea_overlap: int | None = option(None, ge=0)
+    para: int | None = option(None, ge=1)
+    n_para: int | None = option(None, ge=0)
+    periph: int | None = option(None, ge=1)
+    n_periph: int | None = option(None, ge=0)
+    pool: int | None = option(None, ge=1)
+    margin: int | None = option(None, ge=0)
+
+    def geometry(self) -> GlimpseGeometry:
+        return getattr(GlimpseGeometry, self.preset)(
+            **{k: getattr(self, k) for k in _GEOMETRY if getattr(self, k) is not None})
+
+    def check(self, key: str) -> None:
+        try:
+            self.geometry()
+        except ValueError as exc:
+            raise ConfigError(key or "glimpse", str(exc)) from None
+
+
+_D = DEFAULTS
+
+
+@dataclasses.dataclass
+class Model:
+    """``[model]``: the keyword arguments of :func:`neuro_pc.models.mpc.mpc`."""
+    hidden: list[int] = option(list(_D["hidden"]), ge=1, min_len=1)
+    k: int = option(_D["k"], ge=1)
+    topology: str = option(_D["topology"], choices=TOPOLOGIES)
+    gamma: float = option(_D["gamma"], gt=0)
+    relax_steps: int = option(_D["relax_steps"], ge=0)
+    eta: float = option(_D["eta"], gt=0)
+    eta_feedback: float | None = option(_D["eta_feedback"], gt=0)
+    lam: float = option(_D["lam"], ge=0)
+    feedback: str = option(_D["feedback"], choices=("learned", "tied"))
+    normalize: list[str] = option(list(_D["normalize"]), choices=("W", "R", "A"), unique=True)
+    target_term: bool = _D["target_term"]
+    cross_precision: float = option(_D["cross_precision"], ge=0)
+    homeostasis: float = option(_D["homeostasis"], ge=0)
+    homeo_target: float | None = option(_D["homeo_target"], gt=0)
+    homeo_rate: float = option(_D["homeo_rate"], gt=0)
+    homeo_var: str = option(_D["homeo_var"], choices=LATENT_VARIABLES)
+    decorrelation: float = option(_D["decorrelation"], ge=0)
+    decor_gain: float = _D["decor_gain"]
+    decor_target: float = _D["decor_target"]
+
+    def kwargs(self) -> dict:
+        kw = dataclasses.asdict(self)
+        kw["hidden"], kw["normalize"] = tuple(kw["hidden"]), tuple(kw["normalize"])
+        return kw
+
+
+@dataclasses.dataclass
+class Train:
+    epochs: int = option(4, ge=0)
+    batch_size: int = option(100, ge=1)
+    saccades: int = option(10, ge=1)
+    seeds: list[int] = option([0, 1, 2], ge=0, unique=True, min_len=1)
+
+
+@dataclasses.dataclass
+class Probe:
+    labels: list[int | Literal["all"]] = option([100, 300, "all"], ge=1, unique=True, min_len=1)
+    layers: list[int | Literal["top"]] = option(["top"], ge=1, unique=True, min_len=1)
+    variable: str = option("phi", choices=LATENT_VARIABLES)
+    C: float = option(1.0, gt=0)
+    draws: int = option(3, ge=1)
+    decoder: list[str] = option(["random", "mpc"], choices=DECODABLE, unique=True)
+    decoder_hidden: int = option(1024, ge=1)
+    decoder_alpha: float = option(1.0, ge=0)
+    decoder_epochs: int = option(50, ge=1)
+
+
+@dataclasses.dataclass
+class BaselineEtas:
+    bp: float = option(0.05, gt=0)
+    pc: float = option(0.05, gt=0)
+
+
+@dataclasses.dataclass
+class Baselines:
+    methods: list[str] = option(list(METHODS), choices=METHODS, unique=True)
+    act: str = option("relu", choices=ACTIVATIONS)
+    epochs: int = option(15, ge=1)    # full-label epochs
+    batch_size: int = option(32, ge=1)
+    eta: BaselineEtas = section(BaselineEtas)
+
+
+@dataclasses.dataclass
+class Config:
+    """The ``mpc`` experiment's config (see docs/configs.md)."""
+    experiment: MPCExperiment = section(MPCExperiment)
+    data: Data = section(Data)
+    glimpse: Glimpse = section(Glimpse)
+    model: Model = section(Model)
+    train: Train = section(Train)
+    probe: Probe = section(Probe)
+    baselines: Baselines = section(Baselines)
+    backend: Backends = section(Backends)
+
+    def check(self, key: str = "") -> None:
+        if self.experiment.backend != "reference":
+            raise ConfigError("experiment.backend", "the MPC experiment runs in the reference "
+                              f"backend's batched mode; got {self.experiment.backend!r}")
+        depth = len(self.model.hidden)
+        for i, layer in enumerate(self.probe.layers):
+            if layer != "top" and layer > depth:
+                raise ConfigError(f"probe.layers[{i}]", f"the circuit has latent layers "
+                                  f"1..{depth} (model.hidden), got {layer}")
+
+
+def build(config):
     """``(circuit, sensor)`` from the ``[model]`` and ``[glimpse]`` tables."""
-    gcfg = dict(config.get("glimpse", {}))
-    preset = gcfg.pop("preset", "digits")
-    center = gcfg.pop("center", True)
-    geometry = getattr(GlimpseGeometry, preset)(**gcfg)
-    model = {**DEFAULTS, **config.get("model", {})}
-    for key in ("hidden", "normalize"):
-        model[key] = tuple(model[key])
-    return mpc(geometry, **model), GlimpseSensor(geometry, center=center)
+    cfg = coerce(Config, config)
+    geometry = cfg.glimpse.geometry()
+    return mpc(geometry, **cfg.model.kwargs()), GlimpseSensor(geometry, center=cfg.glimpse.center)
 
 
-def circuits(config: dict) -> dict:
+def preflight(cfg: Config) -> None:
+    """Checks that need the data, before anything trains."""
+    data = load_dataset(cfg.data.name, seed=cfg.train.seeds[0], **cfg.data.loader_options())
+    _, sensor = build(cfg)
+    side = sensor.geometry.image
+    if data.n_features != side * side:
+        raise ConfigError("glimpse", f"the geometry is for {side}x{side} images, the data "
+                          f"({cfg.data.name}) has {data.n_features} features; set "
+                          "[glimpse] image/preset")
+
+
+def circuits(config) -> dict:
     """The circuit this experiment trains, for ``neuro-pc locality`` / ``check``."""
     circuit, _ = build(config)
     return {"mpc": circuit}
@@ -91,6 +230,8 @@ def train_mpc(sim, sensor: GlimpseSensor, images: np.ndarray, epochs: int, batch
         for k in range(saccades):
             sim.present(sensor.glimpse(images[idx], fix[:, k]), train=True)
             bar.update(1)
+        if start + batch_size >= n:     # the epoch's last batch: the weights must be finite
+            check_weights(sim, epoch, epochs)
     bar.close()
     return sim
 
@@ -159,65 +300,57 @@ def _labels(spec) -> list:
     return [None if (lab == "all" or lab is None) else int(lab) for lab in spec]
 
 
-def run(config: dict, backend: str | None = None, progress: bool = True) -> Outcome:
+def run(config, backend: str | None = None, progress: bool = True,
+        checkpoint=None) -> Outcome:
     """The experiment (see the module docstring). ``[experiment] blas_threads``
     (default 1) caps the BLAS thread pools: the matrices are small, and on a
-    loaded 2-core machine one thread per process is several times faster."""
-    threads = config.get("experiment", {}).get("blas_threads", 1)
+    loaded 2-core machine one thread per process is several times faster.
+    ``checkpoint(entry)`` gets each seed's scores as soon as they are finished."""
+    cfg = coerce(Config, config)
+    threads = cfg.experiment.blas_threads
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - ships with scikit-learn
-        return _run(config, backend, progress)
+        return _run(cfg, backend, progress, checkpoint)
     with threadpool_limits(limits=None if threads in (None, 0) else int(threads)):
-        return _run(config, backend, progress)
+        return _run(cfg, backend, progress, checkpoint)
 
 
-def _run(config: dict, backend: str | None, progress: bool) -> Outcome:
-    exp = config.get("experiment", {})
-    backend = backend or exp.get("backend", "reference")
-    options = dict(config.get("backend", {}).get(backend, {}))
-    tcfg = {**TRAIN, **config.get("train", {})}
-    pcfg = {**PROBE, **config.get("probe", {})}
-    bcfg = {**BASELINES, **config.get("baselines", {})}
-    data_cfg = dict(config.get("data", {"name": "digits"}))
-    labels = _labels(pcfg["labels"])
-    unknown = set(bcfg["methods"]) - set(BASELINES["methods"])
-    if unknown:
-        raise ValueError(f"[baselines] methods: unknown {sorted(unknown)}; "
-                         f"choose from {BASELINES['methods']}")
-    probe_kw = dict(C=float(pcfg["C"]))
-    n_draws = int(pcfg["draws"])
-    if n_draws < 1:
-        raise ValueError(f"[probe] draws must be >= 1, got {n_draws}")
-    bad = set(pcfg["decoder"]) - set(DECODABLE)
-    if bad:
-        raise ValueError(f"[probe] decoder: unknown {sorted(bad)}; choose from {list(DECODABLE)}")
-    dec_kw = dict(hidden=int(pcfg["decoder_hidden"]), alpha=float(pcfg["decoder_alpha"]),
-                  epochs=int(pcfg["decoder_epochs"]))
+def _run(cfg: Config, backend: str | None, progress: bool, checkpoint=None) -> Outcome:
+    backend = backend or cfg.experiment.backend
+    options = cfg.backend.options(backend)
+    tcfg, pcfg, bcfg = cfg.train, cfg.probe, cfg.baselines
+    labels = _labels(pcfg.labels)
+    probe_kw = dict(C=pcfg.C)
+    n_draws = pcfg.draws
+    dec_kw = dict(hidden=pcfg.decoder_hidden, alpha=pcfg.decoder_alpha,
+                  epochs=pcfg.decoder_epochs)
     dec = {}   # method -> list over seeds of the decoder's test MSE
-    results = {"seeds": list(tcfg["seeds"]), "labels": [lab or "all" for lab in labels],
+    results = {"seeds": list(tcfg.seeds), "labels": [lab or "all" for lab in labels],
                "draws": n_draws, "methods": {}, "timing": {}}
     acc = {}   # method -> label key -> list over seeds
+    this_seed = {}   # the scores of the seed being run (checkpointed when it finishes)
 
     def record(method, lab, seed, value):
         acc.setdefault(method, {}).setdefault(str(lab or "all"), []).append(value)
+        this_seed.setdefault("scores", {}).setdefault(method, {})[str(lab or "all")] = value
 
     extra = {}
-    for seed in tcfg["seeds"]:
-        data = load_dataset(data_cfg.get("name", "digits"), seed=seed,
-                            **{k: v for k, v in data_cfg.items() if k != "name"})
-        circuit, sensor = build(config)
+    for seed in tcfg.seeds:
+        this_seed = {"seed": seed}
+        data = load_dataset(cfg.data.name, seed=seed, **cfg.data.loader_options())
+        circuit, sensor = build(cfg)
         side = sensor.geometry.image
         if data.n_features != side * side:
             raise ValueError(f"glimpse geometry is for {side}x{side} images, the data has "
                              f"{data.n_features} features; set [glimpse] image/preset")
         w0 = initial_weights(circuit, seed)
-        K = int(tcfg["saccades"])
+        K = tcfg.saccades
         eval_fix = sensor.fixed_saccades(1, K, seed + 1000)
         fx_tr = np.broadcast_to(eval_fix, (len(data.x_train), K, 2))
         fx_te = np.broadcast_to(eval_fix, (len(data.x_test), K, 2))
-        enc_kw = dict(layers=pcfg["layers"], variable=pcfg["variable"])
-        methods = bcfg["methods"]
+        enc_kw = dict(layers=pcfg.layers, variable=pcfg.variable)
+        methods = bcfg.methods
 
         def draws(lab):
             """Label-draw seeds: one for all labels, ``draws`` subsets below that."""
@@ -228,11 +361,12 @@ def _run(config: dict, backend: str | None, progress: bool) -> Outcome:
                 record(method, lab, seed, float(np.mean([
                     linear_probe(f_tr, data.y_train, f_te, data.y_test, lab, ls, **probe_kw)
                     for ls in draws(lab)])))
-            if method in pcfg["decoder"]:
+            if method in pcfg.decoder:
                 dec.setdefault(method, []).append(decoder_mse(
                     f_tr, data.x_train, f_te, data.x_test, seed=seed, **dec_kw))
+                this_seed.setdefault("decoder", {})[method] = dec[method][-1]
 
-        if pcfg["decoder"]:
+        if pcfg.decoder:
             dec.setdefault("mean image", []).append(float(np.mean(np.sum(
                 (data.x_test - data.x_train.mean(axis=0)) ** 2, axis=1))))
 
@@ -251,8 +385,7 @@ def _run(config: dict, backend: str | None, progress: bool) -> Outcome:
         results["timing"].setdefault("baselines_unsupervised_s", []).append(time.time() - t)
         t = time.time()
         sim = compile(circuit, backend=backend, weights=w0, seed=seed, **options)
-        train_mpc(sim, sensor, data.x_train, int(tcfg["epochs"]), int(tcfg["batch_size"]), K,
-                  seed, progress)
+        train_mpc(sim, sensor, data.x_train, tcfg.epochs, tcfg.batch_size, K, seed, progress)
         results["timing"].setdefault("mpc_train_s", []).append(time.time() - t)
         f_tr, f_te = (encode(sim, sensor, data.x_train, fx_tr, **enc_kw),
                       encode(sim, sensor, data.x_test, fx_te, **enc_kw))
@@ -269,13 +402,13 @@ def _run(config: dict, backend: str | None, progress: bool) -> Outcome:
                 for ls in draws(lab):     # a net per label draw, trained on those labels only
                     idx = label_subset(data.y_train, lab, ls)
                     net = mlp([data.n_features, *hid, data.n_classes], rule=rule,
-                              act=bcfg["act"], eta=float(bcfg["eta"][rule]))
+                              act=bcfg.act, eta=getattr(bcfg.eta, rule))
                     s2 = compile(net, backend=backend, seed=seed, **options)
                     # the same number of weight updates whatever the label budget
-                    epochs = max(1, int(round(bcfg["epochs"] * len(data.y_train) / len(idx))))
-                    epochs = min(epochs, 40 * int(bcfg["epochs"]))
+                    epochs = max(1, int(round(bcfg.epochs * len(data.y_train) / len(idx))))
+                    epochs = min(epochs, 40 * bcfg.epochs)
                     s2.train(data.x_train[idx], data.one_hot(data.y_train[idx]), epochs=epochs,
-                             seed=seed, batch_size=int(bcfg["batch_size"]))
+                             seed=seed, batch_size=bcfg.batch_size)
                     h_tr, h_te = hidden_features(s2, data.x_train), hidden_features(s2, data.x_test)
                     per_draw.append(linear_probe(h_tr, data.y_train, h_te, data.y_test, lab, ls,
                                                  **probe_kw))
@@ -284,6 +417,8 @@ def _run(config: dict, backend: str | None, progress: bool) -> Outcome:
                             s2.evaluate(data.x_test, data.y_test))
                 record(rule, lab, seed, float(np.mean(per_draw)))
         results["timing"].setdefault("supervised_s", []).append(time.time() - t)
+        if checkpoint is not None:
+            checkpoint(this_seed)
     for method, per in acc.items():
         results["methods"][method] = {
             lab: {"runs": vals, "mean": float(np.mean(vals)), "std": float(np.std(vals))}

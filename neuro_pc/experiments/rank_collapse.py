@@ -23,6 +23,7 @@ reference simulator scales each layer's orthogonalised update to
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 
@@ -32,7 +33,9 @@ from neuro_pc.analysis import AlignmentRecorder
 from neuro_pc.backends import compile
 from neuro_pc.data import load_dataset
 from neuro_pc.experiments import Outcome, pyplot
-from neuro_pc.models import mlp
+from neuro_pc.experiments.config import (Backends, ConfigError, Experiment, coerce,
+                                         dataset_problem, option, section, unknown_key)
+from neuro_pc.models import ACTIVATIONS, RULES, mlp
 
 NORM_TAGS = ("layernorm", "batchnorm")
 
@@ -52,28 +55,133 @@ def parse_variant(name: str) -> tuple[str, dict]:
     return rule, opts
 
 
-def _datasets(data_cfg: dict) -> list[tuple[str, dict]]:
+def _variant_problem(name: str) -> str | None:
+    try:
+        rule, _ = parse_variant(name)
+    except ValueError as exc:
+        return str(exc)
+    if rule not in RULES:
+        return f"variant {name!r}: unknown rule {rule!r}; choose one of {', '.join(RULES)}"
+    return None
+
+
+# -- the config schema (defaults declared here, once) ------------------------------------------
+
+DATASETS = ("digits", "mnist1d")
+
+
+@dataclasses.dataclass
+class Data:
+    """``[data]``: named data sets, and MNIST when a local copy is given."""
+    names: list[str] = option(["digits", "mnist1d"], choices=DATASETS, unique=True)
+    mnist1d_n: int = option(4000, ge=10, check=lambda v: None if v % 10 == 0 else
+                            f"must be a multiple of 10, got {v}")
+    mnist_path: str = ""
+    mnist_limit_train: int | None = option(None, ge=0)   # 0 or unset: every sample
+    mnist_limit_test: int | None = option(None, ge=0)
+
+    def check(self, key: str) -> None:
+        for i, name in enumerate(self.names):
+            problem = dataset_problem(name)
+            if problem:
+                raise ConfigError(f"{key}.names[{i}]", problem)
+        if self.mnist_path.strip():
+            problem = dataset_problem(f"mnist:{self.mnist_path.strip()}")
+            if problem:
+                raise ConfigError(f"{key}.mnist_path", problem)
+        elif not self.names:
+            raise ConfigError(f"{key}.names", "is empty and no mnist_path is given: "
+                                              "nothing to train on")
+
+
+@dataclasses.dataclass
+class Model:
+    depths: list[int] = option([2, 4, 6, 8], ge=1, unique=True, min_len=1)
+    width: int = option(64, ge=1)
+    act: str = option("tanh", choices=ACTIVATIONS)
+
+
+@dataclasses.dataclass
+class Train:
+    """``[train]``: eta is one number or a table per variant / rule (default 0.05);
+    epochs one integer or a table per data set (``default``: 10)."""
+    variants: list[str] = option(["bp", "fa", "fa_layernorm", "fa_muon"], unique=True,
+                                 min_len=1, check=lambda vs: next(
+                                     (p for p in map(_variant_problem, vs) if p), None))
+    seeds: list[int] = option([0], ge=0, unique=True, min_len=1)
+    batch_size: int = option(32, ge=1)
+    eta: float | dict[str, float] = option(0.05, gt=0)
+    muon_beta: float = option(0.95, ge=0, lt=1)
+    muon_lr: float = option(0.02, gt=0)
+    epochs: int | dict[str, int] = option(10, ge=0, keys=(*DATASETS, "mnist", "default"))
+
+    def check(self, key: str) -> None:
+        if isinstance(self.eta, dict):
+            known = [*self.variants, *RULES]
+            for k in self.eta:
+                if k not in known:
+                    raise unknown_key(f"{key}.eta", k, list(dict.fromkeys(known)))
+
+    def eta_of(self, variant: str) -> float:
+        rule, _ = parse_variant(variant)
+        if isinstance(self.eta, dict):
+            return self.eta.get(variant, self.eta.get(rule, 0.05))
+        return self.eta
+
+    def epochs_of(self, dataset: str) -> int:
+        if isinstance(self.epochs, dict):
+            return self.epochs.get(dataset, self.epochs.get("default", 10))
+        return self.epochs
+
+
+@dataclasses.dataclass
+class Record:
+    samples: int = option(512, ge=1)
+    every: int = option(1, ge=1)
+
+
+@dataclasses.dataclass
+class Run:
+    workers: int = option(2, ge=1)
+
+
+@dataclasses.dataclass
+class Config:
+    """The ``rank_collapse`` experiment's config (see docs/configs.md)."""
+    experiment: Experiment = section(Experiment)
+    data: Data = section(Data)
+    model: Model = section(Model)
+    train: Train = section(Train)
+    record: Record = section(Record)
+    run: Run = section(Run)
+    backend: Backends = section(Backends)
+
+    def check(self, key: str = "") -> None:
+        if self.experiment.backend != "reference" and self.train.batch_size != 1:
+            raise ConfigError("train.batch_size", f"{self.train.batch_size} needs the "
+                              "reference backend's batched mode; the "
+                              f"{self.experiment.backend} backend trains online (set 1)")
+
+
+def _datasets(data_cfg: Data) -> list[tuple[str, dict]]:
     out = []
-    for name in data_cfg.get("names", ["digits", "mnist1d"]):
+    for name in data_cfg.names:
         kw = {}
         if name == "mnist1d":
-            kw["n"] = int(data_cfg.get("mnist1d_n", 4000))
+            kw["n"] = data_cfg.mnist1d_n
         out.append((name, kw))
-    path = str(data_cfg.get("mnist_path", "") or "").strip()
+    path = data_cfg.mnist_path.strip()
     if path:
-        kw = {"limit_train": data_cfg.get("mnist_limit_train"),
-              "limit_test": data_cfg.get("mnist_limit_test")}
+        kw = {"limit_train": data_cfg.mnist_limit_train,
+              "limit_test": data_cfg.mnist_limit_test}
         out.append((f"mnist:{path}", {k: int(v) for k, v in kw.items() if v}))
     return out
 
 
-def _build(variant: str, sizes, model: dict, train: dict):
+def _build(variant: str, sizes, model: Model, train: Train):
     rule, opts = parse_variant(variant)
-    etas = train.get("eta", {})
-    eta = etas.get(variant, etas.get(rule, 0.05)) if isinstance(etas, dict) else etas
-    return mlp(sizes, rule=rule, act=model.get("act", "tanh"), eta=float(eta),
-               muon_beta=float(train.get("muon_beta", 0.95)),
-               muon_lr=float(train.get("muon_lr", 0.02)), **opts)
+    return mlp(sizes, rule=rule, act=model.act, eta=train.eta_of(variant),
+               muon_beta=train.muon_beta, muon_lr=train.muon_lr, **opts)
 
 
 @functools.lru_cache(maxsize=8)
@@ -81,22 +189,18 @@ def _load(name: str, seed: int, kw: tuple):
     return load_dataset(name, seed=seed, **dict(kw))
 
 
-def _one(job: tuple, config: dict, backend: str, options: dict) -> dict:
+def _one(job: tuple, cfg: Config, backend: str, options: dict) -> dict:
     """Train one (data set, depth, variant, seed) and record it; returns the run's results."""
     data_name, data_kw, depth, variant, seed = job
-    model, train, rec_cfg = config.get("model", {}), config.get("train", {}), \
-        config.get("record", {})
+    model, train, rec_cfg = cfg.model, cfg.train, cfg.record
     data = _load(data_name, seed, tuple(sorted(data_kw.items())))
-    epochs = train.get("epochs", 10)
-    epochs = int(epochs.get(data.name, epochs.get("default", 10)) if isinstance(epochs, dict)
-                 else epochs)
-    n_probe = int(rec_cfg.get("samples", 512))
-    sizes = [data.n_features, *([int(model.get("width", 64))] * depth), data.n_classes]
+    epochs = train.epochs_of(data.name)
+    n_probe = rec_cfg.samples
+    sizes = [data.n_features, *([model.width] * depth), data.n_classes]
     circuit = _build(variant, sizes, model, train)
     sim = compile(circuit, backend=backend, seed=seed, **options)
     Y = data.one_hot(data.y_train)
-    rec = AlignmentRecorder(circuit, data.x_train[:n_probe], Y[:n_probe],
-                            every=int(rec_cfg.get("every", 1)))
+    rec = AlignmentRecorder(circuit, data.x_train[:n_probe], Y[:n_probe], every=rec_cfg.every)
     rec.record(sim.weights, -1, sim=sim)
     curve = []
 
@@ -105,49 +209,69 @@ def _one(job: tuple, config: dict, backend: str, options: dict) -> dict:
         rec(epoch, s)
 
     t0 = time.time()
-    sim.train(data.x_train, Y, epochs=epochs, seed=seed, batch_size=int(train.get("batch_size", 32)),
+    sim.train(data.x_train, Y, epochs=epochs, seed=seed, batch_size=train.batch_size,
               progress=False, callback=callback)
     return {"dataset": data.name, "depth": depth, "variant": variant, "seed": seed,
             "test_accuracy": curve[-1] if curve else None, "curve": curve, "epochs": epochs,
             "seconds": round(time.time() - t0, 2), "sizes": sizes, "record": rec.results()}
 
 
-def run(config: dict, backend: str | None = None, progress: bool = True) -> Outcome:
+def run(config, backend: str | None = None, progress: bool = True,
+        checkpoint=None) -> Outcome:
     """Train every (data set, depth, variant, seed), ``[run] workers`` at a time
-    (processes; default 2, this machine's cores), and aggregate."""
-    exp, model, train = config["experiment"], config.get("model", {}), config.get("train", {})
-    backend = backend or exp.get("backend", "reference")
-    options = dict(config.get("backend", {}).get(backend, {}))
-    depths = [int(d) for d in model.get("depths", [2, 4, 6, 8])]
-    variants = list(train.get("variants", ["bp", "fa", "fa_layernorm", "fa_muon"]))
-    seeds = [int(s) for s in train.get("seeds", [0])]
-    workers = int(config.get("run", {}).get("workers", 2))
-    jobs = [(name, kw, d, v, s) for name, kw in _datasets(config.get("data", {}))
+    (processes; default 2, this machine's cores), and aggregate. ``checkpoint(entry)``
+    gets each finished job's results; the first failing job cancels the rest."""
+    cfg = coerce(Config, config)
+    model, train = cfg.model, cfg.train
+    backend = backend or cfg.experiment.backend
+    options = cfg.backend.options(backend)
+    depths, variants, seeds = list(model.depths), list(train.variants), list(train.seeds)
+    workers = cfg.run.workers
+    jobs = [(name, kw, d, v, s) for name, kw in _datasets(cfg.data)
             for d in depths for v in variants for s in seeds]
     # longest first (deep, normalised) so that the workers finish together
     order = sorted(jobs, key=lambda j: -((2 * j[2] + 3) * (j[2] + 1)
                                           * (3 if "norm" in j[3] else 1)))
     started = time.time()
     done = []
+
+    def finished(r):
+        done.append(r)
+        _tell(progress, r, len(done), len(jobs), started)
+        if checkpoint is not None:
+            checkpoint(r)
+
     if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import ProcessPoolExecutor, as_completed, wait
 
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as ex:
-            futures = [ex.submit(_one, j, config, backend, options) for j in order]
-            for f in as_completed(futures):
-                done.append(f.result())
-                _tell(progress, done[-1], len(done), len(jobs), started)
+            futures = [ex.submit(_one, j, cfg, backend, options) for j in order]
+            recorded = set()
+            try:
+                for f in as_completed(futures):
+                    recorded.add(f)
+                    finished(f.result())
+            except BaseException as exc:
+                # train no more jobs, but keep those that were running (unless interrupted)
+                for f in futures:
+                    f.cancel()
+                if not isinstance(exc, KeyboardInterrupt):
+                    wait([f for f in futures if not f.cancelled()])
+                for f in futures:
+                    if f.done() and f not in recorded and not f.cancelled() \
+                            and f.exception() is None:
+                        finished(f.result())
+                raise
     else:
         for j in order:
-            done.append(_one(j, config, backend, options))
-            _tell(progress, done[-1], len(done), len(jobs), started)
-    results = {"datasets": {}, "depths": depths, "width": int(model.get("width", 64)),
-               "variants": variants, "seeds": seeds, "batch_size": int(train.get("batch_size", 32)),
-               "probe_samples": int(config.get("record", {}).get("samples", 512)),
-               "act": model.get("act", "tanh"), "workers": workers}
+            finished(_one(j, cfg, backend, options))
+    results = {"datasets": {}, "depths": depths, "width": model.width,
+               "variants": variants, "seeds": seeds, "batch_size": train.batch_size,
+               "probe_samples": cfg.record.samples,
+               "act": model.act, "workers": workers}
     datasets = [("mnist" if name.startswith("mnist:") else name)
-                for name, _ in _datasets(config.get("data", {}))]
+                for name, _ in _datasets(cfg.data)]
     for ds in datasets:
         per_depth = {}
         for d in depths:
@@ -305,16 +429,15 @@ def _figures(results: dict) -> dict:
     return figs
 
 
-def circuits(config: dict) -> dict:
+def circuits(config) -> dict:
     """The circuits this experiment trains on its first data set, by variant and depth."""
-    model, train = config.get("model", {}), config.get("train", {})
-    name, kw = _datasets(config.get("data", {}))[0]
+    cfg = coerce(Config, config)
+    name, kw = _datasets(cfg.data)[0]
     data = load_dataset(name, **kw)
-    width = int(model.get("width", 64))
     out = {}
-    for depth in model.get("depths", [2, 4, 6, 8]):
-        sizes = [data.n_features, *([width] * int(depth)), data.n_classes]
-        for v in train.get("variants", ["bp", "fa", "fa_layernorm", "fa_muon"]):
-            c = _build(v, sizes, model, train)
+    for depth in cfg.model.depths:
+        sizes = [data.n_features, *([cfg.model.width] * depth), data.n_classes]
+        for v in cfg.train.variants:
+            c = _build(v, sizes, cfg.model, cfg.train)
             out[c.name] = c
     return out

@@ -10,23 +10,15 @@ backend, for comparison. Spike counts and the raster are measured by the
 reference backend with the trained weights (its monitors are the semantics'
 own), on the test set.
 
-Config tables (defaults in brackets)::
-
-    [data]     name ["digits"] (+ loader options)
-    [model]    hidden [[128]], window [32], target_rate [1.0], rules [["fa"]],
-               init_scale [1.0], feedback_scale [1.0], two_rail [true]
-    [lif]      v_decay [1.0], thr [1.0], reset ["subtract"], v_reset [0.0],
-               refractory [0], i_decay [none]         (hidden and output neurons)
-    [trace]    decay [1.0], impulse [1/window], window_reset [true]
-    [encoder]  gain [1.0], phase [0.5]
-    [pc]       eta [train.eta], gamma [0.2], clamp_step [L]     (rule "pc" only)
-    [train]    epochs [10], seeds [[0]], eta [0.01]
-    [baseline] rule ["fa"], act ["tanh"], eta [0.01], epochs [train.epochs]; enabled [true]
-    [raster]   sample [0] (index into the test set), seed [first seed]
+The config tables ([data], [model], [lif], [trace], [encoder], [pc], [train],
+[baseline], [raster], [backend.*]) and their defaults are declared once, by
+:class:`Config` below (docs/configs.md lists them).
 """
 from __future__ import annotations
 
+import dataclasses
 import time
+from typing import Literal
 
 import numpy as np
 
@@ -34,45 +26,146 @@ from neuro_pc.backends import compile
 from neuro_pc.backends.reference import ReferenceSimulator
 from neuro_pc.data import load_dataset
 from neuro_pc.experiments import Outcome, pyplot
-from neuro_pc.models import mlp
-from neuro_pc.models.spiking import (LIF, RateEncoder, Trace, spike_variables, spiking_mlp,
-                                     spiking_pc)
+from neuro_pc.experiments.config import (Backends, ConfigError, Data, Experiment, coerce, option,
+                                         require_trainable, section)
+from neuro_pc.models import ACTIVATIONS, RULES, mlp
+from neuro_pc.models.spiking import (LIF, RESETS, RateEncoder, Trace, spike_variables,
+                                     spiking_mlp, spiking_pc)
+
+# -- the config schema (the neuron, trace and encoder defaults are the model classes') ---------
+
+_LIF, _TRACE, _ENC = LIF(), Trace(), RateEncoder()
+SPIKING_RULES = ("fa", "dfa", "pc")
 
 
-def _data(config: dict, seed: int = 0):
-    data_cfg = dict(config.get("data", {"name": "digits"}))
-    return load_dataset(data_cfg.get("name", "digits"), seed=seed,
-                        **{k: v for k, v in data_cfg.items() if k != "name"})
+@dataclasses.dataclass
+class Model:
+    hidden: list[int] = option([128], ge=1)
+    window: int = option(32, ge=1)
+    rules: list[str] = option(["fa"], choices=SPIKING_RULES, unique=True, min_len=1)
+    target_rate: float = option(1.0, gt=0)
+    init_scale: float = option(1.0, gt=0)
+    feedback_scale: float = option(1.0, gt=0)
+    two_rail: bool = True
 
 
-def build(config: dict, sizes: list[int], rule: str):
+@dataclasses.dataclass
+class Lif:
+    """``[lif]``: hidden and output neurons (:class:`~neuro_pc.models.spiking.LIF`)."""
+    v_decay: float = option(_LIF.v_decay, ge=0, le=1)
+    thr: float = option(_LIF.thr, gt=0)
+    reset: str = option(_LIF.reset, choices=RESETS)
+    v_reset: float = _LIF.v_reset
+    refractory: int = option(_LIF.refractory, ge=0)
+    i_decay: float | Literal["none"] | None = option(_LIF.i_decay, ge=0, le=1)
+
+    def build(self) -> LIF:
+        kw = dataclasses.asdict(self)
+        kw["i_decay"] = None if kw["i_decay"] == "none" else kw["i_decay"]
+        return LIF(**kw)
+
+
+@dataclasses.dataclass
+class TraceTable:
+    """``[trace]``: ``tr = tr * decay + impulse * s``; impulse unset: 1/window."""
+    decay: float = option(_TRACE.decay, ge=0, le=1)
+    impulse: float | None = option(None, gt=0)
+    window_reset: bool = _TRACE.window_reset
+
+
+@dataclasses.dataclass
+class Encoder:
+    gain: float = option(_ENC.gain, ge=0)
+    phase: float = option(_ENC.phase, ge=0, lt=1)
+
+
+@dataclasses.dataclass
+class PC:
+    """``[pc]``: rule "pc" only; eta unset: ``train.eta``; clamp_step unset: L."""
+    eta: float | None = option(None, gt=0)
+    gamma: float = option(0.2, gt=0)
+    clamp_step: int | None = option(None, ge=0)
+
+
+@dataclasses.dataclass
+class Train:
+    epochs: int = option(10, ge=0)
+    seeds: list[int] = option([0], ge=0, unique=True, min_len=1)
+    eta: float = option(0.01, gt=0)
+
+
+@dataclasses.dataclass
+class Baseline:
+    """``[baseline]``: the rate circuit; epochs unset: ``train.epochs``."""
+    rule: str = option("fa", choices=RULES)
+    act: str = option("tanh", choices=ACTIVATIONS)
+    eta: float = option(0.01, gt=0)
+    epochs: int | None = option(None, ge=0)
+    enabled: bool = True
+
+
+@dataclasses.dataclass
+class Raster:
+    """``[raster]``: test-set index plotted; seed unset: the first seed."""
+    sample: int = option(0, ge=0)
+    seed: int | None = option(None, ge=0)
+
+
+@dataclasses.dataclass
+class Config:
+    """The ``spiking`` experiment's config (see docs/configs.md)."""
+    experiment: Experiment = section(Experiment)
+    data: Data = section(Data)
+    model: Model = section(Model)
+    lif: Lif = section(Lif)
+    trace: TraceTable = section(TraceTable)
+    encoder: Encoder = section(Encoder)
+    pc: PC = section(PC)
+    train: Train = section(Train)
+    baseline: Baseline = section(Baseline)
+    raster: Raster = section(Raster)
+    backend: Backends = section(Backends)
+
+    def check(self, key: str = "") -> None:
+        require_trainable(self.backend, self.experiment.backend)
+        if self.raster.seed is not None and self.raster.seed not in self.train.seeds:
+            raise ConfigError("raster.seed", f"must be one of train.seeds "
+                              f"{self.train.seeds}, got {self.raster.seed}")
+
+
+def _data(cfg: Config, seed: int = 0):
+    return load_dataset(cfg.data.name, seed=seed, **cfg.data.loader_options())
+
+
+def build(config, sizes: list[int], rule: str):
     """The spiking circuit of ``config`` for ``sizes`` and ``rule``."""
-    model = config.get("model", {})
-    window = int(model.get("window", 32))
-    lif_cfg = dict(config.get("lif", {}))
-    lif = LIF(**{k: (None if k == "i_decay" and v in ("none", None) else v)
-                 for k, v in lif_cfg.items()})
-    tr_cfg = config.get("trace", {})
-    trace = Trace(decay=float(tr_cfg.get("decay", 1.0)),
-                  impulse=float(tr_cfg.get("impulse", 1.0 / window)),
-                  window_reset=bool(tr_cfg.get("window_reset", True)))
-    encoder = RateEncoder(**config.get("encoder", {}))
+    cfg = coerce(Config, config)
+    model = cfg.model
+    window = model.window
+    lif = cfg.lif.build()
+    trace = Trace(decay=cfg.trace.decay,
+                  impulse=1.0 / window if cfg.trace.impulse is None else cfg.trace.impulse,
+                  window_reset=cfg.trace.window_reset)
+    encoder = RateEncoder(gain=cfg.encoder.gain, phase=cfg.encoder.phase)
     if rule == "pc":
-        pc_cfg = dict(config.get("pc", {}))
         return spiking_pc(sizes, window=window,
-                          eta=float(pc_cfg.get("eta", config.get("train", {}).get("eta", 0.01))),
-                          gamma=float(pc_cfg.get("gamma", 0.2)), lif=lif, trace=trace,
-                          encoder=encoder, target_rate=float(model.get("target_rate", 1.0)),
-                          clamp_step=pc_cfg.get("clamp_step"),
-                          init_scale=float(model.get("init_scale", 1.0)),
-                          two_rail=bool(model.get("two_rail", True)))
-    return spiking_mlp(sizes, rule=rule, window=window,
-                       eta=float(config.get("train", {}).get("eta", 0.01)), lif=lif,
-                       trace=trace, encoder=encoder,
-                       target_rate=float(model.get("target_rate", 1.0)),
-                       init_scale=float(model.get("init_scale", 1.0)),
-                       feedback_scale=float(model.get("feedback_scale", 1.0)),
-                       two_rail=bool(model.get("two_rail", True)))
+                          eta=cfg.train.eta if cfg.pc.eta is None else cfg.pc.eta,
+                          gamma=cfg.pc.gamma, lif=lif, trace=trace, encoder=encoder,
+                          target_rate=model.target_rate, clamp_step=cfg.pc.clamp_step,
+                          init_scale=model.init_scale, two_rail=model.two_rail)
+    return spiking_mlp(sizes, rule=rule, window=window, eta=cfg.train.eta, lif=lif,
+                       trace=trace, encoder=encoder, target_rate=model.target_rate,
+                       init_scale=model.init_scale, feedback_scale=model.feedback_scale,
+                       two_rail=model.two_rail)
+
+
+def preflight(cfg: Config) -> None:
+    """Checks that need the data, before anything trains."""
+    data = _data(cfg)
+    if cfg.raster.sample >= len(data.x_test):
+        raise ConfigError("raster.sample", f"must be a test-set index < {len(data.x_test)}, "
+                          f"got {cfg.raster.sample}")
+    circuits(cfg)
 
 
 def spike_statistics(circuit, weights, x, seed: int = 0, batch_size: int = 256) -> dict:
@@ -101,23 +194,24 @@ def raster(circuit, weights, x, seed: int = 0) -> dict[str, np.ndarray]:
     return out
 
 
-def run(config: dict, backend: str | None = None, progress: bool = True) -> Outcome:
-    exp, model, train = config["experiment"], config.get("model", {}), config.get("train", {})
-    backend = backend or exp.get("backend", "reference")
-    options = dict(config.get("backend", {}).get(backend, {}))
-    seeds = [int(s) for s in train.get("seeds", [0])]
-    epochs = int(train.get("epochs", 10))
-    rules = list(model.get("rules", ["fa"]))
-    base_cfg = dict(config.get("baseline", {}))
+def run(config, backend: str | None = None, progress: bool = True,
+        checkpoint=None) -> Outcome:
+    """Train every spiking rule and seed, then the rate baseline; ``checkpoint(entry)``
+    gets each (rule, seed)'s results as soon as they are finished."""
+    cfg = coerce(Config, config)
+    model, train = cfg.model, cfg.train
+    backend = backend or cfg.experiment.backend
+    options = cfg.backend.options(backend)
+    seeds, epochs, rules = list(train.seeds), train.epochs, list(model.rules)
     results = {"backend": backend, "epochs": epochs, "seeds": seeds, "rules": {},
                "baseline": None}
     trained = {}
     for rule in rules:
         runs = []
         for seed in seeds:
-            data = _data(config, seed)
-            sizes = [data.n_features, *model.get("hidden", [128]), data.n_classes]
-            circuit = build(config, sizes, rule)
+            data = _data(cfg, seed)
+            sizes = [data.n_features, *model.hidden, data.n_classes]
+            circuit = build(cfg, sizes, rule)
             sim = compile(circuit, backend=backend, seed=seed, **options)
             curve = []
 
@@ -128,25 +222,27 @@ def run(config: dict, backend: str | None = None, progress: bool = True) -> Outc
             sim.train(data.x_train, data.one_hot(data.y_train), epochs=epochs, seed=seed,
                       progress=progress, callback=record)
             seconds = time.time() - started
+            final = curve[-1] if curve else sim.evaluate(data.x_test, data.y_test)
             weights = {k: np.array(v) for k, v in sim.weights.items()}
             stats = spike_statistics(circuit, weights, data.x_test, seed=seed)
-            runs.append({"seed": seed, "test_accuracy": curve[-1], "curve": curve,
+            runs.append({"seed": seed, "test_accuracy": final, "curve": curve,
                          "spikes_per_sample": stats, "train_seconds": round(seconds, 2)})
             trained[(rule, seed)] = (circuit, weights, data)
+            if checkpoint is not None:
+                checkpoint({"rule": rule, **runs[-1]})
         accs = np.array([r["test_accuracy"] for r in runs])
         results["rules"][rule] = {
             "runs": runs, "sizes": sizes, "window": circuit.schedule.window,
             "test_accuracy_mean": float(accs.mean()), "test_accuracy_std": float(accs.std()),
             "spikes_per_sample_mean": float(np.mean([r["spikes_per_sample"]["total"]
                                                      for r in runs]))}
-    if base_cfg.get("enabled", True):
-        results["baseline"] = _baseline(config, base_cfg, seeds, epochs, progress)
+    if cfg.baseline.enabled:
+        results["baseline"] = _baseline(cfg, seeds, epochs, progress, checkpoint)
     figures = {}
-    raster_cfg = config.get("raster", {})
-    r_seed = int(raster_cfg.get("seed", seeds[0]))
+    r_seed = seeds[0] if cfg.raster.seed is None else cfg.raster.seed
     if (rules[0], r_seed) in trained:
         circuit, weights, data = trained[(rules[0], r_seed)]
-        k = int(raster_cfg.get("sample", 0))
+        k = cfg.raster.sample
         ras = raster(circuit, weights, data.x_test[k], seed=r_seed)
         results["raster"] = {"rule": rules[0], "seed": r_seed, "test_index": k,
                              "label": int(data.y_test[k]),
@@ -154,33 +250,34 @@ def run(config: dict, backend: str | None = None, progress: bool = True) -> Outc
                              "spikes": {p: int(v.sum()) for p, v in ras.items()
                                         if p != "readout"}}
         figures = _figures(results, ras)
-    return Outcome(results=results, summary=_summary(results, config), figures=figures)
+    return Outcome(results=results, summary=_summary(results, cfg), figures=figures)
 
 
-def _baseline(config, base_cfg, seeds, epochs, progress) -> dict:
+def _baseline(cfg: Config, seeds, epochs, progress, checkpoint=None) -> dict:
     """The rate circuit (default: FA, tanh) of the same width on the reference backend."""
-    model = config.get("model", {})
-    rule = base_cfg.get("rule", "fa")
+    base = cfg.baseline
     runs = []
     for seed in seeds:
-        data = _data(config, seed)
-        sizes = [data.n_features, *model.get("hidden", [128]), data.n_classes]
-        circuit = mlp(sizes, rule=rule, act=base_cfg.get("act", "tanh"),
-                      eta=float(base_cfg.get("eta", 0.01)))
+        data = _data(cfg, seed)
+        sizes = [data.n_features, *cfg.model.hidden, data.n_classes]
+        circuit = mlp(sizes, rule=base.rule, act=base.act, eta=base.eta)
         sim = ReferenceSimulator(circuit, seed=seed)
         curve = []
         sim.train(data.x_train, data.one_hot(data.y_train),
-                  epochs=int(base_cfg.get("epochs", epochs)), seed=seed, progress=progress,
-                  callback=lambda e, s, curve=curve, data=data:
+                  epochs=epochs if base.epochs is None else base.epochs, seed=seed,
+                  progress=progress, callback=lambda e, s, curve=curve, data=data:
                   curve.append(s.evaluate(data.x_test, data.y_test)))
-        runs.append({"seed": seed, "test_accuracy": curve[-1], "curve": curve})
+        final = curve[-1] if curve else sim.evaluate(data.x_test, data.y_test)
+        runs.append({"seed": seed, "test_accuracy": final, "curve": curve})
+        if checkpoint is not None:
+            checkpoint({"baseline": base.rule, **runs[-1]})
     accs = np.array([r["test_accuracy"] for r in runs])
-    return {"rule": rule, "act": base_cfg.get("act", "tanh"), "runs": runs,
+    return {"rule": base.rule, "act": base.act, "runs": runs,
             "test_accuracy_mean": float(accs.mean()), "test_accuracy_std": float(accs.std())}
 
 
-def _summary(results: dict, config: dict) -> str:
-    data = config.get("data", {}).get("name", "digits")
+def _summary(results: dict, cfg: Config) -> str:
+    data = cfg.data.name
     lines = [f"data={data}  backend={results['backend']}  epochs={results['epochs']}  "
              f"seeds={results['seeds']}",
              f"{'circuit':18} {'test accuracy':>18} {'spikes/sample':>14}   per seed"]
@@ -247,9 +344,9 @@ def _figures(results: dict, ras: dict) -> dict:
     return figs
 
 
-def circuits(config: dict) -> dict:
+def circuits(config) -> dict:
     """The spiking circuits this experiment trains (first seed's data shape), by rule."""
-    model = config.get("model", {})
-    data = _data(config)
-    sizes = [data.n_features, *model.get("hidden", [128]), data.n_classes]
-    return {f"spiking_{rule}": build(config, sizes, rule) for rule in model.get("rules", ["fa"])}
+    cfg = coerce(Config, config)
+    data = _data(cfg)
+    sizes = [data.n_features, *cfg.model.hidden, data.n_classes]
+    return {f"spiking_{rule}": build(cfg, sizes, rule) for rule in cfg.model.rules}

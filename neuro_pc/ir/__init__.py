@@ -4,14 +4,16 @@
 (``rules`` reads the expression language from ``ir``; ``ir`` validation calls
 the rule parser and the locality analysis lazily).
 """
-from neuro_pc.ir.artifact import Artifact, atomic_write_bytes, load_artifact, save_artifact
+from neuro_pc.ir.artifact import (Artifact, atomic_write_bytes, load_artifact, read_circuit,
+                                  save_artifact)
 from neuro_pc.ir.circuit import (RULE_TRANSFORMS, Circuit, CircuitError, Init, Population,
                                  Projection, Rule, Schedule, Tied)
 from neuro_pc.ir.expr import (BUILTIN_SCALARS, NEURON_FUNCTIONS, POPULATION_FUNCTIONS,
                               ExpressionError, Statement, parse_expression, parse_statement,
                               translate)
 
-__all__ = ["Artifact", "atomic_write_bytes", "load_artifact", "save_artifact", "Circuit",
+__all__ = ["Artifact", "atomic_write_bytes", "load_artifact", "read_circuit", "save_artifact",
+           "Circuit",
            "CircuitError", "Init", "Population", "Projection", "Rule", "Schedule", "Tied",
            "RULE_TRANSFORMS", "BUILTIN_SCALARS", "NEURON_FUNCTIONS", "POPULATION_FUNCTIONS",
            "ExpressionError", "Statement", "parse_expression", "parse_statement", "translate"]

@@ -17,6 +17,8 @@ import io
 import json
 import os
 import tempfile
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,21 +78,75 @@ def save_artifact(path: str | os.PathLike, artifact: Artifact) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def read_circuit(text: str | bytes, source: str = "circuit JSON") -> Circuit:
+    """The validated circuit in ``text`` (:meth:`Circuit.to_json` output).
+
+    Raises :class:`CircuitError` naming ``source`` for text that is not JSON,
+    JSON that is not a circuit (missing or mistyped fields), and circuits that
+    do not validate."""
+    try:
+        data = json.loads(text)
+    except UnicodeDecodeError as exc:
+        raise CircuitError(f"{source} is not UTF-8 text ({exc.reason}); give a circuit JSON "
+                           "written by Circuit.to_json") from None
+    except json.JSONDecodeError as exc:
+        raise CircuitError(f"{source} is not valid JSON ({exc.msg} at line {exc.lineno}, "
+                           f"column {exc.colno}); give a circuit JSON written by "
+                           "Circuit.to_json") from None
+    if not isinstance(data, dict):
+        raise CircuitError(f"{source} holds a JSON {type(data).__name__}, not a circuit (an "
+                           "object with name, populations, projections, schedule)")
+    try:
+        circuit = Circuit.from_dict(data)
+    except CircuitError as exc:   # "not a circuit: <what>"
+        raise CircuitError(f"{source} is {exc}; give a circuit JSON written by "
+                           "Circuit.to_json") from None
+    try:
+        return circuit.validate()
+    except CircuitError as exc:
+        raise CircuitError(f"{source}: {exc}") from None
+    except (TypeError, AttributeError, KeyError, ValueError) as exc:
+        raise CircuitError(f"{source} is not a valid circuit ({type(exc).__name__}: {exc}); "
+                           "give a circuit JSON written by Circuit.to_json") from None
+
+
 def load_artifact(path: str | os.PathLike) -> Artifact:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no artifact at {path}")
+    if path.is_dir():
+        raise CircuitError(f"{path} is a folder, not an artifact (an .npz file written by "
+                           "Simulator.save)")
+    what = ("is not a neuro_pc artifact (an .npz with circuit.json, metadata.json and "
+            "W/<projection> arrays, written by Simulator.save)")
+    if not zipfile.is_zipfile(path):
+        raise CircuitError(f"{path} {what}: it is not a zip archive (an .npz is one), so it "
+                           "is truncated or another kind of file")
     try:
         with np.load(path, allow_pickle=False) as z:
-            circuit = Circuit.from_json(bytes(z["circuit.json"]).decode())
-            meta = json.loads(bytes(z["metadata.json"]).decode())
+            missing = [k for k in ("circuit.json", "metadata.json") if k not in z.files]
+            if missing:
+                raise CircuitError(f"{path} {what}: it has no {' or '.join(missing)} entry "
+                                   f"(entries: {', '.join(sorted(z.files)) or 'none'})")
+            circuit_text = bytes(z["circuit.json"])
+            meta_text = bytes(z["metadata.json"])
             weights = {k[2:]: z[k] for k in z.files if k.startswith("W/")}
             masks = {k[2:]: z[k] for k in z.files if k.startswith("M/")}
-    except (KeyError, ValueError, OSError) as exc:
-        raise CircuitError(f"{path} is not a neuro_pc artifact (an .npz with circuit.json, "
-                           f"metadata.json and W/<projection> arrays): {exc}") from None
+    except CircuitError:
+        raise
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise CircuitError(f"{path} {what}: it is truncated or corrupt ({exc})") from None
+    circuit = read_circuit(circuit_text, f"{path}[circuit.json]")
+    try:
+        meta = json.loads(meta_text)
+    except ValueError as exc:
+        raise CircuitError(f"{path}[metadata.json] is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise CircuitError(f"{path}[metadata.json] is not a JSON object")
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise CircuitError(f"{path} has artifact format {meta['format_version']}; this neuro_pc "
                            f"reads up to {FORMAT_VERSION}: upgrade neuro_pc")
-    return Artifact(circuit=circuit.validate(), weights=weights, masks=masks,
-                    metadata=meta).check()
+    try:
+        return Artifact(circuit=circuit, weights=weights, masks=masks, metadata=meta).check()
+    except CircuitError as exc:
+        raise CircuitError(f"{path}: {exc}") from None

@@ -291,14 +291,14 @@ class Circuit:
         except CircuitError:
             raise
         except KeyError as exc:
-            raise CircuitError(f"not a neuro_pc circuit: the key {exc} is missing") from None
+            raise CircuitError(f"not a circuit: field {exc} is missing") from None
         except (TypeError, ValueError, AttributeError) as exc:
-            raise CircuitError(f"not a neuro_pc circuit: {exc}") from None
+            raise CircuitError(f"not a circuit: {exc}") from None
 
     @classmethod
     def _from_dict(cls, d: dict) -> "Circuit":
         if not isinstance(d, dict):
-            raise CircuitError(f"not a neuro_pc circuit: expected a JSON object, got "
+            raise CircuitError(f"not a circuit: expected a JSON object, got "
                                f"{type(d).__name__}")
 
         def rule(r):
@@ -321,7 +321,7 @@ class Circuit:
         try:
             d = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise CircuitError(f"not a neuro_pc circuit: invalid JSON ({exc})") from None
+            raise CircuitError(f"not a circuit: invalid JSON ({exc})") from None
         return cls.from_dict(d)
 
     def __str__(self) -> str:

@@ -61,13 +61,13 @@ def test_tiny_mpc_experiment_writes_every_method(tmp_path):
 
 
 def test_bad_baseline_or_draws_are_named(tmp_path):
-    with pytest.raises(ValueError, match=r"unknown \['pca'\]"):
+    with pytest.raises(ValueError, match=r"baselines.methods\[0\]: unknown 'pca'"):
         run_experiment(CONFIG, out_dir=tmp_path, progress=False,
                        overrides={**TINY, "baselines.methods": ["pca"]})
-    with pytest.raises(ValueError, match=r"\[probe\] draws must be >= 1"):
+    with pytest.raises(ValueError, match=r"probe.draws: must be an integer >= 1, got 0"):
         run_experiment(CONFIG, out_dir=tmp_path, progress=False,
                        overrides={**TINY, "probe.draws": 0})
-    with pytest.raises(ValueError, match=r"\[probe\] decoder: unknown \['bp'\]"):
+    with pytest.raises(ValueError, match=r"probe.decoder\[0\]: unknown 'bp'"):
         run_experiment(CONFIG, out_dir=tmp_path, progress=False,
                        overrides={**TINY, "probe.decoder": ["bp"]})
     assert list(tmp_path.iterdir()) == []

@@ -24,16 +24,27 @@ def test_compare_rules_writes_a_complete_run_folder(tmp_path):
     assert "fa" in outcome.summary and "angle" in outcome.summary
 
 
-def test_a_failing_run_leaves_nothing(tmp_path, monkeypatch):
-    import neuro_pc.experiments as ex
+def test_a_failing_write_keeps_the_folder_marked_incomplete(tmp_path, monkeypatch):
+    """A failure after training (here: writing results.json) keeps the run folder,
+    marked INCOMPLETE, with every finished entry in partial.json (tests/hardening
+    has the other failure cases)."""
+    import neuro_pc.experiments.runs as runs
 
-    def broken_dump(*a, **k):
-        raise RuntimeError("disk full")
+    real = runs.RunFolder.write_json
 
-    monkeypatch.setattr(ex.json, "dumps", broken_dump)
-    with pytest.raises(RuntimeError):
+    def broken(self, name, obj):
+        if name == "results.json":
+            raise OSError("disk full")
+        return real(self, name, obj)
+
+    monkeypatch.setattr(runs.RunFolder, "write_json", broken)
+    with pytest.raises(OSError, match="disk full"):
         run_experiment(CONFIG, out_dir=tmp_path, progress=False, overrides=SMALL)
-    assert list(tmp_path.iterdir()) == []
+    (run_dir,) = tmp_path.iterdir()
+    assert "disk full" in (run_dir / "INCOMPLETE").read_text()
+    partial = json.loads((run_dir / "partial.json").read_text())
+    assert partial["status"] == "failed" and partial["complete"] is False
+    assert [(e["rule"], e["seed"]) for e in partial["finished"]] == [("bp", 0), ("fa", 0)]
 
 
 def test_bad_configs_are_named(tmp_path):
@@ -58,7 +69,7 @@ def test_cli_run_and_locality(tmp_path, capsys):
     table = json.loads(capsys.readouterr().out)
     assert table["bp"][0]["weight_transport"] == "weights"
     assert {r["level"] for r in table["fa"]} == {"neuron-local"}
-    assert main(["locality", "missing.toml"]) == 2
+    assert main(["locality", "missing.toml"]) == 1     # an error; 2 is for usage errors
     assert "no such file" in capsys.readouterr().err
 
 

@@ -181,7 +181,7 @@ def test_an_artifact_with_a_code_running_rule_is_rejected(tmp_path):
     (lambda d: d["projections"][0].update(scale="2"), ["scale must be a finite number"]),
     (lambda d: d["schedule"].update(dt=float("inf")), ["schedule.dt"]),
     (lambda d: d["streams"].update(x=0), ["stream 'x' has width 0"]),
-    (lambda d: d.pop("schedule"), ["key 'schedule' is missing"]),
+    (lambda d: d.pop("schedule"), ["field 'schedule' is missing"]),
     (lambda d: d["projections"][0].update(colour="red"), ["colour"]),
 ])
 def test_malformed_circuit_files_name_the_problem(edit, words):

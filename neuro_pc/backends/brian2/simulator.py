@@ -13,7 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-from neuro_pc.backends.base import Simulator, sample_order, streams_for
+from neuro_pc.backends.base import (Simulator, check_readout, check_weights, inference_array,
+                                    sample_order, streams_for, training_arrays)
 from neuro_pc.backends.brian2.codegen import Brian2BackendError, generate
 from neuro_pc.backends.brian2.network import TARGETS, run_stream
 from neuro_pc.ir import Circuit
@@ -124,9 +125,7 @@ class Brian2Simulator(Simulator):
         """Online training over ``epochs`` passes in :func:`sample_order` — all
         samples streamed in one Brian2 run (one run per epoch if ``callback``)."""
         _one(batch_size, what="batch_size is")
-        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-        if len(x) != len(y):
-            raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+        x, y = training_arrays(x, y)
         n = len(x)
         if epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {epochs}")
@@ -134,10 +133,12 @@ class Brian2Simulator(Simulator):
         if callback is None:
             if len(order):
                 self.stream(x[order], y[order], train=True, progress=progress, readout=False)
+                check_weights(self, epochs - 1, epochs, " (all epochs in one Brian2 run)")
             return self
         for epoch, idx in enumerate(order.reshape(epochs, n)):
             if n:
                 self.stream(x[idx], y[idx], train=True, progress=progress, readout=False)
+            check_weights(self, epoch, epochs)
             callback(epoch, self)
         return self
 
@@ -149,10 +150,10 @@ class Brian2Simulator(Simulator):
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Predicted classes, streamed in one run (``batch_size`` is accepted for
         interface compatibility and ignored: Brian2 runs one sample at a time)."""
-        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        x = inference_array(x)
         if len(x) == 0:
             return np.zeros(0, dtype=int)
-        return self.readouts(x).argmax(axis=1)
+        return check_readout(self, self.readouts(x)).argmax(axis=1)
 
     def _progress(self, n: int):
         if self.target == "cpp_standalone":

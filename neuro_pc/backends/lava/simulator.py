@@ -29,7 +29,8 @@ import time
 
 import numpy as np
 
-from neuro_pc.backends.base import Simulator, sample_order, streams_for
+from neuro_pc.backends.base import (Simulator, check_readout, check_weights, inference_array,
+                                    sample_order, streams_for, training_arrays)
 from neuro_pc.backends.lava import codegen
 from neuro_pc.backends.lava.fixed import (FixedPointError, IntegerFunctions, dense_params,
                                           effective_matrix, population_fixed_step_source,
@@ -179,25 +180,25 @@ class LavaSimulator(Simulator):
                              f"batch_size={batch_size}. Batched training is the reference's "
                              "fast-sweep regime.")
         self._check_trainable()
-        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-        if len(x) != len(y):
-            raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+        x, y = training_arrays(x, y)
         order = sample_order(len(x), epochs, seed)
         if callback is None:
             if len(order):
                 self.run_windows(x[order], y[order], train=True)
+                check_weights(self, epochs - 1, epochs, " (all epochs in one Lava run)")
             return self
         for epoch, idx in enumerate(order.reshape(epochs, len(x))):
             self.run_windows(x[idx], y[idx], train=True)
+            check_weights(self, epoch, epochs)
             callback(epoch, self)
         return self
 
     def predict(self, x, batch_size: int | None = None) -> np.ndarray:
         """Predicted classes, all samples streamed through one Lava run."""
-        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        x = inference_array(x)
         if len(x) == 0:
             return np.zeros(0, dtype=int)
-        return self.run_windows(x, None, train=False).argmax(axis=1)
+        return check_readout(self, self.run_windows(x, None, train=False)).argmax(axis=1)
 
     def readouts(self, x, y=None, train=False) -> np.ndarray:
         """The readout at the end of each window (no learning unless ``train``)."""

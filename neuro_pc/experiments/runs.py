@@ -1,0 +1,185 @@
+"""Run folders: reserved when a run starts, filled file by file, never deleted.
+
+Layout (docs/runs.md)::
+
+    runs/<name>-<YYYYmmdd-HHMMSS>[-<k>]/
+        INCOMPLETE      while running, and forever if the run failed (the error)
+        partial.json    the entries finished so far (while running / after a failure)
+        results.json    the whole results (a complete run)
+        summary.txt     the printed summary (a complete run)
+        *.png           figures (a complete run)
+
+The folder name is reserved with ``os.mkdir`` when the run starts (a name taken
+by a concurrent run gets the next ``-<k>`` suffix), so two runs never collide.
+Every file appears atomically (written to a temporary file in the folder, then
+``os.replace``). A complete run has no ``INCOMPLETE`` and no ``partial.json``:
+they are removed last, after every results file was written.
+
+JSON is strict (``allow_nan=False``): NaN and inf are written as ``null``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+INCOMPLETE = "INCOMPLETE"
+PARTIAL = "partial.json"
+RESULTS = "results.json"
+
+
+class RunFolderError(RuntimeError):
+    """The run folder cannot be created or written (the message names it)."""
+
+
+def to_jsonable(obj):
+    """``obj`` as plain JSON data: NumPy scalars and arrays as numbers and lists,
+    NaN / inf as None, tuples as lists, other objects as ``str``."""
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return to_jsonable(obj.item())
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    return str(obj)
+
+
+def dumps(obj, indent: int | None = 1) -> str:
+    """Strict JSON text of ``obj`` (see :func:`to_jsonable`; never a bare NaN)."""
+    return json.dumps(to_jsonable(obj), indent=indent, allow_nan=False)
+
+
+def prepare_out_dir(out_dir) -> Path:
+    """``out_dir`` created if needed, or :class:`RunFolderError` saying why it cannot hold
+    run folders (a file in the way, no permission)."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise RunFolderError(f"cannot write runs into {out}: it is a file, not a folder; "
+                             "pass --out <folder>") from None
+    except OSError as exc:
+        raise RunFolderError(f"cannot create the output folder {out}: {exc.strerror or exc}; "
+                             "pass --out <a writable folder>") from None
+    if not out.is_dir():
+        raise RunFolderError(f"cannot write runs into {out}: it is not a folder; "
+                             "pass --out <folder>")
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise RunFolderError(f"cannot write runs into {out}: no write permission; "
+                             "pass --out <a writable folder>")
+    return out
+
+
+class RunFolder:
+    """One run's folder (see the module docstring)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.finished: list = []
+        self.started = time.strftime("%Y-%m-%dT%H:%M:%S")
+
+    # -- creating ------------------------------------------------------------------------------
+    @classmethod
+    def reserve(cls, out_dir, name: str, stamp: str | None = None) -> "RunFolder":
+        """Create ``out_dir/<name>-<stamp>`` (``stamp``: now), or the first free
+        ``…-<k>``, atomically (``os.mkdir`` fails on a name another run took)."""
+        out = prepare_out_dir(out_dir)
+        base = f"{name}-{stamp or time.strftime('%Y%m%d-%H%M%S')}"
+        for k in range(10000):
+            path = out / (base if k == 0 else f"{base}-{k}")
+            try:
+                os.mkdir(path)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise RunFolderError(f"cannot create the run folder {path}: "
+                                     f"{exc.strerror or exc}") from None
+            run = cls(path)
+            run.write_text(INCOMPLETE, f"running: started {run.started} by process "
+                                       f"{os.getpid()} on {socket.gethostname()}\n")
+            return run
+        raise RunFolderError(f"no free run folder name {base}-<k> in {out}")
+
+    # -- writing (each file atomically) -----------------------------------------------------
+    def write_bytes(self, name: str, data: bytes) -> Path:
+        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f".{name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, self.path / name)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return self.path / name
+
+    def write_text(self, name: str, text: str) -> Path:
+        return self.write_bytes(name, text.encode())
+
+    def write_json(self, name: str, obj) -> Path:
+        return self.write_text(name, dumps(obj) + "\n")
+
+    def save_figure(self, name: str, fig) -> Path:
+        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f".{name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            fig.savefig(tmp, dpi=120, bbox_inches="tight", format=Path(name).suffix[1:] or "png")
+            os.replace(tmp, self.path / name)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return self.path / name
+
+    # -- the run's life ------------------------------------------------------------------------
+    def checkpoint(self, entry: dict) -> None:
+        """Record one finished entry (a seed, a rule...) in ``partial.json``."""
+        self.finished.append(entry)
+        self._partial("running", None)
+
+    def _partial(self, status: str, error: str | None) -> None:
+        self.write_json(PARTIAL, {"complete": False, "status": status, "started": self.started,
+                                  "error": error, "finished": self.finished})
+
+    def finish(self, results: dict, summary: str, figures: dict | None = None) -> Path:
+        """Write the complete results, then drop the INCOMPLETE marker and partial.json."""
+        self.write_json(RESULTS, results)
+        self.write_text("summary.txt", summary + "\n")
+        for fname, fig in (figures or {}).items():
+            self.save_figure(fname, fig)
+        for name in (PARTIAL, INCOMPLETE):
+            try:
+                os.unlink(self.path / name)
+            except FileNotFoundError:
+                pass
+        return self.path
+
+    def fail(self, exc: BaseException) -> None:
+        """Mark the run failed (or interrupted), keeping every finished entry."""
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        status = "interrupted" if interrupted else "failed"
+        error = "interrupted (KeyboardInterrupt)" if interrupted else \
+            f"{type(exc).__name__}: {exc}"
+        try:
+            self._partial(status, error)
+            self.write_text(INCOMPLETE, f"{status}: started {self.started}, stopped "
+                            f"{time.strftime('%Y-%m-%dT%H:%M:%S')}, {len(self.finished)} "
+                            f"entr{'y' if len(self.finished) == 1 else 'ies'} finished "
+                            f"(partial.json)\n{error}\n\n"
+                            + "".join(traceback.format_exception(type(exc), exc,
+                                                                 exc.__traceback__)))
+        except OSError:   # the disk is the problem: keep the original error
+            pass
