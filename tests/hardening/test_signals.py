@@ -45,7 +45,6 @@ seeds = [0]
 samples = 16
 [backend.lava]
 mode = "train"     # trains on Lava: one run per epoch, ~10 s each
-tags = []          # no deployment step (mode = "train")
 """
 
 

@@ -280,6 +280,11 @@ def supervised(stop, runtime=lambda: None, timeout: float | None = None):
         if main:
             for s in (signal.SIGINT, signal.SIGTERM):
                 h = signal.getsignal(s)
+                if s == signal.SIGINT and h is not signal.SIG_IGN:
+                    # Python's own KeyboardInterrupt, whatever a library installed: Brian2's
+                    # handler (imported in the same process) calls a previous handler that
+                    # may be SIG_DFL and fails with a TypeError instead of interrupting
+                    h = signal.default_int_handler
                 if s == signal.SIGTERM and h is signal.SIG_DFL:
                     h = _raise_interrupted
                 if callable(h):
