@@ -28,14 +28,14 @@ __all__ = ["check_report", "format_check"]
 
 
 def check_report(circuit, target: str = "loihi2", *, weights: dict | None = None,
-                 seed: int = 0) -> dict:
+                 seed: int = 0, activity: dict | None = None) -> dict:
     """The three checks of ``circuit`` on ``target`` as a JSON-able dict
     (keys ``circuit``, ``target``, ``locality``, ``expressibility``,
     ``resources``, ``quantization``; see the module docstring)."""
     tgt = get_target(target)
     w = weights if weights is not None else circuit.init_weights(seed)
     quant = quantize_circuit(circuit, w, tgt, include_tied=False)
-    expr = expressibility_report(circuit, tgt, quantization=quant)
+    expr = expressibility_report(circuit, tgt, weights=w, seed=seed, activity=activity)
     try:
         resources = map_circuit(circuit, tgt).as_dict()
     except MappingError as exc:

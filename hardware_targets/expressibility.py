@@ -1,76 +1,38 @@
 """Can the target's learning engine run a circuit's rules on chip?
 
-For each plastic projection, :func:`rule_expressibility` answers with a
-:class:`RuleExpressibility`: ``expressible`` (bool), the Lava rule string it
-compiles to (``Loihi3FLearningRule(dw=..., t_epoch=...)`` syntax), the
-trace each rule factor is carried in, the scaling constant of every term,
-and either the exact ``reasons`` it cannot run on chip or the ``conditions``
-(value ranges) it needs.
+Two stages, both in :func:`expressibility_report`:
 
-How a rule compiles (Loihi 2; the numbers are ``Loihi2Spec.learning``; the
-whole scheme with its sources is in docs/targets/loihi2.md, "Expressibility"):
+1. **Structure** (:func:`rule_expressibility`, :func:`static_report`): can a
+   rule's terms be products of traces, the synapse's own weight and constants
+   at all? A rule is **not expressible** when (each gives its own reason): its
+   locality is network-global (weight or sign transport), it is
+   population-level (a normalisation, k-WTA, softmax on its path; a Muon,
+   ``unit_columns`` or ``unit_rows`` transform), a factor is a nonlinear
+   function or a division instead of a trace, a pre factor is neither the
+   carried variable, an exponential trace of its spikes (:func:`spike_trace`:
+   ``V = V * decay + impulse * s``, optionally inside the window reset
+   ``where(tw < 1, 0, ...)``, checked against ``circuit.metadata["spike_traces"]``
+   when the builder declares it) nor a constant, it needs more distinct post
+   factors than post traces (3), a coefficient reads a run-time scalar
+   (``train``, ``tw``), or it exceeds a per-rule limit of the spec
+   (``max_products_per_rule``, ``max_factors_per_product``, when set). Value
+   ranges the chip needs are ``conditions`` (a data stream must be >= 0, a
+   trace reset the chip cannot make, a ``tau`` Lava rounds).
+2. **Compilation** (:func:`hardware_targets.onchip.plan_onchip`, ``fixed_pt``):
+   what ``LearningDense`` actually runs — the rule string, which trace carries
+   which factor and with which code (a signed post factor on two rails, a
+   graded pre value as the payload the network really sends, a spike trace as
+   the engine's own ``x1``), the trace parameters and ``t_epoch``, and each
+   term's scaling constant (:class:`ScalingConstant`: the wanted and the
+   represented weight change per unit of the product's factors). What the
+   compiler cannot code (a signed pre activity, a constant outside the
+   engine's range, a trace that never decays) is a reason too.
 
-* **When.** Every product is gated by the epoch dependency ``u0``; the epoch
-  is the presentation window (``t_epoch = T``) or one step for
-  ``every_step`` rules, so the update fires where the reference applies it.
-* **pre factors** -> ``x1``. The pre traces are filled only from this
-  projection's own spikes: with graded spikes (Lava
-  ``GradedSpikeCfg.OVERWRITE``) ``x1 = payload / 2``. So a pre factor must be
-  the variable the projection carries (``pre.r`` for ``W``, ``pre.delta`` for
-  a feedback matrix). ``x1`` is unsigned (7 bits, 0..127): the value is
-  coded ``round(v * 2**f)`` with ``f = trace_frac_bits`` (default 6), and a
-  pre variable that can be negative is a *condition* (see below).
-* **spike-trace pre factors** -> ``x1`` (``x2`` for a second one). A pre
-  factor ``pre.V`` that is an exponential trace of the carried 0/1 spikes,
-  ``V = V * decay + impulse * s`` (optionally inside the window reset
-  ``where(tw < 1, 0, V * decay)``; matched on the population's update by
-  :func:`spike_trace`, and checked against ``circuit.metadata["spike_traces"]``
-  when the builder declares it), is exactly Loihi's pre trace fed by regular
-  spike impulses (Lava ``GradedSpikeCfg.USE_REGULAR_IMPULSE``): it compiles to
-  ``x1`` with ``x1_tau = round(-1/ln(decay))`` (0 = no decay) and
-  ``x1_impulse = impulse * 2**f`` (8 fractional bits), reported in
-  ``trace_params``. The reference's per-window reset cannot run on chip (Loihi
-  never resets a trace): a *condition*, absent with ``Trace(window_reset=False)``;
-  so are a rounded ``tau``, a rounded impulse and a trace that can exceed 127.
-* **constant pre factors** (a variable nothing updates, e.g. the always-on
-  bias unit's trace) are folded into the term's coefficient: no pre trace.
-* **post factors** -> ``y2``, ``y3``, then ``y1`` (in order of appearance;
-  ``y1`` last because Lava's 2-factor rules use it for the post spike trace,
-  and Lava's R-STDP puts its third factor in ``y2``). With
-  ``Loihi3FLearningRule`` the post-synaptic neuron writes ``y1..y3`` itself,
-  so any post state variable the neuron computes (``delta``, ``eps``, ``r``,
-  the error rails ``en``/``ep``) can be one. Signed values are offset by
-  ``2**(trace_bits-1)`` = 64: the neuron writes ``round(v * 2**f) + 64`` and
-  the rule reads ``(y2 - 64)``, in ``[-64, 63]``; a value known to be >= 0
-  (``relu(...)``, ``sigmoid``...) is written as ``round(v * 2**f)`` and read as
-  ``y2``, in ``[0, 127]``.
-* **synapse factors**: ``w`` -> ``w``, ``sign(w)`` -> ``sgn(w)``; powers
-  repeat the factor.
-* **constants**: each term's coefficient ``c`` (parameters substituted)
-  becomes the scaling constant ``S = s_mant * 2**s_exp`` that makes the
-  engine's integer update equal ``c * post * pre * syn`` in weight units::
-
-      S = c * prod(LSB of each factor) * 2**shift / LSB_w
-
-  ``LSB`` of a trace factor is ``2**-f``; of ``w`` the weight-register LSB
-  ``LSB_w = 2**(exp - register_shift)`` of the quantised projection
-  (:mod:`hardware_targets.circuit_quant`); of ``sgn(w)`` 1. ``shift =
-  max(0, sum of factor widths + 4 - 15)`` is the right shift Lava's engine
-  applies to the product (``learning_rule_applier.py``). ``S`` is rounded
-  to the nearest ``s_mant * 2**s_exp`` with ``s_mant`` in [-8, 7] and
-  ``s_exp`` in [-7, 8]; when that nearest value is 0 (``|S| <= 2**-8``) or
-  ``S`` is outside ``[-8 * 2**8, 7 * 2**8]`` the constant is out of range and the rule is not
-  expressible.
-
-A rule is **not expressible** when (each gives its own reason): its
-locality is network-global (weight or sign transport), it is
-population-level (a normalisation, k-WTA, softmax on its path; a Muon,
-``unit_columns`` or ``unit_rows`` transform), a factor is a nonlinear function or a
-division instead of a trace, a pre factor is not the carried variable, it
-needs more distinct post factors than post traces (3), a coefficient reads
-a run-time scalar (``train``, ``tw``) or is out of range, or it exceeds a
-per-rule limit of the spec (``max_products_per_rule``,
-``max_factors_per_product``, when set).
+The verdict of an entry is ``"yes"``, ``"yes, if"`` (conditions) or ``"no"``.
+``neuro-pc check`` then *executes* every compiled rule through Lava's
+``LearningDense`` on the circuit's own activity and reports how its weight
+change compares with the IR's (:func:`neuro_pc.backends.lava.engine.execute_plan`);
+the scheme and its sources are in docs/targets/onchip.md.
 
 On the ``cpu`` target every rule is expressible.
 """
@@ -88,7 +50,7 @@ from neuro_pc.rules import locality_report, parse_rule
 from neuro_pc.rules.parse import expression_sympy
 
 __all__ = ["ScalingConstant", "RuleExpressibility", "SpikeTrace", "spike_trace",
-           "rule_expressibility",
+           "rule_expressibility", "static_report",
            "expressibility_report", "format_expressibility", "nearest_scaling_constant",
            "DEFAULT_TRACE_FRAC_BITS"]
 
@@ -495,15 +457,14 @@ def _locality_reasons(loc) -> list[str]:
     return out
 
 
-def rule_expressibility(circuit, proj, target="loihi2", *, register_lsb: float | None = None,
+def rule_expressibility(circuit, proj, target="loihi2", *,
                         trace_frac_bits: int = DEFAULT_TRACE_FRAC_BITS,
                         locality=None) -> RuleExpressibility:
-    """The verdict for one plastic projection (see the module docstring).
-
-    register_lsb: weight units of one step of the projection's weight register
-    (``ProjectionQuant.register_lsb``), needed for the scaling constants; if
-    ``None`` the constants are not checked. locality: its
-    :class:`~neuro_pc.rules.RuleLocality` (computed if not given).
+    """The *structural* verdict for one plastic projection: can its terms be
+    products of traces, weights and constants at all (see the module
+    docstring)? The rule string, trace codes and scaling constants come from
+    compiling it (:func:`expressibility_report` with the on-chip plan). locality:
+    its :class:`~neuro_pc.rules.RuleLocality` (computed if not given).
     """
     tgt = get_target(target) if isinstance(target, str) else target
     rule = proj.rule
@@ -600,11 +561,7 @@ def rule_expressibility(circuit, proj, target="loihi2", *, register_lsb: float |
                         post_order.append(var)
                     idx = post_order.index(var)
                     trace = POST_TRACE_ORDER[idx] if idx < len(POST_TRACE_ORDER) else None
-                    if trace and _value_sign(circuit, proj.target, var)[0] == "nonneg":
-                        f = trace   # e.g. an error rail relu(delta): unsigned, no offset
-                    else:
-                        f = f"({trace} - {offset})" if trace else None
-                    factors += [(f, le.trace_bits, lsb_trace)] * p
+                    factors += [(trace, le.trace_bits, lsb_trace)] * p
                 elif side == "pre":
                     if var not in pre_seen:
                         pre_seen.append(var)
@@ -616,7 +573,7 @@ def rule_expressibility(circuit, proj, target="loihi2", *, register_lsb: float |
                         factors += [(pre_trace.get(var), le.trace_bits, lsb_trace)] * p
                 else:
                     if var == "w":
-                        factors += [("w", le.weight_factor_bits, register_lsb)] * p
+                        factors += [("w", le.weight_factor_bits, 1.0)] * p
                     elif var == "sign(w)":
                         factors += [("sgn(w)", le.weight_factor_bits, 1.0)] * p
                     else:
@@ -674,48 +631,9 @@ def rule_expressibility(circuit, proj, target="loihi2", *, register_lsb: float |
                 reasons.append(f"term {label!r} has {len(factors)} factors, more than the "
                                f"engine's {le.max_factors_per_product}")
 
-    # constants and the rule string
-    constants, parts = [], []
     structural = all(f is not None for _, factors, _ in terms for f, _, _ in factors) and \
         all(c is not None for c, _, _ in terms) and not any(
             r.startswith(("term ", "too many", "the pre factor")) for r in reasons)
-    # constants folded into the coefficients above may leave a term with no factor
-
-    for coef, factors, label in terms:
-        if coef is None or register_lsb is None or any(f is None for f, _, _ in factors):
-            continue
-        width = sum(w for _, w, _ in factors) + le.scale_mantissa_bits
-        shift = max(0, width - _ACCUMULATOR_U)
-        lsb = math.prod(l for _, _, l in factors) if factors else 1.0
-        wanted = coef * lsb * 2.0 ** shift / register_lsb
-        best = nearest_scaling_constant(wanted, le.scale_mantissa_range, le.scale_exponent_range)
-        if best is None:
-            lo_m, hi_m = le.scale_mantissa_range
-            lo_e, hi_e = le.scale_exponent_range
-            size = "too small" if abs(wanted) < 2.0 ** lo_e else "too large"
-            reasons.append(
-                f"constant out of range: term {label!r} needs the scaling constant "
-                f"S = {coef:g} x {lsb * 2.0 ** shift:.3g} / {register_lsb:.3g} = {wanted:.3g}, "
-                f"{size} for the engine (S = s_mant*2^s_exp, s_mant in [{lo_m}, {hi_m}], "
-                f"s_exp in [{lo_e}, {hi_e}]: nonzero |S| >= 2^{lo_e} = {2.0 ** lo_e:.3g}, "
-                f"S in [{lo_m * 2.0 ** hi_e:g}, {hi_m * 2.0 ** hi_e:g}]; "
-                f"|S| <= 2^{lo_e - 1} rounds to 0)")
-            constants.append(ScalingConstant(label, coef, wanted, None, None, None))
-            m, e = (1 if wanted > 0 else -1), le.scale_exponent_range[0]
-        else:
-            m, e = best
-            constants.append(ScalingConstant(label, coef, wanted, m, e,
-                                             abs(m * 2.0 ** e - wanted) / abs(wanted)))
-        body = " * ".join(["u0"] + [f for f, _, _ in factors])
-        parts.append((m, e, body))
-    loihi = None
-    if structural and parts and not _locality_reasons(locality):
-        loihi = ""
-        for k, (m, e, body) in enumerate(parts):
-            if k == 0:
-                loihi = f"{m}*2^{e} * {body}"
-            else:
-                loihi += f" {'-' if m < 0 else '+'} {abs(m)}*2^{e} * {body}"
     rule_class = None
     kind = None
     if structural:
@@ -730,9 +648,9 @@ def rule_expressibility(circuit, proj, target="loihi2", *, register_lsb: float |
     t_epoch = 1 if rule.every_step else int(circuit.schedule.window)
     return RuleExpressibility(
         projection=proj.name, rule=rule.text, target=tgt.name, expressible=not reasons,
-        loihi_rule=loihi, rule_class=rule_class, t_epoch=t_epoch, kind=kind, traces=traces,
-        trace_params=trace_params if loihi else {},
-        constants=tuple(constants), reasons=tuple(reasons), conditions=tuple(conditions))
+        loihi_rule=None, rule_class=rule_class, t_epoch=t_epoch, kind=kind, traces=traces,
+        trace_params=trace_params, constants=(), reasons=tuple(reasons),
+        conditions=tuple(conditions))
 
 
 def _term_label(term) -> str:
@@ -753,27 +671,80 @@ def _term_label(term) -> str:
 # --------------------------------------------------------------------------
 # whole circuit
 # --------------------------------------------------------------------------
-def expressibility_report(circuit, target="loihi2", *, weights: dict | None = None,
-                          seed: int = 0, trace_frac_bits: int = DEFAULT_TRACE_FRAC_BITS,
-                          quantization=None) -> list[RuleExpressibility]:
-    """One :class:`RuleExpressibility` per plastic projection, in circuit order.
-
-    The scaling constants need each projection's weight exponent: from
-    ``quantization`` (a :class:`~hardware_targets.circuit_quant.CircuitQuantization`),
-    else from quantising ``weights``, else ``circuit.init_weights(seed)``.
-    """
+def static_report(circuit, target="loihi2", *,
+                  trace_frac_bits: int = DEFAULT_TRACE_FRAC_BITS) -> list[RuleExpressibility]:
+    """:func:`rule_expressibility` of every plastic projection, in circuit order."""
     tgt = get_target(target) if isinstance(target, str) else target
     locs = {r.projection: r for r in locality_report(circuit)}
-    lsbs: dict[str, float | None] = {}
-    if tgt.state_bits is not None:
-        if quantization is None:
-            from hardware_targets.circuit_quant import quantize_circuit
-            w = weights if weights is not None else circuit.init_weights(seed)
-            quantization = quantize_circuit(circuit, w, tgt, include_tied=False)
-        lsbs = {p.projection: p.register_lsb for p in quantization}
-    return [rule_expressibility(circuit, p, tgt, register_lsb=lsbs.get(p.name),
-                                trace_frac_bits=trace_frac_bits, locality=locs[p.name])
+    return [rule_expressibility(circuit, p, tgt, trace_frac_bits=trace_frac_bits,
+                                locality=locs[p.name])
             for p in circuit.projections if p.rule is not None]
+
+
+def expressibility_report(circuit, target="loihi2", *, weights: dict | None = None,
+                          seed: int = 0, trace_frac_bits: int = DEFAULT_TRACE_FRAC_BITS,
+                          activity: dict | None = None, plan=None) -> list[RuleExpressibility]:
+    """One :class:`RuleExpressibility` per plastic projection, in circuit order.
+
+    On a target with a learning engine the rules are compiled
+    (:func:`hardware_targets.onchip.plan_onchip`, ``fixed_pt``, from ``weights``
+    or ``circuit.init_weights(seed)`` and the ``activity`` the post codes are
+    scaled by): each entry then carries the compiled rule string (what
+    ``LearningDense`` runs), its traces, the ``t_epoch`` and trace parameters,
+    and one :class:`ScalingConstant` per term (the wanted and the represented
+    weight change per unit of the product's factors). A rule the compiler
+    rejects is ``"no"`` with its reasons. ``plan``: a plan already made.
+    """
+    tgt = get_target(target) if isinstance(target, str) else target
+    static = static_report(circuit, tgt, trace_frac_bits=trace_frac_bits)
+    if tgt.state_bits is None or not static:
+        return static
+    from hardware_targets.onchip import plan_onchip
+
+    if plan is None:
+        w = weights if weights is not None else circuit.init_weights(seed)
+        plan = plan_onchip(circuit, w, "fixed_pt", activity=activity, seed=seed, static=static)
+    return [_compiled(r, plan) for r in static]
+
+
+def _compiled(r: RuleExpressibility, plan) -> RuleExpressibility:
+    """``r`` with what the plan compiled for it (or the plan's reasons)."""
+    from dataclasses import replace
+
+    if r.projection in plan.rejected:
+        return replace(r, expressible=False, reasons=tuple(dict.fromkeys(
+            r.reasons + plan.rejected[r.projection])))
+    ep = plan.projections.get(r.projection)
+    if ep is None:
+        return r
+    code = plan.post_codes[ep.post]
+    traces = {k: v for k, v in r.traces.items() if not k.startswith("post.")}
+    for t in code.traces:
+        what = {1: f"relu({t.variable})", -1: f"relu(-{t.variable})", 0: t.variable}[t.sign]
+        traces.setdefault(f"post.{t.variable}", "")
+        traces[f"post.{t.variable}"] = ", ".join(
+            x for x in (traces[f"post.{t.variable}"], f"{t.trace} = {what} x {t.scale:.4g}") if x)
+    if ep.pre.kind == "graded":
+        traces = {k: v for k, v in traces.items() if not k.startswith("pre.")}
+        traces[f"pre.{ep.pre.variable}"] = (f"x1 = payload / 2, payload = 2 x {ep.pre.variable} "
+                                            f"x {ep.pre.scale:g}")
+    else:
+        for k in [k for k in traces if k.startswith("pre.")]:
+            traces[k] = (f"x1 (the engine's trace of pre.{ep.pre.variable}'s spikes: tau "
+                         f"{ep.rule.x1_tau:g}, impulse {ep.rule.x1_impulse:g})")
+    constants = tuple(
+        ScalingConstant(t.term, float("nan"), t.wanted, ep.rule.products[t.products[0]].mantissa,
+                        ep.rule.products[t.products[0]].exp, t.rel_error) for t in ep.terms)
+    params = {k: v for k, v in ep.rule.trace_kwargs().items()
+              if k.startswith("x") and v}
+    reads = {f.var for p in ep.rule.products for f in p.factors}
+    kind = ("three-factor" if reads & {"x1", "x2"} and reads & {"y1", "y2", "y3"} else
+            "two-factor" if reads & {"x1", "x2", "y1", "y2", "y3"} else "synapse-local")
+    return replace(r, expressible=True, reasons=(), loihi_rule=ep.rule.lava_dw, kind=kind,
+                   rule_class="Loihi3FLearningRule" if ep.rule.three_factor
+                   else "Loihi2FLearningRule",
+                   t_epoch=ep.rule.t_epoch, traces=traces, trace_params=params,
+                   constants=constants)
 
 
 def format_expressibility(report) -> str:

@@ -300,7 +300,7 @@ class OnChipPlan:
 def plan_onchip(circuit, weights: dict, tag: str = "fixed_pt", *, activity: dict | None = None,
                 frac_bits: int = 12, pre_frac_bits: int = 6, headroom: float = 2.0,
                 lsb: dict | None = None, post_scale: dict | None = None,
-                seed: int = 0, dither: bool = True) -> OnChipPlan:
+                seed: int = 0, dither: bool = True, static=None) -> OnChipPlan:
     """The on-chip plan of ``circuit`` with ``weights`` for Lava ``tag``.
 
     activity: ``{"pop.var": values}`` recorded on representative input: each
@@ -312,14 +312,17 @@ def plan_onchip(circuit, weights: dict, tag: str = "fixed_pt", *, activity: dict
     engine's trace generators and the post codes' dither (``fixed``). dither:
     round the post codes stochastically (``fixed``; unbiased, so errors
     smaller than one trace step still learn on average) instead of to nearest.
+    static: the structural report (:func:`~hardware_targets.expressibility.static_report`),
+    if already made.
     """
-    from hardware_targets.expressibility import expressibility_report
+    from hardware_targets.expressibility import static_report
 
     if tag not in TAGS:
         raise OnChipError(f"unknown tag {tag!r}; choose one of {TAGS}")
     mode = "fixed" if tag == "fixed_pt" else "float"
     plan = OnChipPlan(circuit=circuit.name, tag=tag, frac_bits=int(frac_bits))
-    report = {r.projection: r for r in expressibility_report(circuit, "loihi2", weights=weights)}
+    report = {r.projection: r for r in (static if static is not None
+                                        else static_report(circuit, "loihi2"))}
     analyses: dict[str, dict] = {}
     for proj in circuit.plastic:
         why = tuple(x for x in report[proj.name].reasons
@@ -493,6 +496,8 @@ def _analyse(circuit, proj, sx: float) -> dict:
                             "the start; build the circuit with a decaying trace, "
                             "Trace(decay=exp(-1/tau), window_reset=False)")
                     tau, imp = -1.0 / math.log(tr.decay), tr.impulse
+                    if abs(tau - round(tau)) < 1e-6:    # exp(-1/8) read back as 7.9999999
+                        tau = float(round(tau))
                 elif cv is not None and _constant_value(circuit, proj.source, carried) == 1.0:
                     # a unit spiking at every step whose trace is a constant: the engine's
                     # trace of its spikes settles at impulse / (1 - decay) = the constant
@@ -536,6 +541,8 @@ def _analyse(circuit, proj, sx: float) -> dict:
 def _post_scale(key: str, activity, given, mode: str) -> float:
     if given and key in given:
         return float(given[key])
+    if mode == "float":    # no range to fit: one scale, so that every term is exact
+        return POST_TARGET
     if activity is not None and key in activity:
         v = np.abs(np.asarray(activity[key], dtype=np.float64))
         p = float(np.percentile(v, 99)) if v.size else 0.0

@@ -162,3 +162,80 @@ def run_block(rule: EngineRule, weights: np.ndarray, s: np.ndarray, bap: np.ndar
     finally:
         conn.stop()
     return sent, w, x1, x2
+
+
+# -- executing a plan's rules on the circuit's own activity ---------------------------------
+def execute_plan(circuit, weights: dict, plan, x, y=None, *, seed: int = 0) -> dict:
+    """Run every learning block of ``plan`` through Lava's ``LearningDense`` on the
+    circuit's own activity, and compare its weight change with the IR's.
+
+    The circuit is run on the reference backend for the rows of ``x`` (online,
+    training mode, no learning; :func:`~neuro_pc.backends.reference.engine.record_windows`);
+    each block is then driven, step by step, with the payloads and post traces
+    that activity gives (in ``plan``'s arithmetic) for one epoch per learning
+    step. ``ΔW_engine`` is its final minus its initial weights; ``ΔW_IR`` the sum
+    of the IR rule's window-end updates on the same activity. Returns
+    ``{projection: {"dw_ratio", "slope", "correlation", "zeroed_fraction",
+    "epochs", "steps", "post_saturated"}}``: ``dw_ratio`` the median of
+    ``ΔW_engine / ΔW_IR`` over the entries where ``ΔW_IR != 0``; ``slope`` the
+    least-squares ratio ``<ΔW_engine, ΔW_IR> / |ΔW_IR|²``; ``zeroed_fraction``
+    the share of those entries the engine left unchanged; ``post_saturated`` the
+    share of active post-trace values clipped at 127 (``fixed``).
+    """
+    from neuro_pc.backends.reference import ReferenceSimulator
+    from neuro_pc.backends.reference.engine import record_windows
+
+    rec = record_windows(circuit, weights, x, y, seed=seed)
+    n, T = next(iter(rec.values())).shape[:2]
+    mode, F = plan.mode, plan.frac_bits
+    tag_name = "fixed_pt" if mode == "fixed" else "floating_pt"
+
+    def state(key):          # (n*T, size) in the plan's arithmetic
+        v = rec[key].reshape(n * T, -1)
+        return np.rint(v * 2.0 ** F).astype(np.int64) if mode == "fixed" else v
+
+    # the IR's update: each window's, from its last step, summed
+    ref = ReferenceSimulator(circuit, weights, seed=seed)
+    end = {k: v[:, -1, :] for k, v in rec.items()}
+    ir = {name: dw * n for name, dw in ref._updates(end, ref.weights).items()}
+    out = {}
+    for name, ep in plan.projections.items():
+        proj = circuit.projection(name)
+        code = plan.post_codes[ep.post]
+        pre = state(f"{proj.source}.{ep.pre.variable}")
+        s = np.stack([ep.pre.payload(pre[t], mode, F) for t in range(n * T)], axis=1)
+        post = {v: state(f"{ep.post}.{v}") for v in code.variables()}
+        rng = code.generator()
+        size = circuit.population(ep.post).size
+        ys = np.stack([code.encode({v: post[v][t] for v in post}, size, mode, F, rng,
+                                   code.active(t % T, T, True)) for t in range(n * T)], axis=2)
+        units0 = ep.to_units(weights[name], mode)
+        _, units1, _, _ = run_block(ep.rule, units0, s, np.zeros((size, n * T), dtype=bool), ys,
+                                    tag_name=tag_name, weight_exp=ep.weight_exp,
+                                    num_weight_bits=ep.num_weight_bits,
+                                    graded_payload=ep.graded_payload)
+        first = units0.copy()
+        if mode == "fixed":   # Lava truncates the weights at the run's first step
+            k = 9 - ep.num_weight_bits
+            first = (first >> k) << k
+        d_engine = ep.from_units(units1) - ep.from_units(first)
+        d_ir = ir[name]
+        active = ys[:, :, T - 1::T]
+        used = [("y1", "y2", "y3").index(k) for k in code.used]
+        out[name] = dict(compare_updates(d_engine, d_ir), epochs=int(n), steps=int(n * T),
+                         post_saturated=float(np.mean(active[used] >= 127))
+                         if mode == "fixed" else 0.0)
+    return out
+
+
+def compare_updates(d_engine: np.ndarray, d_ir: np.ndarray) -> dict:
+    """How an engine's weight change matches the IR's (see :func:`execute_plan`)."""
+    d_engine, d_ir = np.asarray(d_engine, float).ravel(), np.asarray(d_ir, float).ravel()
+    nz = np.abs(d_ir) > 1e-12 * max(np.abs(d_ir).max(initial=0.0), 1e-300)
+    if not nz.any():
+        return {"dw_ratio": None, "slope": None, "correlation": None, "zeroed_fraction": None}
+    ratio = float(np.median(d_engine[nz] / d_ir[nz]))
+    slope = float(d_engine @ d_ir / (d_ir @ d_ir))
+    corr = float(np.corrcoef(d_engine, d_ir)[0, 1]) if d_engine.std() > 0 else 0.0
+    return {"dw_ratio": ratio, "slope": slope, "correlation": corr,
+            "zeroed_fraction": float(np.mean(d_engine[nz] == 0))}

@@ -312,3 +312,24 @@ def window_end_activity(circuit: Circuit, weights: dict, x, y=None, *, seed: int
     sim.present(np.asarray(x, dtype=np.float64), None if y is None else
                 np.asarray(y, dtype=np.float64), train=y is not None, learn=False)
     return {k: v[-1] for k, v in sim.monitor.items()}
+
+
+def record_windows(circuit: Circuit, weights: dict, x, y=None, *, seed: int = 0,
+                   masks=None) -> dict[str, np.ndarray]:
+    """Every variable at every step of ``len(x)`` windows presented online (one
+    after the other, state carried over, training mode, no learning):
+    ``{"pop.var": (n_windows, T, size)}`` -- the activity a learning block is
+    driven with when ``neuro-pc check`` executes its rule."""
+    from neuro_pc.backends.reference import ReferenceSimulator
+
+    record = [(p.name, v) for p in circuit.populations for v in p.variables]
+    sim = ReferenceSimulator(circuit, weights, seed=seed, masks=masks, record=record)
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    y = None if y is None else np.atleast_2d(np.asarray(y, dtype=np.float64))
+    out = {f"{p}.{v}": [] for p, v in record}
+    for i in range(len(x)):
+        sim.present(x[i:i + 1], None if y is None else y[i:i + 1], train=y is not None,
+                    learn=False)
+        for k in out:
+            out[k].append(sim.monitor[k][:, 0, :])
+    return {k: np.stack(v) for k, v in out.items()}
