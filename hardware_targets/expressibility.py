@@ -773,6 +773,16 @@ def format_expressibility(report) -> str:
         if not d["expressible"]:
             n += [f"  no: {x}" for x in d["reasons"]]
         n += [f"  if: {x}" for x in d["conditions"]]
+        ex = d.get("executed")
+        if ex:
+            n.append(f"  executed ({ex['epochs']} epochs through Lava's fixed_pt LearningDense): "
+                     f"ΔW/ΔW_IR median {ex['dw_ratio']:.3f}, slope {ex['slope']:.3f}, "
+                     f"correlation {ex['correlation']:.4f}, "
+                     f"zeroed {100 * ex['zeroed_fraction']:.1f} %"
+                     if ex.get("dw_ratio") is not None else
+                     f"  executed ({ex['epochs']} epochs): the IR's update was zero")
+        elif d.get("executed_note") and d["expressible"]:
+            n.append(f"  not executed: {d['executed_note']}")
         if d["traces"]:
             n.insert(0, "  traces: " + ", ".join(f"{k} -> {v}" for k, v in d["traces"].items()))
         notes.append(n)

@@ -664,3 +664,54 @@ def _float_pre(a: dict, traces, lsb_w: float | None):
         sx = pre.scale * K / target
     new = PreCode(pre.population, pre.variable, pre.kind, sx)
     return new, lsb_w or _register_lsb(None, 1.0, new, "float")
+
+
+# --------------------------------------------------------------------------- execution verdicts
+#: what an executed rule must show to be called "on chip" (``neuro-pc check``)
+EXECUTED_MIN_CORRELATION = 0.99
+EXECUTED_MAX_RATIO_ERROR = 0.10
+
+
+def execution_problems(ex: dict) -> list[str]:
+    """What is off in an executed rule's weight change (empty: it earns its verdict).
+
+    ``ex``: one entry of :func:`neuro_pc.backends.lava.engine.execute_plan`."""
+    out = []
+    if ex.get("dw_ratio") is None:
+        return ["the IR's update was zero on the activity used: nothing to compare"]
+    r, c = ex["dw_ratio"], ex["correlation"]
+    if abs(r - 1.0) > EXECUTED_MAX_RATIO_ERROR:
+        out.append(f"learning-rate error {100 * (r - 1):+.0f} % (median ΔW_engine/ΔW_IR = "
+                   f"{r:.3f})")
+    if c is None or c < EXECUTED_MIN_CORRELATION:
+        why = []
+        if ex.get("zeroed_fraction"):
+            why.append(f"{100 * ex['zeroed_fraction']:.0f} % of the changes the IR makes "
+                       "are 0 on the engine")
+        if ex.get("post_saturated"):
+            why.append(f"the post traces saturate (127) for {100 * ex['post_saturated']:.1f} % "
+                       "of the values")
+        out.append(f"correlation {c:.3f} < {EXECUTED_MIN_CORRELATION} with the IR's update"
+                   + (f" ({'; '.join(why)})" if why else ""))
+    elif ex.get("post_saturated", 0) > 0.01:
+        out.append(f"the post traces saturate (127) for {100 * ex['post_saturated']:.1f} % of "
+                   "the values")
+    return out
+
+
+def judge(entry: dict, ex: dict | None, why_not: str | None = None) -> dict:
+    """An expressibility entry (``as_dict()``) with its execution: ``executed`` (the
+    measurement, or ``None`` and ``executed_note``), and the final verdict: a rule
+    that compiles but whose execution shows a problem is ``"no"``."""
+    entry = dict(entry)
+    entry["executed"] = ex
+    if ex is None:
+        entry["executed_note"] = why_not or "not executed"
+        return entry
+    problems = execution_problems(ex)
+    entry["executed_problems"] = problems
+    if problems and entry["expressible"]:
+        entry["expressible"] = False
+        entry["verdict"] = "no"
+        entry["reasons"] = list(entry["reasons"]) + [f"executed: {p}" for p in problems]
+    return entry

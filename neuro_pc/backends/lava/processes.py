@@ -6,7 +6,8 @@ names, so their classes are made here at compile time (``type(...)``) and
 handed to Lava through ``Loihi2SimCfg(exception_proc_model_map=...)``.
 
 * :func:`population_classes` — one population: in-ports ``in_<port>`` (the
-  summed projections), ``st_<var>`` (streams, from a ``RingBuffer``),
+  summed projections), the streamed variables' data (``cfg["streams"]``: one row
+  per window of the run, held by the process: no source process, no channel),
   out-ports ``out_<var>`` (graded spikes: the variable's value), Vars
   ``v_<var>`` and ``rec`` (the readout at the end of every window), and
   ``mon_<var>`` for every monitored variable (its value after every step of
@@ -105,8 +106,6 @@ def population_classes(name: str, size: int, *, variables, in_ports, streams, ou
                     setattr(self, port_attr[p], InPort(shape=(size,)))
             for b in engine_out:
                 setattr(self, f"eng_{b}", OutPort(shape=(size,)))
-            for s in streams:
-                setattr(self, f"st_{s}", InPort(shape=(size,)))
             for v in outs:
                 setattr(self, f"out_{v}", OutPort(shape=(size,)))
             for v in variables:
@@ -129,8 +128,6 @@ def population_classes(name: str, size: int, *, variables, in_ports, streams, ou
         attrs[port_attr[p]] = LavaPyType(PyInPort.VEC_DENSE, dtype, precision=24)
     for b in engine_out:
         attrs[f"eng_{b}"] = LavaPyType(PyOutPort.VEC_DENSE, dtype, precision=24)
-    for s in streams:
-        attrs[f"st_{s}"] = LavaPyType(PyInPort.VEC_DENSE, dtype, precision=24)
     for v in outs:
         attrs[f"out_{v}"] = LavaPyType(PyOutPort.VEC_DENSE, dtype, precision=24)
     for v in variables:
@@ -147,6 +144,8 @@ def population_classes(name: str, size: int, *, variables, in_ports, streams, ou
         self._learn = np.asarray(cfg.get("learn_flags", self._train))
         self._pre_codes = cfg.get("pre_codes", {})
         self._post_code = cfg.get("post_code")
+        self._streams = {s: np.asarray(d, dtype=np.int64 if fixed else np.float64)
+                         for s, d in cfg.get("streams", {}).items()}
         self._frac_bits = cfg.get("frac_bits", 12)
         self._mode = "fixed" if fixed else "float"
         self._dither = self._post_code.generator() if self._post_code is not None else None
@@ -173,10 +172,8 @@ def population_classes(name: str, size: int, *, variables, in_ports, streams, ou
                 P[p] = a.reshape(1, -1)
             else:
                 P[p] = 0 if fixed else 0.0
-        X = {}
-        for s in streams:
-            a = getattr(self, f"st_{s}").recv()
-            X[s] = (a.astype(np.int64) if fixed else a).reshape(1, -1)
+        # streams: the run's data, one row per window (held by the process itself)
+        X = {s: self._streams[s][w:w + 1] for s in streams}
         if fixed:
             V = {v: getattr(self, f"v_{v}").astype(np.int64).reshape(1, -1) for v in variables}
             train = int(self._train[w])

@@ -12,7 +12,8 @@ Mapping (docs/backends/lava.md):
 * ``fixed_pt``: every projection → Lava's bit-accurate ``Dense`` with weights
   quantised through ``hardware_targets`` (inference only; see
   :mod:`neuro_pc.backends.lava.fixed`);
-* streams → ``lava.proc.io.source.RingBuffer`` holding every step of the run.
+* streams → held by the population process that reads them (one row per
+  window of the run; no source process or channel, which Lava charges per step).
 
 One call of :meth:`LavaSimulator.run_windows` (and so of ``train``,
 ``predict``, ``present``) is one Lava ``run()`` over all its windows, with
@@ -303,7 +304,6 @@ class _Network:
     def __init__(self, sim: LavaSimulator, streams, n, train_flags, learn_flags, error_dir,
                  mon_steps: int = 0):
         from lava.proc.dense.process import Dense
-        from lava.proc.io.source import RingBuffer
 
         from neuro_pc.backends.lava.processes import plastic_dense_classes, population_classes
 
@@ -371,24 +371,16 @@ class _Network:
                    "all_ports": pop.ports, "globals": sim._globals(),
                    "step_source": sim._step_sources[pop.name], "port_range": port_range,
                    "error_dir": error_dir, "pre_codes": {b: blocks[b].pre for b in feeds},
-                   "post_code": code, "frac_bits": plan.frac_bits if plan else 12}
+                   "post_code": code, "frac_bits": plan.frac_bits if plan else 12,
+                   "streams": {var: (quantize_input(streams[st], sim.precision) if fixed
+                                     else np.asarray(streams[st], dtype=np.float64))
+                               for var, st in pop.streams.items()}}
             init = {v: np.asarray(state(pop.name, v)).reshape(-1) for v in pop.variables}
             proc = P(init=init, n_windows=n, mon_steps=self.mon_steps, cfg=cfg)
             self.pops[pop.name] = proc
             self.model_map[proc] = M
             self.model_map[P] = M
         self.anchor = self.pops[c.populations[0].name]
-
-        # streams
-        self.sources = []
-        for pop in c.populations:
-            for var, stream in pop.streams.items():
-                data = np.repeat(streams[stream], T, axis=0).T  # (width, n*T)
-                if fixed:
-                    data = quantize_input(data, sim.precision).astype(np.int32)
-                src = RingBuffer(data=data)
-                src.s_out.connect(getattr(self.pops[pop.name], f"st_{var}"))
-                self.sources.append(src)
 
         # fixed projections -> Lava Dense
         self.plan = {}
