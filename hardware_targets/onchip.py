@@ -278,6 +278,15 @@ class OnChipPlan:
     def mode(self) -> str:
         return "fixed" if self.tag == "fixed_pt" else "float"
 
+    def formats(self) -> dict:
+        """The number formats a trained network keeps: pass them back to
+        :func:`plan_onchip` (``lsb``, ``pre_scale``, ``post_scale``) to compile the
+        same blocks for its trained weights (an artifact stores them)."""
+        return {"lsb": {n: ep.lsb for n, ep in self.projections.items()},
+                "pre_scale": {n: ep.pre.scale for n, ep in self.projections.items()},
+                "post_scale": {f"{pop}.{t.variable}": t.scale
+                               for pop, code in self.post_codes.items() for t in code.traces}}
+
     def check_complete(self, circuit) -> "OnChipPlan":
         """Raise :class:`OnChipError` naming every plastic projection not compiled."""
         if self.rejected:
@@ -296,19 +305,35 @@ class OnChipPlan:
                 "rejected": {k: list(v) for k, v in self.rejected.items()}}
 
 
+def plan_metadata(plan: OnChipPlan) -> dict:
+    """What an artifact of a network trained on the engine records (``"onchip"``)."""
+    return {"tag": plan.tag, "frac_bits": plan.frac_bits, "formats": plan.formats()}
+
+
+def plan_options_from(metadata: dict, tag: str) -> dict | None:
+    """:func:`plan_onchip` keyword arguments that rebuild an artifact's blocks for
+    ``tag`` (None when the artifact was not trained on the engine in that tag)."""
+    onchip = (metadata or {}).get("onchip")
+    if not onchip or onchip.get("tag") != tag:
+        return None
+    return {**onchip["formats"]}
+
+
 # --------------------------------------------------------------------------- compiling
 def plan_onchip(circuit, weights: dict, tag: str = "fixed_pt", *, activity: dict | None = None,
                 frac_bits: int = 12, pre_frac_bits: int = 6, headroom: float = 2.0,
                 lsb: dict | None = None, post_scale: dict | None = None,
-                seed: int = 0, dither: bool = True, static=None) -> OnChipPlan:
+                pre_scale: dict | None = None, seed: int = 0, dither: bool = True,
+                static=None) -> OnChipPlan:
     """The on-chip plan of ``circuit`` with ``weights`` for Lava ``tag``.
 
     activity: ``{"pop.var": values}`` recorded on representative input: each
     post factor's 99th percentile of ``|v|`` is coded as 64 (default: ``|v|``
     up to 1). pre_frac_bits: ``sx = 2**pre_frac_bits`` (fixed). headroom: the
     register spans ``headroom`` times the initial largest weight. lsb
-    ``{projection: weight per step}`` and post_scale ``{"pop.var": sy}`` keep
-    the formats of an earlier plan (re-planning a trained network). seed: the
+    ``{projection: weight per step}``, pre_scale ``{projection: sx}`` and
+    post_scale ``{"pop.var": sy}`` keep the formats of an earlier plan
+    (:meth:`OnChipPlan.formats`: re-planning a trained network). seed: the
     engine's trace generators and the post codes' dither (``fixed``). dither:
     round the post codes stochastically (``fixed``; unbiased, so errors
     smaller than one trace step still learn on average) instead of to nearest.
@@ -336,7 +361,8 @@ def plan_onchip(circuit, weights: dict, tag: str = "fixed_pt", *, activity: dict
             plan.rejected[proj.name] = why
             continue
         try:
-            analyses[proj.name] = _analyse(circuit, proj, 2.0 ** pre_frac_bits)
+            analyses[proj.name] = _analyse(circuit, proj, (pre_scale or {}).get(
+                proj.name, 2.0 ** pre_frac_bits))
         except OnChipError as exc:
             plan.rejected[proj.name] = (str(exc),)
 
@@ -364,7 +390,8 @@ def plan_onchip(circuit, weights: dict, tag: str = "fixed_pt", *, activity: dict
     lsbs = _choose_lsbs(analyses, weights, headroom, mode, lsb or {})
     if mode == "float":
         for name, a in analyses.items():   # per-block sx: the first term's K is exact
-            a["pre"], lsbs[name] = _float_pre(a, codes[a["post"]], (lsb or {}).get(name))
+            if name not in (pre_scale or {}):
+                a["pre"], lsbs[name] = _float_pre(a, codes[a["post"]], (lsb or {}).get(name))
     elif post_scale is None:
         # each post variable's scale absorbs the mantissa of the first term that reads
         # it (and comes down when that term's constant is below the engine's range)

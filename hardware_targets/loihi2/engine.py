@@ -87,7 +87,7 @@ ACCUMULATOR_MIN = -(1 << ACCUMULATOR_U) - 1
 ACC_SHIFT = 16 - (WEIGHT_BITS_U + 1)          # W_ACCUMULATOR_S - W_WEIGHTS_S = 7
 S_MANT_BITS = 4                     # W_S_MANT
 FACTOR_BITS = {"x0": 1, "y0": 1, "x1": TRACE_BITS, "x2": TRACE_BITS, "y1": TRACE_BITS,
-               "y2": TRACE_BITS, "y3": TRACE_BITS, "w": WEIGHT_BITS_U + 1, "C": 8}
+               "y2": TRACE_BITS, "y3": TRACE_BITS, "w": WEIGHT_BITS_U + 1}
 TRACES = ("x1", "x2", "y1", "y2", "y3")
 DEPENDENCIES = ("x0", "y0", "u")
 #: how a pre spike's payload reaches the pre traces (Lava GradedSpikeCfg)
@@ -100,8 +100,9 @@ CONN_VAR_SEED = 2
 
 @dataclass(frozen=True)
 class Factor:
-    """``(var + const)``, or ``sgn(var + const)``; ``var`` a trace, ``"w"``, a
-    dependency, or ``"C"`` (the constant alone)."""
+    """``(var + const)``, or ``sgn(var + const)``; ``var`` a trace, ``"w"`` or a
+    dependency (a number on its own is not a factor: Lava folds it into the
+    product's scaling mantissa)."""
 
     var: str
     const: int = 0
@@ -114,11 +115,11 @@ class Factor:
             raise ValueError("sgn() applies to the weight only")
 
     def lava(self) -> str:
-        if self.var == "C":
-            return f"({self.const})"
-        body = self.var if not self.const else \
-            f"({self.var} {'+' if self.const > 0 else '-'} {abs(self.const)})"
-        return f"sgn({body})" if self.sgn else body
+        inner = self.var if not self.const else \
+            f"{self.var} {'+' if self.const > 0 else '-'} {abs(self.const)}"
+        if self.sgn:
+            return f"sgn({inner})"
+        return f"({inner})" if self.const else inner
 
 
 @dataclass(frozen=True)
@@ -461,9 +462,7 @@ class EngineSynapses:
         self.ty[:] = 0
 
     def _factor(self, f: Factor, dependency: str, ev: dict, dep: dict):
-        if f.var == "C":
-            return np.asarray(f.const)
-        if f.var in DEPENDENCIES or f.var in ("x0", "y0"):
+        if f.var in ("x0", "y0"):
             v = dep[f.var]
         elif f.var in TRACES:
             v = ev[f"{f.var}_{dependency}"]

@@ -125,17 +125,41 @@ class Simulator(ABC):
         return float(np.mean(self.predict(x) == labels))
 
     def artifact(self, **metadata) -> Artifact:
-        meta = {"backend": self.backend, "seed": self.seed, **metadata}
+        meta = {"backend": self.backend, "seed": self.seed, **self._metadata(), **metadata}
         stored = {p.name for p in self.circuit.stored}
         return Artifact(circuit=self.circuit,
                         weights={k: np.array(v) for k, v in self.weights.items() if k in stored},
                         masks=dict(self.masks), metadata=meta)
 
+    def _metadata(self) -> dict:
+        """What a backend adds to its artifacts' metadata: a network trained on the
+        learning engine records its number formats (``"onchip"``)."""
+        plan = getattr(self, "plan", None)
+        if plan is None:
+            return {}
+        from hardware_targets.onchip import plan_metadata
+
+        return {"onchip": plan_metadata(plan)}
+
     def save(self, path, **metadata):
         return save_artifact(path, self.artifact(**metadata))
 
+    #: how plastic projections learn unless told, and the default arithmetic tag
+    default_learning = "rule"
+    default_tag: str | None = None
+
     @classmethod
     def from_artifact(cls, artifact: Artifact, **kwargs) -> "Simulator":
+        """The artifact's circuit and weights on this backend. A network trained on
+        the learning engine is compiled again with the number formats its artifact
+        records (when the tag is the same), so that its weights are the same
+        register values."""
+        if kwargs.get("learning", cls.default_learning) == "engine" and kwargs.get("plan") is None:
+            from hardware_targets.onchip import plan_options_from
+
+            opts = plan_options_from(artifact.metadata, kwargs.get("tag", cls.default_tag))
+            if opts is not None:
+                kwargs["plan_options"] = {**opts, **(kwargs.get("plan_options") or {})}
         return cls(artifact.circuit, artifact.weights, masks=artifact.masks or None,
                    seed=artifact.metadata.get("seed", 0), **kwargs)
 

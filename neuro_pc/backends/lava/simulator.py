@@ -76,6 +76,7 @@ class LavaSimulator(Simulator):
     """
 
     backend = "lava"
+    default_tag = "floating_pt"
 
     def __init__(self, circuit: Circuit, weights=None, *, seed: int = 0, masks=None,
                  tag: str = "floating_pt", frac_bits: int | None = None,

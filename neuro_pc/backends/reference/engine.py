@@ -88,6 +88,8 @@ class EngineSimulator(Simulator):
     """
 
     backend = "reference-engine"
+    default_learning = "engine"
+    default_tag = "fixed_pt"
 
     def __init__(self, circuit: Circuit, weights=None, *, seed: int = 0, masks=None,
                  tag: str = "fixed_pt", plan=None, activity: dict | None = None,
