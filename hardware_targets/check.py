@@ -58,10 +58,17 @@ def format_check(report: dict) -> str:
            f"-- expressibility on {report.get('target', '?')}",
            format_expressibility(report["expressibility"]), "",
            f"-- resources on {report.get('target', '?')}", _format_resources(report["resources"])]
-    n_on = sum(e["expressible"] for e in report["expressibility"])
-    n_if = sum(e["verdict"] == "yes, if" for e in report["expressibility"])
-    out += ["", f"summary: {n_on}/{len(report['expressibility'])} rules on chip"
+    entries = report["expressibility"]
+    n_on = sum(e["expressible"] for e in entries)
+    n_if = sum(e["verdict"] == "yes, if" for e in entries)
+    n_ex = sum(bool(e.get("executed")) and e["expressible"] for e in entries)
+    n_not = sum(e["expressible"] and "executed_note" in e for e in entries)
+    ex = report.get("executed_on")
+    out += ["", f"summary: {n_on}/{len(entries)} rules on chip"
             + (f" ({n_if} with conditions)" if n_if else "")
+            + (f"; {n_ex} executed through Lava's {ex['tag']} LearningDense on "
+               f"{ex['samples']} windows of {ex['data']}" if n_ex and ex else "")
+            + (f"; {n_not} compile but were NOT executed" if n_not else "")
             + ("; fits" if report["resources"].get("fits") else "; does NOT fit")]
     return "\n".join(out)
 

@@ -69,6 +69,10 @@ GRADED_X1_TAU = 255
 ZERO_PAYLOAD = {"fixed": 1, "float": 2.0 ** -60}
 #: where the 99th percentile of a post factor's magnitude lands in the 7-bit trace
 POST_TARGET = 64.0
+#: the smallest scaling constant the engine holds (s_mant = 1, s_exp = -7)
+LOWEST_SCALE = 2.0 ** -7
+#: the range the register of an all-zero (bias) matrix is given
+ZERO_MATRIX_RANGE = 0.99
 #: the time constant of the trace a constant spiking pre unit (bias) is given
 CONSTANT_TRACE_TAU = 8
 TAGS = ("floating_pt", "fixed_pt")
@@ -393,27 +397,30 @@ def plan_onchip(circuit, weights: dict, tag: str = "fixed_pt", *, activity: dict
             if name not in (pre_scale or {}):
                 a["pre"], lsbs[name] = _float_pre(a, codes[a["post"]], (lsb or {}).get(name))
     elif post_scale is None:
-        # each post variable's scale absorbs the mantissa of the first term that reads
-        # it (and comes down when that term's constant is below the engine's range)
-        done = set()
-        for name, a in analyses.items():
-            pop = a["post"]
-            for term in a["terms"]:
-                var = term["post"]
-                if var is None or (pop, var) in done:
+        # each post variable's scale: from the calibration (99th percentile -> 64), then
+        # moved (within the trace's range) so that the first term reading it has a
+        # constant the engine holds exactly, and no term's constant is below the lowest
+        for pop, var in dict.fromkeys((a["post"], t["post"]) for a in analyses.values()
+                                      for t in a["terms"] if t["post"] is not None):
+            ks = []
+            for name, a in analyses.items():
+                if a["post"] != pop:
                     continue
-                done.add((pop, var))
-                t, sgn = _rails(term, codes[pop])[0]
-                factors = _factors(term, t)
-                shift = product_shift(Product(1, 0, "u", factors))
-                K = abs(_K(term, sgn, t, a, lsbs[name])) * 2.0 ** shift
-                lowest = 2.0 ** -7          # s_mant = 1, s_exp = -7
-                best = nearest_scaling_constant(max(K, lowest))
-                if best is None:
-                    continue
-                ratio = K / (abs(best[0]) * 2.0 ** best[1])
-                codes[pop] = [PostTrace(x.trace, x.variable, x.sign, x.scale * ratio)
-                              if x.variable == var else x for x in codes[pop]]
+                for term in a["terms"]:
+                    if term["post"] == var:
+                        t, sgn = _rails(term, codes[pop])[0]
+                        shift = product_shift(Product(1, 0, "u", _factors(term, t)))
+                        ks.append(abs(_K(term, sgn, t, a, lsbs[name])) * 2.0 ** shift)
+            # the first term's constant R: the smallest the engine holds that keeps every
+            # other term's constant (scaled by the same factor) >= the lowest, and the
+            # trace's range (the 99th percentile may grow from 64 to at most 127)
+            target = _ceil_scaling(max(LOWEST_SCALE * ks[0] / min(ks),
+                                       ks[0] * POST_TARGET / TRACE_MAX))
+            if target is None:
+                continue
+            ratio = ks[0] / target          # sy * ratio: the first term's K becomes target
+            codes[pop] = [PostTrace(x.trace, x.variable, x.sign, x.scale * ratio)
+                          if x.variable == var else x for x in codes[pop]]
 
     for name, a in analyses.items():
         try:
@@ -560,6 +567,12 @@ def _analyse(circuit, proj, sx: float) -> dict:
     # a graded payload is rewritten at every step, so one epoch per window suffices;
     # a spike trace needs one-step epochs to follow its recursion
     t_epoch = 1 if (kind == "spikes" or rule.every_step) else int(circuit.schedule.window)
+    cv = _constant_value(circuit, proj.source, carried)
+    if kind == "graded" and cv is not None and 0 < abs(cv) <= 1:
+        # a constant (the bias unit) needs no resolution: x1 = 1 codes it exactly, and its
+        # block's scaling constant is then far above the engine's lowest, so it does not
+        # force the post traces of its population to a coarser scale
+        sx = 1.0
     return {"pre": PreCode(proj.source, carried, kind, sx), "post": proj.target,
             "post_vars": post_vars, "terms": terms, "x1_tau": x1_tau, "impulse": impulse,
             "t_epoch": t_epoch}
@@ -578,6 +591,17 @@ def _post_scale(key: str, activity, given, mode: str) -> float:
     return POST_TARGET
 
 
+def _ceil_scaling(value: float) -> float | None:
+    """The smallest ``m * 2**e`` (m in 1..7, e in -7..8) that is >= ``value``."""
+    best = None
+    for e in range(-7, 9):
+        m = math.ceil(value / 2.0 ** e - 1e-12)
+        if 1 <= m <= 7:
+            v = m * 2.0 ** e
+            best = v if best is None else min(best, v)
+    return best
+
+
 def _register_lsb(w, headroom: float, pre: PreCode, mode: str) -> float | None:
     """The weight per register step (``fixed``: a power of two such that
     ``headroom * max|W|`` fits 255 steps; None for an all-zero matrix)."""
@@ -591,15 +615,13 @@ def _register_lsb(w, headroom: float, pre: PreCode, mode: str) -> float | None:
 
 def _choose_lsbs(analyses: dict, weights: dict, headroom: float, mode: str,
                  given: dict) -> dict:
-    """Per block weight LSB; an all-zero matrix (a bias) takes the finest LSB of
-    the blocks into the same population (it adds to the same input), else 2**-9."""
+    """Per block weight LSB; an all-zero matrix (a bias) gets room for weights up to
+    ``ZERO_MATRIX_RANGE``."""
     lsbs = {n: given.get(n) or _register_lsb(weights[n], headroom, a["pre"], mode)
             for n, a in analyses.items()}
     for n, a in analyses.items():
-        if lsbs[n] is None:
-            peers = [lsbs[m] for m, b in analyses.items() if b["post"] == a["post"]
-                     and lsbs[m] is not None]
-            lsbs[n] = min(peers) if peers else 2.0 ** -9
+        if lsbs[n] is None:     # room for weights up to ZERO_MATRIX_RANGE
+            lsbs[n] = _register_lsb(np.array([ZERO_MATRIX_RANGE]), 1.0, a["pre"], mode)
     return lsbs
 
 

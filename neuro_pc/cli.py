@@ -108,14 +108,19 @@ def _cmd_locality(args) -> int:
 
 def _cmd_check(args) -> int:
     from hardware_targets.base import get_target
-    from hardware_targets.check import check_report, format_check
+    from hardware_targets.check import format_check
+
+    from neuro_pc.experiments.onchip import checked_report
 
     try:
         get_target(args.target)
     except (ValueError, KeyError) as exc:
         raise UsageError(f"--target: {exc}") from None
     circuits = load_circuits(args.path)
-    reports = {n: check_report(c, target=args.target) for n, c in circuits.items()}
+    x, y = _check_data(args.path)
+    reports = {n: checked_report(c, target=args.target, x=x, y=y, samples=args.samples,
+                                 execute=not args.no_execute)
+               for n, c in circuits.items()}
     if args.json:
         print(json.dumps(reports, indent=1, default=str))
     else:
@@ -124,6 +129,22 @@ def _cmd_check(args) -> int:
             print(format_check(rep))
             print()
     return EXIT_OK
+
+
+def _check_data(path: str):
+    """The training inputs and one-hot targets of an experiment config's data set (the
+    activity ``check`` executes rules on), or ``(None, None)``."""
+    if Path(path).suffix != ".toml":
+        return None, None
+    from neuro_pc.experiments import load_config
+
+    data_cfg = getattr(load_config(path), "data", None)
+    if data_cfg is None or not hasattr(data_cfg, "name"):
+        return None, None
+    from neuro_pc.data import load_dataset
+
+    data = load_dataset(data_cfg.name, seed=0, **data_cfg.loader_options())
+    return data.x_train, data.one_hot(data.y_train)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -163,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("path", help="experiment .toml, circuit .json or artifact .npz")
     chk.add_argument("--target", default="loihi2")
     chk.add_argument("--json", action="store_true")
+    chk.add_argument("--samples", type=int, default=100, metavar="N",
+                     help="windows of the circuit's own activity each compiled rule is "
+                          "executed on in Lava's fixed_pt LearningDense (default 100)")
+    chk.add_argument("--no-execute", action="store_true",
+                     help="report what compiles without running it through Lava")
     chk.set_defaults(func=_cmd_check)
     return parser
 

@@ -38,6 +38,7 @@ KINDS = {
     "rank_collapse": "neuro_pc.experiments.rank_collapse",
     "mpc": "neuro_pc.experiments.mpc",
     "spiking": "neuro_pc.experiments.spiking",
+    "onchip": "neuro_pc.experiments.onchip",
 }
 
 
