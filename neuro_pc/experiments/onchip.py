@@ -209,9 +209,12 @@ def run(config, backend: str | None = None, progress: bool = True,
                         "steps_per_s": round(steps / t_train, 1) if t_train else None,
                         "plan": sim.plan.as_dict()}
                 if cfg.train.emulate and seed == cfg.train.seeds[0]:
+                    # the same calls on the emulation (an inference run too: Lava truncates
+                    # the weights to num_weight_bits at every run's first step)
                     emu = EngineSimulator(circuit, seed=seed, tag=tag, plan=sim.plan)
                     emu.train(data.x_train, Y, epochs=epochs, seed=seed)
-                    run_["emulation"] = _equality(sim, emu, tag)
+                    emu_acc = emu.evaluate(data.x_test, data.y_test)
+                    run_["emulation"] = dict(_equality(sim, emu, tag), accuracy=emu_acc)
                 entry["engine"].setdefault(tag, []).append(run_)
                 if checkpoint is not None:
                     checkpoint({"circuit": circuit.name, "tag": tag, **{k: v for k, v in
@@ -221,7 +224,7 @@ def run(config, backend: str | None = None, progress: bool = True,
 
 
 def _equality(sim, emu, tag: str) -> dict:
-    """How Lava's learned weights compare with the emulation's."""
+    """How Lava's learned weights compare with the emulation's (after the same runs)."""
     diff = max(float(np.abs(np.asarray(sim.units[k], float) - np.asarray(emu.units[k], float))
                      .max()) for k in emu.units)
     exact = tag == "fixed_pt"
