@@ -36,11 +36,13 @@ def check_report(circuit, target: str = "loihi2", *, weights: dict | None = None
     w = weights if weights is not None else circuit.init_weights(seed)
     quant = quantize_circuit(circuit, w, tgt, include_tied=False)
     expr = expressibility_report(circuit, tgt, weights=w, seed=seed, activity=activity)
-    try:
-        resources = map_circuit(circuit, tgt).as_dict()
-    except MappingError as exc:
-        resources = {"target": tgt.name, "fits": False, "error": str(exc),
-                     "population": getattr(exc, "population", None)}
+    resources = _resources(circuit, tgt)
+    compiled = [e.projection for e in expr if e.expressible and e.loihi_rule]
+    learning = None
+    if compiled and tgt.state_bits is not None:
+        le = tgt.spec.learning
+        learning = _resources(circuit, tgt, {n: le.weight_factor_bits for n in compiled})
+        learning["note"] = learning_memory_note(circuit, compiled, le)
     return {
         "circuit": circuit.name,
         "target": tgt.name,
@@ -48,8 +50,34 @@ def check_report(circuit, target: str = "loihi2", *, weights: dict | None = None
         "locality": [r.as_dict() for r in locality_report(circuit)],
         "expressibility": [e.as_dict() for e in expr],
         "resources": resources,
+        "resources_learning": learning,
         "quantization": quant.report(),
     }
+
+
+def _resources(circuit, tgt, bits_of=None) -> dict:
+    try:
+        return map_circuit(circuit, tgt, synapse_bits_of=bits_of).as_dict()
+    except MappingError as exc:
+        return {"target": tgt.name, "fits": False, "error": str(exc),
+                "population": getattr(exc, "population", None)}
+
+
+def learning_memory_note(circuit, blocks, le) -> str:
+    """What learning adds to the chip's memory, for the blocks named (Lava's widths)."""
+    sizes = {p.name: p.size for p in circuit.populations}
+    pre = sum(sizes[circuit.projection(n).source] for n in blocks)
+    post = len({circuit.projection(n).target for n in blocks})
+    post_n = sum(sizes[p] for p in {circuit.projection(n).target for n in blocks})
+    x_bits = 2 * le.trace_bits + le.epoch_time_bits
+    y_bits = 3 * le.trace_bits + le.epoch_time_bits
+    return (f"learning blocks {', '.join(blocks)}: each synapse holds its weight as the engine "
+            f"updates it, {le.weight_factor_bits} bits signed (Lava W_WEIGHTS_S; a static "
+            f"synapse here counts {le.weight_factor_bits - 1}); per pre axon x1, x2 and the "
+            f"spike time tx: {x_bits} bits x {pre} axons; per post neuron y1..y3 and ty: "
+            f"{y_bits} bits x {post_n} neurons in {post} population(s) (Lava W_TRACE, "
+            "W_EPOCH_TIME; neuron and trace state memory is not in the core count: its layout "
+            "on Loihi 2 is not public)")
 
 
 def format_check(report: dict) -> str:
@@ -58,8 +86,16 @@ def format_check(report: dict) -> str:
            f"-- expressibility on {report.get('target', '?')}",
            format_expressibility(report["expressibility"]), "",
            f"-- resources on {report.get('target', '?')}", _format_resources(report["resources"])]
+    if report.get("resources_learning"):
+        res = report["resources_learning"]
+        out += ["", f"-- resources on {report.get('target', '?')} with the learning blocks",
+                _format_resources(res)]
+        if res.get("note"):
+            out.append(res["note"])
     entries = report["expressibility"]
-    n_on = sum(e["expressible"] for e in entries)
+    judged = any("executed" in e for e in entries)
+    # once execution was asked for, "on chip" is only what ran through the engine
+    n_on = sum(e["expressible"] and (not judged or bool(e.get("executed"))) for e in entries)
     n_if = sum(e["verdict"] == "yes, if" for e in entries)
     n_ex = sum(bool(e.get("executed")) and e["expressible"] for e in entries)
     n_not = sum(e["expressible"] and "executed_note" in e for e in entries)

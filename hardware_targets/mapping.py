@@ -174,22 +174,34 @@ class ResourceMap:
 def fan_in(circuit, population: str) -> int:
     """Synapses per neuron of ``population``: every projection into it, dense
     ``n_source``, sparse ``ceil(connectivity * n_source)``."""
+    return sum(n for _, n in _incoming(circuit, population))
+
+
+def _incoming(circuit, population: str):
+    """``(projection name, synapses per neuron)`` of every projection into ``population``."""
     sizes = {p.name: p.size for p in circuit.populations}
-    total = 0
     for proj in circuit.projections:
-        if proj.target != population:
-            continue
-        n = sizes[proj.source]
-        total += n if proj.connectivity >= 1.0 else math.ceil(proj.connectivity * n)
-    return total
+        if proj.target == population:
+            n = sizes[proj.source]
+            yield proj.name, (n if proj.connectivity >= 1.0 else math.ceil(proj.connectivity * n))
+
+
+def fan_in_bits(circuit, population: str, bits: int, bits_of: dict | None = None) -> int:
+    """Synaptic memory per neuron of ``population``: each projection's synapses times
+    its bits (``bits_of[projection]``, e.g. a learning block's, else ``bits``)."""
+    bits_of = bits_of or {}
+    return sum(n * bits_of.get(name, bits) for name, n in _incoming(circuit, population))
 
 
 def map_circuit(circuit, target="loihi2", *, neurons_per_core: int | None = None,
                 synapse_bits: int | None = None, memory_bytes_per_core: int | None = None,
-                cores_per_chip: int | None = None) -> ResourceMap:
+                cores_per_chip: int | None = None,
+                synapse_bits_of: dict | None = None) -> ResourceMap:
     """Partition ``circuit`` onto the target's cores (rule: module docstring).
 
-    The keyword arguments override the target's numbers (all positive ints).
+    The keyword arguments override the target's numbers (all positive ints);
+    ``synapse_bits_of`` ``{projection: bits}`` gives some projections' synapses
+    another size (a learning block's: the weight as the engine updates it).
     A target without limits (``cpu``) gives a map with no cores.
 
     Raises
@@ -219,7 +231,7 @@ def map_circuit(circuit, target="loihi2", *, neurons_per_core: int | None = None
     placements, cores = [], []
     for pop in circuit.populations:
         fi = fan_in(circuit, pop.name)
-        per_neuron_bits = fi * bits
+        per_neuron_bits = fan_in_bits(circuit, pop.name, bits, synapse_bits_of)
         by_memory = mem_bits // per_neuron_bits if per_neuron_bits else npc
         chunk = min(npc, by_memory)
         if chunk == 0:
@@ -238,7 +250,8 @@ def map_circuit(circuit, target="loihi2", *, neurons_per_core: int | None = None
             cores.append(CoreAssignment(core=k, chip=k // cpc, population=pop.name,
                                         start=start, stop=stop, synapses=syn, synapse_bits=bits,
                                         neuron_utilisation=(stop - start) / npc,
-                                        memory_utilisation=syn * bits / mem_bits))
+                                        memory_utilisation=(stop - start) * per_neuron_bits
+                                        / mem_bits))
         placements.append(PopulationPlacement(pop.name, pop.size, fi, chunk, first,
                                               len(cores) - first))
     return ResourceMap(tgt.name, npc, mem_bits, bits, cpc, tuple(placements), tuple(cores))

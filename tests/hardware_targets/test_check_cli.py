@@ -31,7 +31,8 @@ def test_check_prints_three_tables(capsys):
         assert f"== {rule}  (target loihi2)" in out
     assert out.count("-- locality") == 4
     assert out.count("-- expressibility on loihi2") == 4
-    assert out.count("-- resources on loihi2") == 4
+    assert out.count("-- resources on loihi2\n") == 4
+    assert out.count("-- resources on loihi2 with the learning blocks") == 4
     assert "no: weight transport" in out
     assert "Loihi3FLearningRule(dw='" in out
     assert "4 core(s) on 1 chip(s)" in out
