@@ -18,6 +18,8 @@ constants depend on.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from hardware_targets.base import get_target
 from hardware_targets.circuit_quant import quantize_circuit
 from hardware_targets.expressibility import expressibility_report, format_expressibility
@@ -28,13 +30,32 @@ __all__ = ["check_report", "format_check"]
 
 
 def check_report(circuit, target: str = "loihi2", *, weights: dict | None = None,
-                 seed: int = 0, activity: dict | None = None) -> dict:
-    """The three checks of ``circuit`` on ``target`` as a JSON-able dict
-    (keys ``circuit``, ``target``, ``locality``, ``expressibility``,
-    ``resources``, ``quantization``; see the module docstring)."""
+                 seed: int = 0, activity: dict | None = None, inputs=None,
+                 frac_bits: int = 12) -> dict:
+    """The checks of ``circuit`` on ``target`` as a JSON-able dict (keys
+    ``circuit``, ``target``, ``locality``, ``expressibility``, ``resources``,
+    ``resources_learning``, ``quantization``, ``fixed_point``; see the module
+    docstring). ``inputs``: data the circuit is run on (its range is checked
+    against the fixed-point state format of ``frac_bits`` fractional bits)."""
     tgt = get_target(target)
     w = weights if weights is not None else circuit.init_weights(seed)
     quant = quantize_circuit(circuit, w, tgt, include_tied=False)
+    fixed = None
+    if tgt.state_bits is not None:
+        from hardware_targets.circuit_quant import state_losses
+
+        losses = quant.losses()
+        if inputs is not None:
+            losses += state_losses("the input data", inputs, tgt.state_bits, frac_bits)
+        fixed = {"state": f"{tgt.state_bits}-bit state and messages, {frac_bits} fractional "
+                          f"bits: values in [-{2.0 ** (tgt.state_bits - 1 - frac_bits):g}, "
+                          f"{2.0 ** (tgt.state_bits - 1 - frac_bits):g}) in steps of "
+                          f"2^-{frac_bits}",
+                 "weights": "8-bit mixed-sign mantissas, one shared exponent per projection "
+                            "(nearest rounding)",
+                 "inputs": None if inputs is None else
+                 [float(np.min(inputs)), float(np.max(inputs))],
+                 "table": quant.format(), "losses": losses}
     expr = expressibility_report(circuit, tgt, weights=w, seed=seed, activity=activity)
     resources = _resources(circuit, tgt)
     compiled = [e.projection for e in expr if e.expressible and e.loihi_rule]
@@ -52,6 +73,7 @@ def check_report(circuit, target: str = "loihi2", *, weights: dict | None = None
         "resources": resources,
         "resources_learning": learning,
         "quantization": quant.report(),
+        "fixed_point": fixed,
     }
 
 
@@ -86,6 +108,15 @@ def format_check(report: dict) -> str:
            f"-- expressibility on {report.get('target', '?')}",
            format_expressibility(report["expressibility"]), "",
            f"-- resources on {report.get('target', '?')}", _format_resources(report["resources"])]
+    fp = report.get("fixed_point")
+    if fp:
+        out += ["", f"-- fixed-point format on {report.get('target', '?')} (Lava fixed_pt)",
+                f"state: {fp['state']}; weights: {fp['weights']}"
+                + (f"; the input data spans [{fp['inputs'][0]:.3g}, {fp['inputs'][1]:.3g}]"
+                   if fp.get("inputs") else ""),
+                fp["table"]]
+        out += [f"  warning: {x}" for x in fp["losses"]] or \
+            ["  no projection loses more than 5 % to the format, and nothing saturates"]
     if report.get("resources_learning"):
         res = report["resources_learning"]
         out += ["", f"-- resources on {report.get('target', '?')} with the learning blocks",

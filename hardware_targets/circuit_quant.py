@@ -53,6 +53,11 @@ __all__ = ["ProjectionQuant", "CircuitQuantization", "quantize_circuit", "effect
 DEFAULT_ZERO_EXP = -7
 
 
+#: thresholds above which a projection's quantisation is reported as a loss
+LOSS_REL_ERROR = 0.05
+LOSS_ZEROED = 0.05
+
+
 @dataclass(frozen=True, eq=False)
 class ProjectionQuant:
     """One projection's fixed-point parameters and its quantisation error.
@@ -127,7 +132,7 @@ class ProjectionQuant:
                 "sign_mode": self.sign_mode, "rounding": self.rounding,
                 "saturation": self.saturation, "plastic": self.plastic, "tied": self.tied,
                 "max_abs_error": e.max_abs, "rms_error": e.rms, "rel_error": e.rel_fro,
-                "n_saturated": e.n_saturated}
+                "n_saturated": e.n_saturated, "zeroed_fraction": e.zeroed_fraction}
 
 
 @dataclass(frozen=True, eq=False)
@@ -156,15 +161,55 @@ class CircuitQuantization:
 
     def format(self) -> str:
         """Plain-text table: format and error of every projection."""
-        rows = [("projection", "shape", "bits", "exp", "sign", "rel err", "max |err|", "sat")]
+        rows = [("projection", "shape", "bits", "exp", "sign", "rel err", "max |err|", "sat",
+                 "zeroed")]
         for p in self:
             rows.append((p.projection + (" (tied)" if p.tied else ""),
                          "x".join(map(str, p.matrix_shape)),
                          "float" if p.mantissa_bits is None else str(p.mantissa_bits),
                          "-" if p.exp is None else str(p.exp), p.sign_mode,
                          f"{p.error.rel_fro:.2e}", f"{p.error.max_abs:.2e}",
-                         str(p.error.n_saturated)))
+                         str(p.error.n_saturated), f"{100 * p.error.zeroed_fraction:.1f}%"))
         return format_table(rows)
+
+    def losses(self, rel_error: float = LOSS_REL_ERROR,
+               zeroed: float = LOSS_ZEROED) -> list[str]:
+        """One line per projection the format hurts: saturated mantissas, a relative
+        error above ``rel_error``, or more than ``zeroed`` of its nonzero weights
+        quantised to 0 (one large weight setting the shared exponent)."""
+        out = []
+        for p in self:
+            e = p.error
+            if p.mantissa_bits is None:
+                continue
+            why = []
+            if e.n_saturated:
+                why.append(f"{e.n_saturated} weight(s) saturate the {p.mantissa_bits}-bit "
+                           "mantissa")
+            if e.rel_fro > rel_error:
+                why.append(f"relative error {100 * e.rel_fro:.1f} %")
+            if e.zeroed_fraction > zeroed:
+                top = float(np.abs(p.mantissa).max()) * 2.0 ** p.exp
+                why.append(f"{100 * e.zeroed_fraction:.0f} % of its nonzero weights become 0: "
+                           f"the largest, {top:.3g}, sets the shared exponent and one step is "
+                           f"{e.lsb:.3g}")
+            if why:
+                out.append(f"projection {p.projection!r}: " + "; ".join(why))
+        return out
+
+
+def state_losses(name: str, x: np.ndarray, state_bits: int, frac_bits: int) -> list[str]:
+    """A line if values of ``x`` fall outside the fixed-point state range
+    ``±2**(state_bits - 1 - frac_bits)`` (they saturate), naming the data."""
+    x = np.asarray(x, dtype=np.float64)
+    top = 2.0 ** (state_bits - 1 - frac_bits)
+    out = int(np.count_nonzero((x >= top) | (x < -top)))
+    if not out:
+        return []
+    return [f"{name}: {out} of {x.size} values ({100 * out / x.size:.2g} %) lie outside the "
+            f"{state_bits}-bit state range [-{top:g}, {top:g}) of {frac_bits} fractional bits "
+            f"(data range [{x.min():.3g}, {x.max():.3g}]) and saturate; scale the data or "
+            "lower frac_bits"]
 
 
 def effective_matrix(circuit, weights: dict, proj) -> np.ndarray:

@@ -176,7 +176,9 @@ class ErrorReport:
     rel_fro: ``||x - x_q||_F / ||x||_F`` (0 when both are 0);
     n_saturated: entries whose rounded value fell outside the representable
     range and were clamped (or wrapped); lsb: the value of one LSB,
-    ``2**exp`` (weights) or ``2**-frac_bits`` (state).
+    ``2**exp`` (weights) or ``2**-frac_bits`` (state); n_zeroed: nonzero
+    entries that became 0 (a single large entry that sets a shared exponent
+    zeroes the small ones while ``rel_fro`` stays small); n_nonzero.
     """
 
     max_abs: float
@@ -184,6 +186,12 @@ class ErrorReport:
     rel_fro: float
     n_saturated: int
     lsb: float
+    n_zeroed: int = 0
+    n_nonzero: int = 0
+
+    @property
+    def zeroed_fraction(self) -> float:
+        return self.n_zeroed / self.n_nonzero if self.n_nonzero else 0.0
 
 
 def error_report(x, x_q, *, lsb: float, n_saturated: int = 0) -> ErrorReport:
@@ -194,13 +202,16 @@ def error_report(x, x_q, *, lsb: float, n_saturated: int = 0) -> ErrorReport:
         raise QuantizationError(f"shapes differ: {x.shape} vs {x_q.shape}")
     if x.size == 0:
         return ErrorReport(0.0, 0.0, 0.0, int(n_saturated), float(lsb))
+    nonzero = x != 0
+    zeroed = int(np.count_nonzero(nonzero & (x_q == 0)))
+    n_nonzero = int(np.count_nonzero(nonzero))
     err = (x - x_q).ravel()
     max_abs = float(np.max(np.abs(err)))
     # norms computed on scaled copies, so huge or tiny values neither
     # overflow nor underflow when squared
     scale = max(max_abs, float(np.max(np.abs(x))))
     if scale == 0.0:
-        return ErrorReport(0.0, 0.0, 0.0, int(n_saturated), float(lsb))
+        return ErrorReport(0.0, 0.0, 0.0, int(n_saturated), float(lsb), zeroed, n_nonzero)
     e_s = err / scale
     x_s = x.ravel() / scale
     err_norm = float(np.sqrt(np.sum(e_s * e_s)))
@@ -212,6 +223,8 @@ def error_report(x, x_q, *, lsb: float, n_saturated: int = 0) -> ErrorReport:
         rel_fro=rel,
         n_saturated=int(n_saturated),
         lsb=float(lsb),
+        n_zeroed=zeroed,
+        n_nonzero=n_nonzero,
     )
 
 

@@ -58,6 +58,11 @@ class FixedPointError(CircuitError):
     """A circuit (or a use of it) outside the fixed_pt scope; the message says why."""
 
 
+class FixedPointWarning(UserWarning):
+    """The fixed-point format loses something (saturated values, weights that
+    quantise to 0); the message names where and what to change."""
+
+
 @dataclass(frozen=True)
 class Precision:
     """The integer formats: ``frac_bits`` fractional bits, ``state_bits``-wide
@@ -140,6 +145,8 @@ class IntegerFunctions:
 
     def __init__(self, prec: Precision):
         self.prec = prec
+        #: values clipped to the state range so far (statements and ports)
+        self.saturated = 0
         self.F = prec.frac_bits
         self.ONE = prec.one
         self.shift = prec.frac_bits - prec.lut_frac_bits
@@ -199,7 +206,9 @@ class IntegerFunctions:
 
     def saturate(self, a, shape):
         lo, hi = self.prec.state_range
-        return np.clip(np.broadcast_to(np.asarray(a, dtype=np.int64), shape), lo, hi)
+        a = np.broadcast_to(np.asarray(a, dtype=np.int64), shape)
+        self.saturated += int(np.count_nonzero((a < lo) | (a > hi)))
+        return np.clip(a, lo, hi)
 
     def const(self, c: float) -> int:
         return int(np.rint(float(c) * self.ONE))

@@ -111,6 +111,7 @@ def population_classes(name: str, size: int, *, variables, in_ports, streams, ou
             for v in variables:
                 setattr(self, f"v_{v}", Var(shape=(size,), init=init[v]))
             self.rec = Var(shape=(size, max(n_windows, 1)), init=0)
+            self.n_sat = Var(shape=(1,), init=0)   # fixed_pt: values clipped to the state range
             for v in monitor:
                 setattr(self, f"mon_{v}", Var(shape=(size, max(mon_steps, 1)), init=0))
 
@@ -133,6 +134,7 @@ def population_classes(name: str, size: int, *, variables, in_ports, streams, ou
     for v in variables:
         attrs[f"v_{v}"] = LavaPyType(np.ndarray, dtype, precision=24)
     attrs["rec"] = LavaPyType(np.ndarray, dtype, precision=24)
+    attrs["n_sat"] = LavaPyType(np.ndarray, np.int64 if fixed else float)
     for v in monitor:
         attrs[f"mon_{v}"] = LavaPyType(np.ndarray, dtype, precision=24)
 
@@ -154,6 +156,7 @@ def population_classes(name: str, size: int, *, variables, in_ports, streams, ou
         namespace = dict(cfg["globals"])
         exec(compile(cfg["step_source"], f"<neuro_pc lava {name}>", "exec"), namespace)
         self._step = namespace["step"]
+        self._I = namespace.get("I")
         self._sat = cfg.get("port_range")
         self._cfg = cfg
         self._failed = False
@@ -168,7 +171,9 @@ def population_classes(name: str, size: int, *, variables, in_ports, streams, ou
             if p in in_ports:
                 a = getattr(self, port_attr[p]).recv()
                 if fixed:
-                    a = np.clip(a.astype(np.int64), *self._sat)
+                    a = a.astype(np.int64)
+                    self.n_sat[0] += np.count_nonzero((a < self._sat[0]) | (a > self._sat[1]))
+                    a = np.clip(a, *self._sat)
                 P[p] = a.reshape(1, -1)
             else:
                 P[p] = 0 if fixed else 0.0
@@ -184,7 +189,10 @@ def population_classes(name: str, size: int, *, variables, in_ports, streams, ou
             try:
                 if "step" in HOOKS:
                     HOOKS["step"](name, t)
+                before = self._I.saturated if fixed else 0
                 new = self._step(V, P, X, tw, train, self._dt)
+                if fixed:
+                    self.n_sat[0] += self._I.saturated - before
                 for v in variables:
                     val = np.broadcast_to(new[v], (1, size)).reshape(size)
                     setattr(self, f"v_{v}", val.astype(dtype) if fixed else

@@ -27,13 +27,15 @@ holds the run's last ``mon_steps`` steps; they are read back with the state.
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 
 from neuro_pc.backends.base import (Simulator, check_readout, check_weights, inference_array,
                                     sample_order, streams_for, training_arrays)
 from neuro_pc.backends.lava import codegen
-from neuro_pc.backends.lava.fixed import (FixedPointError, IntegerFunctions, dense_params,
+from neuro_pc.backends.lava.fixed import (FixedPointError, FixedPointWarning,
+                                          IntegerFunctions, dense_params,
                                           effective_matrix, population_fixed_step_source,
                                           precision, quantize_input, synapse)
 from neuro_pc.ir import Circuit, CircuitError
@@ -126,6 +128,8 @@ class LavaSimulator(Simulator):
         for name, src in self._step_sources.items():
             codegen.compile_function(src, "step", self._globals(), "<check>")
         self.reset()
+        if self.fixed:
+            self._warn_weight_losses()
 
     # -- on-chip learning ------------------------------------------------------------
     def _plan_engine(self, plan, tag, activity, plan_options, frac_bits) -> None:
@@ -147,6 +151,17 @@ class LavaSimulator(Simulator):
         self.units = {n: ep.to_units(self.weights[n], mode) for n, ep in plan.projections.items()}
         for n, ep in plan.projections.items():
             self.weights[n] = ep.from_units(self.units[n])
+
+    def _warn_weight_losses(self) -> None:
+        """A :class:`FixedPointWarning` for every projection whose 8-bit quantisation
+        loses much (its synapses; a learning block's register is in the plan)."""
+        from hardware_targets.circuit_quant import quantize_circuit
+
+        cq = quantize_circuit(self.circuit, self.weights, "loihi2")
+        for line in cq.losses():
+            name = line.split("'")[1]
+            if not self._on_engine(name):
+                warnings.warn(FixedPointWarning(f"fixed_pt: {line}"), stacklevel=3)
 
     def _on_engine(self, name: str) -> bool:
         return self.plan is not None and name in self.plan.projections
@@ -225,6 +240,13 @@ class LavaSimulator(Simulator):
 
     def _windows(self, x, y, *, train, learn, monitor: str) -> np.ndarray:
         streams = streams_for(self.circuit, x, y)
+        if self.fixed:
+            from hardware_targets.circuit_quant import state_losses
+
+            for name, arr in streams.items():
+                for line in state_losses(f"stream {name!r}", arr, self.precision.state_bits,
+                                         self.precision.frac_bits):
+                    warnings.warn(FixedPointWarning(f"fixed_pt: {line}"), stacklevel=4)
         n = len(next(iter(streams.values()))) if streams else len(np.atleast_2d(x))
         train_flags = np.broadcast_to(np.asarray(train, dtype=bool), (n,)).copy()
         learn_flags = train_flags.copy() if learn is None else \
@@ -295,7 +317,14 @@ class LavaSimulator(Simulator):
                 self._restore(before)   # an interrupted read-back changes nothing either
                 raise
         self.last_run = {"steps": n * self.T, "build_s": t1 - t0, "run_s": t2 - t1,
-                         "read_s": t3 - t2}
+                         "read_s": t3 - t2, "saturated": net.saturated}
+        if self.fixed and any(net.saturated.values()):
+            hit = {k: v for k, v in net.saturated.items() if v}
+            warnings.warn(FixedPointWarning(
+                f"fixed_pt: values saturated at the {self.precision.state_bits}-bit state range "
+                f"during the run ({hit} values clipped, per population): the activity or the "
+                f"inputs exceed ±{2.0 ** (self.precision.state_bits - 1 - self.precision.frac_bits):g}"
+                "; lower frac_bits, or scale the inputs/weights"), stacklevel=4)
         return out, mon
 
 
@@ -491,6 +520,9 @@ class _Network:
         return the readouts and the monitors ``{"pop.var": (mon_steps, size)}``."""
         sim, c = self.sim, self.sim.circuit
         rec = np.asarray(self.pops[self.readout[0]].rec.get()).T
+        #: per population, values clipped to the state range in the run (fixed_pt)
+        self.saturated = {name: int(np.asarray(p.n_sat.get()).reshape(-1)[0])
+                          for name, p in self.pops.items()} if sim.fixed else {}
         mon = {}
         if self.mon_steps:
             for pop, v in sim.record:
