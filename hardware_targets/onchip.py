@@ -325,7 +325,8 @@ def plan_options_from(metadata: dict, tag: str) -> dict | None:
 
 # --------------------------------------------------------------------------- compiling
 def plan_onchip(circuit, weights: dict, tag: str = "fixed_pt", *, activity: dict | None = None,
-                frac_bits: int = 12, pre_frac_bits: int = 6, headroom: float = 2.0,
+                frac_bits: int = 12, pre_frac_bits: int = 6, spike_frac_bits: int = 4,
+                headroom: float = 2.0,
                 lsb: dict | None = None, post_scale: dict | None = None,
                 pre_scale: dict | None = None, seed: int = 0, dither: bool = True,
                 static=None) -> OnChipPlan:
@@ -333,7 +334,10 @@ def plan_onchip(circuit, weights: dict, tag: str = "fixed_pt", *, activity: dict
 
     activity: ``{"pop.var": values}`` recorded on representative input: each
     post factor's 99th percentile of ``|v|`` is coded as 64 (default: ``|v|``
-    up to 1). pre_frac_bits: ``sx = 2**pre_frac_bits`` (fixed). headroom: the
+    up to 1). pre_frac_bits: ``sx = 2**pre_frac_bits`` for a graded pre value;
+    spike_frac_bits: the same for a spike trace (coarser by default: the engine's
+    lowest constant bounds the product of the two traces' resolutions, and the
+    post error needs them more than a trace of spikes). headroom: the
     register spans ``headroom`` times the initial largest weight. lsb
     ``{projection: weight per step}``, pre_scale ``{projection: sx}`` and
     post_scale ``{"pop.var": sy}`` keep the formats of an earlier plan
@@ -365,8 +369,9 @@ def plan_onchip(circuit, weights: dict, tag: str = "fixed_pt", *, activity: dict
             plan.rejected[proj.name] = why
             continue
         try:
-            analyses[proj.name] = _analyse(circuit, proj, (pre_scale or {}).get(
-                proj.name, 2.0 ** pre_frac_bits))
+            analyses[proj.name] = _analyse(circuit, proj, 2.0 ** pre_frac_bits,
+                                           2.0 ** spike_frac_bits,
+                                           (pre_scale or {}).get(proj.name))
         except OnChipError as exc:
             plan.rejected[proj.name] = (str(exc),)
 
@@ -392,6 +397,17 @@ def plan_onchip(circuit, weights: dict, tag: str = "fixed_pt", *, activity: dict
                       for var, signed in table.items() for sign in ((1, -1) if signed else (0,))]
 
     lsbs = _choose_lsbs(analyses, weights, headroom, mode, lsb or {})
+    for name, a in analyses.items():
+        if mode == "fixed" and a["constant"] and a["pre"].kind == "spikes":
+            # an always-spiking bias: its trace needs no resolution; a coarser code keeps
+            # its block's constant from being the one that bounds the population's post
+            # scale (its register is coarser than the weights' when it starts at 0)
+            peers = [lsbs[m] for m, b in analyses.items() if b["post"] == a["post"]
+                     and not b["constant"]]
+            if peers and min(peers) < lsbs[name]:
+                p = a["pre"]
+                a["pre"] = PreCode(p.population, p.variable, p.kind,
+                                   p.scale * min(peers) / lsbs[name])
     if mode == "float":
         for name, a in analyses.items():   # per-block sx: the first term's K is exact
             if name not in (pre_scale or {}):
@@ -485,7 +501,8 @@ def _seed(seed: int, circuit, name: str) -> int:
     return int(np.random.default_rng([int(seed), k, 7]).integers(1, 2 ** 30))
 
 
-def _analyse(circuit, proj, sx: float) -> dict:
+def _analyse(circuit, proj, sx_graded: float, sx_spikes: float,
+             sx_given: float | None = None) -> dict:
     """A rule's pre code, post variables (signed or not) and terms."""
     from hardware_targets.expressibility import (_constant_value, _factor_powers, _value_sign,
                                                  spike_trace)
@@ -556,6 +573,7 @@ def _analyse(circuit, proj, sx: float) -> dict:
         terms.append({"coef": coef, "post": post_var, "pre_used": pre_var is not None,
                       "syn": syn, "label": label})
     kind = "spikes" if "spikes" in kinds else "graded"
+    sx = sx_given if sx_given is not None else (sx_spikes if kind == "spikes" else sx_graded)
     if kind == "graded":
         sign, desc = _value_sign(circuit, proj.source, carried)
         if sign not in ("nonneg", "stream") and \
@@ -568,14 +586,14 @@ def _analyse(circuit, proj, sx: float) -> dict:
     # a spike trace needs one-step epochs to follow its recursion
     t_epoch = 1 if (kind == "spikes" or rule.every_step) else int(circuit.schedule.window)
     cv = _constant_value(circuit, proj.source, carried)
-    if kind == "graded" and cv is not None and 0 < abs(cv) <= 1:
+    if sx_given is None and kind == "graded" and cv is not None and 0 < abs(cv) <= 1:
         # a constant (the bias unit) needs no resolution: x1 = 1 codes it exactly, and its
         # block's scaling constant is then far above the engine's lowest, so it does not
         # force the post traces of its population to a coarser scale
         sx = 1.0
     return {"pre": PreCode(proj.source, carried, kind, sx), "post": proj.target,
             "post_vars": post_vars, "terms": terms, "x1_tau": x1_tau, "impulse": impulse,
-            "t_epoch": t_epoch}
+            "t_epoch": t_epoch, "constant": cv is not None and sx_given is None}
 
 
 def _post_scale(key: str, activity, given, mode: str) -> float:

@@ -310,8 +310,9 @@ def test_spiking_chip_trace_compiles_to_the_engine_trace(rule):
         # spikes: one-step epochs so that x1 follows the trace's recursion
         assert r.t_epoch == 1
         if name.startswith("W"):
-            # tau = 8 steps exactly, impulse 1/8 of a value = 2^6 / 8 = 8 trace units
-            assert r.trace_params == {"x1_tau": 8.0, "x1_impulse": 8.0}
+            # tau = 8 steps exactly; impulse 1/8 of a value: a spike trace is coded with
+            # 4 fractional bits (spike_frac_bits), so 2^4 / 8 = 2 trace units
+            assert r.trace_params == {"x1_tau": 8.0, "x1_impulse": 2.0}
         else:
             # the always-spiking bias unit: a trace whose steady state is its constant
             assert r.trace_params["x1_tau"] == 8.0
@@ -323,7 +324,7 @@ def test_spiking_rules_check_cli_output():
     from hardware_targets.check import check_report, format_check
 
     text = format_check(check_report(_spiking(trace=CHIP_TRACE), "loihi2"))
-    assert "pre.tr -> x1" in text and "x1_impulse=8, x1_tau=8, t_epoch=1" in text
+    assert "pre.tr -> x1" in text and "x1_impulse=2, x1_tau=8, t_epoch=1" in text
     assert "summary: 4/4 rules on chip" in text
 
 
