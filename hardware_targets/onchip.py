@@ -92,12 +92,26 @@ class PreCode:
     kind: ``"graded"`` (the value as a payload, ``x1 = payload/2``) or
     ``"spikes"`` (0/1 spikes; the engine keeps the trace). scale ``sx``: trace
     units per unit of the value (graded) or of the IR trace (spikes).
+    trace: the IR variable the engine's ``x1`` stands for (spikes: the trace,
+    whose value a run starts ``x1`` from; graded: the carried variable).
     """
 
     population: str
     variable: str
     kind: str
     scale: float
+    trace: str | None = None
+
+    def initial_x1(self, values: np.ndarray, mode: str, frac_bits: int = 12) -> np.ndarray:
+        """``x1`` at a run's start from the IR trace's current ``values`` (spikes: the
+        engine's trace continues the circuit's; graded: 0, overwritten at once)."""
+        v = np.asarray(values)
+        if self.kind != "spikes":
+            return np.zeros(v.shape, dtype=np.int64 if mode == "fixed" else np.float64)
+        if mode == "fixed":
+            q = np.ldexp(np.asarray(v, dtype=np.float64), -frac_bits) * self.scale
+            return np.clip(np.rint(q), 0, TRACE_MAX).astype(np.int64)
+        return np.asarray(v, dtype=np.float64) * self.scale
 
     def payload(self, values: np.ndarray, mode: str, frac_bits: int = 12) -> np.ndarray:
         """What the pre neuron sends for ``values`` (float, or ``fixed``: the
@@ -261,7 +275,7 @@ class EngineProjection:
         return {"projection": self.projection, "dw": self.rule.lava_dw,
                 "lava_rule": self.lava_rule, "graded": self.rule.graded,
                 "pre": {"population": self.pre.population, "variable": self.pre.variable,
-                        "kind": self.pre.kind, "scale": self.pre.scale},
+                        "kind": self.pre.kind, "scale": self.pre.scale, "trace": self.pre.trace},
                 "post": self.post, "lsb": self.lsb, "weight_exp": self.weight_exp,
                 "num_weight_bits": self.num_weight_bits,
                 "terms": [t.as_dict() for t in self.terms]}
@@ -407,7 +421,7 @@ def plan_onchip(circuit, weights: dict, tag: str = "fixed_pt", *, activity: dict
             if peers and min(peers) < lsbs[name]:
                 p = a["pre"]
                 a["pre"] = PreCode(p.population, p.variable, p.kind,
-                                   p.scale * min(peers) / lsbs[name])
+                                   p.scale * min(peers) / lsbs[name], p.trace)
     if mode == "float":
         for name, a in analyses.items():   # per-block sx: the first term's K is exact
             if name not in (pre_scale or {}):
@@ -514,7 +528,7 @@ def _analyse(circuit, proj, sx_graded: float, sx_spikes: float,
     carried = circuit.source_variable(proj)
     values = {**{k: float(v) for k, v in rule.params.items()}, "dt": float(circuit.schedule.dt)}
     kinds, terms, post_vars = set(), [], {}
-    x1_tau, impulse = 0.0, 0.0
+    x1_tau, impulse, trace_var = 0.0, 0.0, None
     for term in parsed.terms:
         coef_expr = expression_sympy(term.coef)
         coef = float(coef_expr.subs({s: values[str(s)] for s in coef_expr.free_symbols}))
@@ -560,7 +574,7 @@ def _analyse(circuit, proj, sx_graded: float, sx_spikes: float,
                 if kinds & {"spikes"} and (tau, imp) != (x1_tau, impulse):
                     raise OnChipError("the rule reads two different pre traces")
                 kinds.add("spikes")
-                x1_tau, impulse = tau, imp
+                x1_tau, impulse, trace_var = tau, imp, pre_var
         if kinds == {"graded", "spikes"}:
             raise OnChipError("the rule mixes a graded pre factor and a spike trace")
         post_var = post_f[0][0] if post_f else None
@@ -591,7 +605,8 @@ def _analyse(circuit, proj, sx_graded: float, sx_spikes: float,
         # block's scaling constant is then far above the engine's lowest, so it does not
         # force the post traces of its population to a coarser scale
         sx = 1.0
-    return {"pre": PreCode(proj.source, carried, kind, sx), "post": proj.target,
+    return {"pre": PreCode(proj.source, carried, kind, sx,
+                           trace_var if kind == "spikes" else carried), "post": proj.target,
             "post_vars": post_vars, "terms": terms, "x1_tau": x1_tau, "impulse": impulse,
             "t_epoch": t_epoch, "constant": cv is not None and sx_given is None}
 
@@ -729,7 +744,7 @@ def _float_pre(a: dict, traces, lsb_w: float | None):
         sx = pre.scale * math.sqrt(K / target)
     else:
         sx = pre.scale * K / target
-    new = PreCode(pre.population, pre.variable, pre.kind, sx)
+    new = PreCode(pre.population, pre.variable, pre.kind, sx, pre.trace)
     return new, lsb_w or _register_lsb(None, 1.0, new, "float")
 
 

@@ -83,11 +83,13 @@ def test_lava_learning_engine_equals_the_emulation_over_many_windows(name, tag):
     np.testing.assert_array_equal(lava.predict(X[:50]), emu.predict(X[:50]))
 
 
-def test_float_engine_is_the_ir_update():
+@pytest.mark.parametrize("name", ["rate_fa", "spiking_fa"])
+def test_float_engine_is_the_ir_update(name):
     """floating_pt has no rounding: the compiled rule (rails, trace scales, the scaling
-    constants, the decays folded in) gives the IR's update; only the tiny payload that
-    stands for a zero value differs."""
-    c = mlp([64, 16, 10], rule="fa", act="relu", eta=0.05)
+    constants, the decays folded in, the engine's own spike traces starting from the
+    circuit's) gives the IR's update; only the tiny payload that stands for a zero value
+    differs."""
+    c = CIRCUITS[name]()
     emu = EngineSimulator(c, seed=0, tag="floating_pt")
     ref = ReferenceSimulator(c, emu.weights, seed=0)
     for i in range(30):

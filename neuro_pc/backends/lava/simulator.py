@@ -446,6 +446,10 @@ class _Network:
                                 plan.mode, plan.frac_bits)
             d.a_buff.init = np.asarray(ep.initial_send(sim.units[name], s0, plan.mode),
                                        dtype=np.int32 if fixed else np.float64)
+            if ep.pre.kind == "spikes":   # the engine's trace continues the circuit's
+                d.x1.init = ep.pre.initial_x1(
+                    np.asarray(state(proj.source, ep.pre.trace)).reshape(-1), plan.mode,
+                    plan.frac_bits)
             getattr(self.pops[proj.source], f"eng_{name}").connect(d.s_in)
             d.a_out.connect(self._in_port(proj))
             post = self.pops[proj.target]

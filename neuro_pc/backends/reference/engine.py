@@ -201,6 +201,9 @@ class EngineSimulator(Simulator):
                                num_weight_bits=ep.num_weight_bits,
                                graded_payload=ep.graded_payload)
             b.start_run()
+            if ep.pre.kind == "spikes":   # the engine's trace continues the circuit's
+                b.x[0] = ep.pre.initial_x1(S[f"{proj.source}.{ep.pre.trace}"].reshape(-1),
+                                           mode, F)
             b.a_buff = ep.initial_send(b.weights, ep.pre.payload(
                 S[f"{proj.source}.{ep.pre.variable}"].reshape(-1), mode, F), mode)
             blocks[name] = b
