@@ -155,13 +155,12 @@ def _cmd_check(args) -> int:
 
 def _cmd_train(args) -> int:
     from neuro_pc.experiments import run_experiment
-
-    overrides = parse_overrides(args.set)
-    run_dir, outcome = run_experiment(args.config, backend=args.backend, out_dir=args.out,
-                                      progress=not args.no_progress, overrides=overrides,
-                                      figures=False)
     from neuro_pc.ir import load_artifact
 
+    overrides = parse_overrides(args.set)
+    run_dir, _ = run_experiment(args.config, backend=args.backend, out_dir=args.out,
+                                progress=not args.no_progress, overrides=overrides,
+                                figures=False)
     paths = sorted((run_dir / "artifacts").glob("*.npz"))
     print(f"{len(paths)} trained artifact(s) in {run_dir}/artifacts/:")
     for path in paths:

@@ -211,6 +211,7 @@ def run_experiment(path: str | os.PathLike, backend: str | None = None,
     fails (or is interrupted) the folder stays, marked ``INCOMPLETE`` with the
     error, and the exception (with ``.run_dir``) propagates."""
     t0 = time.time()
+    path = resolve_config(path)
     cfg = load_config(path, overrides=overrides, backend=backend)
     module = kind_module(cfg.experiment.kind)
     check_backend(cfg.experiment.backend)
@@ -226,9 +227,9 @@ def run_experiment(path: str | os.PathLike, backend: str | None = None,
         finished = time.time()
         if not figures:
             outcome.figures = {}
+        phases = {"check": started - t0, "run": finished - started}
         outcome.results.setdefault("meta", {}).update(
-            run_meta(cfg, resolve_config(path), phases={"check": started - t0, "run": finished - started},
-                     started=run.started))
+            run_meta(cfg, path, phases=phases, started=run.started))
         run.finish(outcome.results, outcome.summary, outcome.figures)
     except BaseException as exc:
         run.fail(exc)

@@ -16,8 +16,9 @@ The folder name is reserved with ``os.mkdir`` when the run starts (a name taken
 by a concurrent run gets the next ``-<k>`` suffix), so two runs never collide.
 Every file appears atomically (written to a temporary file in the folder, then
 ``os.replace``) with the mode a plain ``open()`` would give it (``0o666`` less
-the umask: readable by collaborators under the usual ``022``). A complete run has no ``INCOMPLETE`` and no ``partial.json``:
-they are removed last, after every results file was written.
+the umask: readable by collaborators under the usual ``022``). A complete run
+has no ``INCOMPLETE`` and no ``partial.json``: they are removed last, after
+every results file was written.
 
 JSON is strict (``allow_nan=False``): NaN and inf are written as ``null``.
 """
