@@ -11,13 +11,13 @@ both, as pure functions of arrays:
 ``mantissa`` has the shape of ``W`` and ``mantissa_bits`` bits in one of three
 sign modes (the names and ranges of Lava's ``lava.utils.weightutils.SignMode``):
 
-=============  ==========================================  ===================
-sign_mode      mantissa range                              8-bit example
-=============  ==========================================  ===================
-``mixed``      ``[-2**(b-1), 2**(b-1) - 1]`` (sign in b)   ``[-128, 127]``
-``excitatory`` ``[0, 2**b - 1]``                           ``[0, 255]``
-``inhibitory`` ``[-(2**b - 1), 0]``                        ``[-255, 0]``
-=============  ==========================================  ===================
+==============  ==========================================  ===================
+sign_mode       mantissa range                              8-bit example
+==============  ==========================================  ===================
+``mixed``       ``[-2**(b-1), 2**(b-1) - 1]`` (sign in b)   ``[-128, 127]``
+``excitatory``  ``[0, 2**b - 1]``                           ``[0, 255]``
+``inhibitory``  ``[-(2**b - 1), 0]``                        ``[-255, 0]``
+==============  ==========================================  ===================
 
 ``exp`` is an ordinary integer in the units of ``W``: nothing else scales the
 values, so (1) is the whole definition. How the same numbers are written as
@@ -287,7 +287,7 @@ class QuantizedWeights:
         return self.mantissa.shape
 
     def dequantize(self) -> np.ndarray:
-        """``mantissa * 2**exp`` as float64 (exact for |exp| < ~1000)."""
+        """``mantissa * 2**exp`` as float64 (exact for ``abs(exp) < ~1000``)."""
         return np.ldexp(self.mantissa.astype(np.float64), self.exp)
 
     def compact(self) -> "QuantizedWeights":

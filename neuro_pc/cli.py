@@ -1,11 +1,16 @@
-"""``neuro-pc``: run experiments, inspect circuits.
+"""``neuro-pc``: run experiments, train, evaluate, inspect circuits, plot runs.
 
-    neuro-pc run experiments/fa_digits.toml [--backend brian2] [--out runs]
+    neuro-pc run fa_digits [--backend brian2] [--out runs]     (a shipped name or a .toml)
+    neuro-pc train fa_digits                    (the run's artifacts/, one .npz per rule, seed)
+    neuro-pc evaluate runs/fa_digits-.../artifacts/fa-seed0.npz [--backend B] [--data D]
+    neuro-pc check runs/fa_digits-.../artifacts/fa-seed0.npz --target loihi2 [--json]
     neuro-pc locality experiments/fa_digits.toml [--json]
-    neuro-pc check experiments/fa_digits.toml --target loihi2 [--json]
+    neuro-pc plot runs/fa_digits-.../                          (redraw the figures)
+    neuro-pc --version
 
-``check`` and ``locality`` accept an experiment config (.toml), a circuit
-(.json) or a trained artifact (.npz).
+``check`` and ``locality`` accept an experiment config (.toml or a shipped
+name), a circuit (.json) or a trained artifact (.npz; ``check`` then uses its
+trained weights).
 
 Every failure ends with one line ``neuro-pc: error: <what, where, what to do>``
 on stderr (``--debug`` adds the traceback) and the exit status says what kind:
@@ -39,6 +44,10 @@ def load_circuits(path: str) -> dict:
     from neuro_pc.ir import load_artifact, read_circuit
 
     p = Path(path)
+    if not p.exists() and Path(path).suffix in ("", ".toml"):
+        from neuro_pc.experiments import resolve_config
+
+        p = resolve_config(path)   # a shipped config's name
     if not p.exists():
         raise FileNotFoundError(f"{path}: no such file (give an experiment .toml, a circuit "
                                 ".json or an artifact .npz)")
@@ -106,6 +115,19 @@ def _cmd_locality(args) -> int:
     return EXIT_OK
 
 
+def load_checkables(path: str) -> dict:
+    """``{name: (circuit, weights, seed)}`` for ``check``: an artifact's trained
+    weights and seed; ``(circuit, None, 0)`` (initial weights) for a config or a
+    circuit JSON."""
+    if Path(path).suffix == ".npz" and Path(path).is_file():
+        from neuro_pc.ir import load_artifact
+
+        art = load_artifact(path)
+        return {art.circuit.name: (art.circuit, dict(art.weights),
+                                   int(art.metadata.get("seed", 0)))}
+    return {n: (c, None, 0) for n, c in load_circuits(path).items()}
+
+
 def _cmd_check(args) -> int:
     from hardware_targets.base import get_target
     from hardware_targets.check import format_check
@@ -116,16 +138,21 @@ def _cmd_check(args) -> int:
         get_target(args.target)
     except (ValueError, KeyError) as exc:
         raise UsageError(f"--target: {exc}") from None
-    circuits = load_circuits(args.path)
+    checkables = load_checkables(args.path)
     x, y = _check_data(args.path)
-    reports = {n: checked_report(c, target=args.target, x=x, y=y, samples=args.samples,
+    reports = {n: checked_report(c, target=args.target, weights=w, seed=seed,
+                                 **_fitting(c, x, y), samples=args.samples,
                                  execute=not args.no_execute)
-               for n, c in circuits.items()}
+               for n, (c, w, seed) in checkables.items()}
+    for n, (_, w, _) in checkables.items():
+        if w is not None:
+            reports[n]["weights"] = f"trained ({args.path})"
     if args.json:
         print(json.dumps(reports, indent=1, default=str))
     else:
         for name, rep in reports.items():
             print(f"== {name}  (target {args.target})")
+            print(f"weights: {rep.get('weights', '?')}")
             print(format_check(rep))
             print()
     return EXIT_OK
@@ -134,10 +161,24 @@ def _cmd_check(args) -> int:
 def _check_data(path: str):
     """The training inputs and one-hot targets of an experiment config's data set (the
     activity ``check`` executes rules on), or ``(None, None)``."""
+    if Path(path).suffix == ".npz" and Path(path).is_file():
+        from neuro_pc.data import load_dataset
+        from neuro_pc.ir import load_artifact
+
+        recorded = load_artifact(path).metadata.get("data") or {}
+        if not recorded.get("name"):
+            return None, None
+        data = load_dataset(recorded["name"], seed=int(recorded.get("seed", 0)),
+                            **dict(recorded.get("options") or {}))
+        return data.x_train, data.one_hot(data.y_train)
+    from neuro_pc.experiments import load_config, resolve_config
+
+    try:
+        path = resolve_config(path)
+    except FileNotFoundError:
+        return None, None
     if Path(path).suffix != ".toml":
         return None, None
-    from neuro_pc.experiments import load_config
-
     data_cfg = getattr(load_config(path), "data", None)
     if data_cfg is None or not hasattr(data_cfg, "name"):
         return None, None
@@ -145,6 +186,64 @@ def _check_data(path: str):
 
     data = load_dataset(data_cfg.name, seed=0, **data_cfg.loader_options())
     return data.x_train, data.one_hot(data.y_train)
+
+
+def _fitting(circuit, x, y) -> dict:
+    """``{"x": x, "y": y}`` if the data set's columns are the circuit's streams, else no
+    data (an experiment may feed its circuit something else, e.g. MPC's glimpses: the
+    rules are then run on random inputs, and the report says so)."""
+    if x is None or x.shape[1] != circuit.streams.get("x"):
+        return {}
+    if "y" not in circuit.streams:
+        return {"x": x, "y": None}
+    if y is None or y.shape[1] != circuit.streams["y"]:
+        return {}
+    return {"x": x, "y": y}
+
+
+def _cmd_train(args) -> int:
+    from neuro_pc.experiments import run_experiment
+    from neuro_pc.ir import load_artifact
+
+    overrides = parse_overrides(args.set)
+    run_dir, _ = run_experiment(args.config, backend=args.backend, out_dir=args.out,
+                                progress=not args.no_progress, overrides=overrides,
+                                figures=False)
+    paths = sorted((run_dir / "artifacts").glob("*.npz"))
+    print(f"{len(paths)} trained artifact(s) in {run_dir}/artifacts/:")
+    for path in paths:
+        meta = load_artifact(path).metadata
+        acc = meta.get("test_accuracy")
+        print(f"  {path}  rule {meta.get('rule', '?')}, seed {meta.get('seed', '?')}"
+              + (f", test accuracy {100 * acc:.2f} %" if isinstance(acc, float) else ""))
+    print(f"\nresults written to {run_dir}/ (draw the figures: neuro-pc plot {run_dir})")
+    return EXIT_OK
+
+
+def _cmd_evaluate(args) -> int:
+    from neuro_pc.experiments.evaluate import evaluate_artifact, format_evaluation
+
+    report = evaluate_artifact(args.artifact, backend=args.backend, data=args.data)
+    print(json.dumps(report, indent=1) if args.json else format_evaluation(report))
+    return EXIT_OK
+
+
+def _cmd_plot(args) -> int:
+    from neuro_pc.experiments import redraw_figures
+
+    paths = redraw_figures(args.run_dir, out_dir=args.out)
+    for p in paths:
+        print(p)
+    if not paths:
+        print(f"no figures for {args.run_dir}", file=sys.stderr)
+    return EXIT_OK
+
+
+def version_text() -> str:
+    """``neuro-pc <version> (Python <x.y.z>)``."""
+    from neuro_pc import __version__
+
+    return f"neuro-pc {__version__} (Python {sys.version.split()[0]})"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -159,21 +258,16 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="on an error, show the Python traceback too")
-    parser = _Parser(prog="neuro-pc", description=__doc__.split("\n\n")[0],
+    parser = _Parser(prog="neuro-pc", description=__doc__.split("\n\n")[0].replace("``", ""),
                                      epilog=EPILOG, parents=[common])
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a configured experiment", parents=[common],
                          epilog=EPILOG)
-    run.add_argument("config", help="experiment TOML, e.g. experiments/fa_digits.toml")
-    run.add_argument("--backend", choices=["reference", "brian2", "lava"], default=None,
-                     help="override the config's backend")
-    run.add_argument("--out", default="runs", help="folder for run folders (default: runs)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
-    run.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
-                     help="override a config value (JSON, else a string), e.g. "
-                          "--set train.epochs=2, --set train.eta.fa=0.02, "
-                          "--set 'backend.lava.tags=[\"fixed_pt\"]'")
+    _run_arguments(run)
     run.set_defaults(func=_cmd_run)
+    _add_train_parser(sub, common)
+    _add_evaluate_parser(sub, common)
     loc = sub.add_parser("locality", help="locality table of every rule in a circuit",
                          parents=[common], epilog=EPILOG)
     loc.add_argument("path", help="experiment .toml, circuit .json or artifact .npz")
@@ -181,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     loc.set_defaults(func=_cmd_locality)
     chk = sub.add_parser("check", help="locality, expressibility and resources on a target",
                          parents=[common], epilog=EPILOG)
-    chk.add_argument("path", help="experiment .toml, circuit .json or artifact .npz")
+    chk.add_argument("path", help="experiment .toml (or a shipped name), circuit .json or "
+                                  "artifact .npz (checked with its trained weights)")
     chk.add_argument("--target", default="loihi2")
     chk.add_argument("--json", action="store_true")
     chk.add_argument("--samples", type=int, default=100, metavar="N",
@@ -190,7 +285,57 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--no-execute", action="store_true",
                      help="report what compiles without running it through Lava")
     chk.set_defaults(func=_cmd_check)
+    _add_plot_parser(sub, common)
     return parser
+
+
+def _run_arguments(p) -> None:
+    """The arguments ``run`` and ``train`` share."""
+    p.add_argument("config", help="experiment config: a shipped name (fa_digits, "
+                                  "spiking_fa_digits, rank_collapse, mpc_digits) or a .toml")
+    p.add_argument("--backend", choices=["reference", "brian2", "lava"], default=None,
+                   help="override the config's backend")
+    p.add_argument("--out", default="runs", help="folder for run folders (default: runs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="override a config value (JSON, else a string), e.g. "
+                        "--set train.epochs=2, --set train.eta.fa=0.02, "
+                        "--set 'backend.lava.tags=[\"fixed_pt\"]'")
+
+
+def _add_train_parser(sub, common) -> None:
+    p = sub.add_parser("train", parents=[common], epilog=EPILOG,
+                       help="train a config's circuits; list the trained artifacts",
+                       description="Run the experiment without drawing figures and list its "
+                                   "trained artifacts (RUN_DIR/artifacts/<rule>-seed<k>.npz, one "
+                                   "per rule and seed), for evaluate, check and locality.")
+    _run_arguments(p)
+    p.set_defaults(func=_cmd_train)
+
+
+def _add_evaluate_parser(sub, common) -> None:
+    p = sub.add_parser("evaluate", parents=[common], epilog=EPILOG,
+                       help="accuracy (and per class) of a trained artifact on a test split",
+                       description="Accuracy and per-class accuracy of a trained artifact on "
+                                   "the test split of the data set it was trained on (or --data).")
+    p.add_argument("artifact", help="a trained artifact .npz (a run's artifacts/...)")
+    p.add_argument("--backend", choices=["reference", "brian2", "lava"], default=None,
+                   help="backend to run it on (default: the one it was trained on)")
+    p.add_argument("--data", default=None, metavar="D",
+                   help="data set: digits, mnist1d, mnist:<path> or a path (default: the one "
+                        "recorded in the artifact, same split)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _add_plot_parser(sub, common) -> None:
+    p = sub.add_parser("plot", parents=[common], epilog=EPILOG,
+                       help="(re)draw a run's figures from its results.json",
+                       description="(Re)draw the figures of a finished run from its "
+                                   "results.json (needs the plot extra: matplotlib).")
+    p.add_argument("run_dir", help="a run folder, e.g. runs/fa_digits-20261201-114254")
+    p.add_argument("--out", default=None, help="write the PNGs here (default: the run folder)")
+    p.set_defaults(func=_cmd_plot)
 
 
 def describe_error(exc: BaseException) -> tuple[int, str]:

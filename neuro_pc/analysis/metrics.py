@@ -11,9 +11,10 @@ Contents
     δ-alignment (Lillicrap 2016; Akrout ``evaluate_angles``) and weight
     alignment with the norm ratio (biotorch ``compute_matrix_angle`` /
     ``compute_weight_ratio``; Akrout ``angle_between(w.T, back_w)``).
-``singular_values``, ``entropy_effective_rank``, ``participation_ratio``,
-``stable_rank``, ``rank_measures``
+``singular_values``, ``entropy_effective_rank``, ``participation_ratio``
     Effective rank of error signals / updates (seed b, rank collapse in FA).
+``stable_rank``, ``rank_measures``
+    The same: the stable rank, and every measure at once.
 ``pc_energy``
     The predictive-coding energy ``½‖ε_l‖²`` per layer (pcx ``se_energy``).
 """

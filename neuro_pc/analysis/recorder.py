@@ -94,18 +94,23 @@ def _error_variable(pop) -> tuple[str, float] | None:
 class AlignmentRecorder:
     """Record alignment, weight alignment, effective rank and PC energy over training.
 
-    Parameters
-    ----------
-    circuit : the trained circuit (an :func:`~neuro_pc.models.mlp` circuit, any rule).
-    x, y : the probe batch, ``(B, n_in)`` inputs and ``(B, n_out)`` one-hot targets;
-        every record uses the same batch. ``B`` should exceed the layer widths for
-        the rank measures to be able to reach the layer width.
-    reference : the BP circuit to compare with (default :func:`bp_counterpart`).
-    every : record only every ``every``-th call of the callback (``record`` always records).
-    energy : record the PC energy per inference step (PC circuits only).
-
     Use as ``sim.train(..., callback=rec)``; call ``rec.record(sim.weights, -1)``
     before training for the initial point.
+
+    Parameters
+    ----------
+    circuit
+        The trained circuit (an :func:`~neuro_pc.models.mlp` circuit, any rule).
+    x, y
+        The probe batch, ``(B, n_in)`` inputs and ``(B, n_out)`` one-hot targets;
+        every record uses the same batch. ``B`` should exceed the layer widths for
+        the rank measures to be able to reach the layer width.
+    reference
+        The BP circuit to compare with (default :func:`bp_counterpart`).
+    every
+        Record only every ``every``-th call of the callback (``record`` always records).
+    energy
+        Record the PC energy per inference step (PC circuits only).
     """
 
     def __init__(self, circuit, x, y, *, reference=None, every: int = 1, energy: bool = True):

@@ -97,14 +97,13 @@ class Simulator(ABC):
         x, y = training_arrays(x, y)
         _check_schedule(epochs, batch_size)
         n = len(x)
-        bar = _progress(epochs * ((n + batch_size - 1) // batch_size), progress,
-                        f"train {self.circuit.name} [{self.backend}]")
+        bar = _progress(epochs * n, progress, f"train {self.circuit.name} [{self.backend}]")
         orders = sample_order(n, epochs, seed).reshape(epochs, n) if epochs else []
         for epoch, order in enumerate(orders):
             for start in range(0, n, batch_size):
                 idx = order[start:start + batch_size]
                 self.present(x[idx], y[idx], train=True)
-                bar.update(1)
+                bar.update(len(idx))
             check_weights(self, epoch, epochs)
             if callback is not None:
                 callback(epoch, self)
@@ -242,8 +241,10 @@ class _NoBar:
 
 
 def _progress(total: int, enabled: bool, desc: str):
+    """A progress bar over ``total`` training samples (rates in samples/s)."""
     if not enabled:
         return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="win", leave=False, mininterval=0.5)
+    return tqdm(total=total, desc=desc, unit="sample", unit_scale=True, leave=False,
+                mininterval=0.5)

@@ -67,6 +67,52 @@ def kind_module(kind: str):
     return importlib.import_module(KINDS[kind])
 
 
+def config_dirs() -> list[Path]:
+    """Where shipped configs are looked up: the checkout's top-level ``experiments/``
+    folder when neuro_pc runs from a source checkout (an editable install), and the
+    copy a built wheel carries in ``neuro_pc/experiments/configs/`` (setup.py)."""
+    here = Path(__file__).resolve().parent
+    root = here.parents[1]
+    dirs = []
+    if (root / "pyproject.toml").is_file() and (root / "experiments").is_dir():
+        dirs.append(root / "experiments")
+    if (here / "configs").is_dir():
+        dirs.append(here / "configs")
+    return dirs
+
+
+def shipped_configs() -> dict[str, Path]:
+    """``{name: path}`` of the experiment configs shipped with neuro-pc
+    (``fa_digits``, ``spiking_fa_digits``, ...), first found in :func:`config_dirs`."""
+    found: dict[str, Path] = {}
+    for d in config_dirs():
+        for f in sorted(d.glob("*.toml")):
+            found.setdefault(f.stem, f)
+    return found
+
+
+def resolve_config(name_or_path: str | os.PathLike) -> Path:
+    """The config file ``name_or_path`` names: an existing path as it is, else a
+    shipped config by name (``"fa_digits"`` or ``"fa_digits.toml"``). A name that is
+    neither is a :class:`FileNotFoundError` listing the shipped names."""
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    text = str(name_or_path)
+    shipped = shipped_configs()
+    if "/" not in text and os.sep not in text:
+        stem = text[:-5] if text.endswith(".toml") else text
+        if stem in shipped:
+            return shipped[stem]
+    import difflib
+
+    close = difflib.get_close_matches(path.stem, list(shipped), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise FileNotFoundError(f"no experiment config at {text}: no such file, nor a shipped "
+                            f"config of that name ({hint}shipped: "
+                            f"{', '.join(shipped) or 'none'})")
+
+
 def read_toml(path: str | os.PathLike) -> dict:
     """The TOML data at ``path``; clear errors for a missing file, a folder, bad TOML."""
     path = Path(path)
@@ -90,7 +136,9 @@ def load_config(path: str | os.PathLike, overrides: dict | None = None,
     """The validated config object (the kind's ``Config`` schema) of the TOML at
     ``path``, with ``overrides`` (``{"train.epochs": 2, "train.eta.fa": 0.02}``)
     and ``backend`` (``experiment.backend``) applied first. Raises
-    :class:`ConfigError` naming the file (or ``--set``) and the key at fault."""
+    :class:`ConfigError` naming the file (or ``--set``) and the key at fault.
+    ``path`` may also be a shipped config's name (:func:`resolve_config`)."""
+    path = resolve_config(path)
     source = str(path)
     raw = read_toml(path)
     exp = raw.get("experiment")
@@ -151,8 +199,11 @@ def check_backend(backend: str) -> None:
 
 def run_experiment(path: str | os.PathLike, backend: str | None = None,
                    out_dir: str | os.PathLike = "runs", progress: bool = True,
-                   overrides: dict | None = None) -> tuple[Path, Outcome]:
-    """Run the experiment at ``path``; returns the run folder and the outcome.
+                   overrides: dict | None = None, figures: bool = True) -> tuple[Path, Outcome]:
+    """Run the experiment at ``path`` (a file, or a shipped config's name); returns
+    the run folder and the outcome. The run folder keeps every trained circuit in
+    ``artifacts/``; ``figures=False`` writes no figures (``neuro-pc train``; draw
+    them later with :func:`redraw_figures`).
 
     Before training: the config (with ``overrides`` and ``backend``), the
     backend's import, the kind's circuits (and ``preflight``) and the output
@@ -160,6 +211,8 @@ def run_experiment(path: str | os.PathLike, backend: str | None = None,
     folder is reserved and every finished entry recorded in it; if the run
     fails (or is interrupted) the folder stays, marked ``INCOMPLETE`` with the
     error, and the exception (with ``.run_dir``) propagates."""
+    t0 = time.time()
+    path = resolve_config(path)
     cfg = load_config(path, overrides=overrides, backend=backend)
     module = kind_module(cfg.experiment.kind)
     check_backend(cfg.experiment.backend)
@@ -170,10 +223,14 @@ def run_experiment(path: str | os.PathLike, backend: str | None = None,
     run = RunFolder.reserve(out_dir, cfg.experiment.name)   # checks the output folder first
     started = time.time()
     try:
-        outcome: Outcome = module.run(cfg, progress=progress, checkpoint=run.checkpoint)
-        outcome.results.setdefault("meta", {}).update({
-            "config": as_dict(cfg), "backend": cfg.experiment.backend,
-            "seconds": round(time.time() - started, 2), "python": sys.version.split()[0]})
+        outcome: Outcome = module.run(cfg, progress=progress, checkpoint=run.checkpoint,
+                                      artifacts=run.artifacts)
+        finished = time.time()
+        if not figures:
+            outcome.figures = {}
+        phases = {"check": started - t0, "run": finished - started}
+        outcome.results.setdefault("meta", {}).update(
+            run_meta(cfg, path, phases=phases, started=run.started))
         run.finish(outcome.results, outcome.summary, outcome.figures)
     except BaseException as exc:
         run.fail(exc)
@@ -183,6 +240,58 @@ def run_experiment(path: str | os.PathLike, backend: str | None = None,
             pass
         raise
     return run.path, outcome
+
+
+def run_meta(cfg, path, phases: dict, started: str | None = None) -> dict:
+    """``results.json``'s ``meta``: the resolved config, the backend and its options
+    (Brian2 target, Lava tag...), the seeds, wall time per phase (``check``: config,
+    data and circuits before the run folder exists; ``run``: training, measuring and
+    drawing) and :func:`~neuro_pc.experiments.provenance.provenance` (versions, git
+    commit, machine)."""
+    from neuro_pc.experiments.provenance import provenance
+
+    backend = cfg.experiment.backend
+    options = getattr(getattr(cfg, "backend", None), backend, None)
+    train = getattr(cfg, "train", None)
+    return {"config": as_dict(cfg), "config_file": str(Path(path)),
+            "backend": backend,
+            "backend_options": as_dict(options) if options is not None else {},
+            "seeds": list(getattr(train, "seeds", []) or []),
+            "started": started, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "seconds": round(sum(phases.values()), 2),
+            "phases": {k: round(v, 2) for k, v in phases.items()},
+            **provenance()}
+
+
+def redraw_figures(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> list:
+    """(Re)draw a finished run's figures from its ``results.json`` into ``out_dir``
+    (default: the run folder); returns the paths written."""
+    from neuro_pc.experiments.runs import RESULTS, save_figure
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"{run_dir}: no such run folder")
+    res = run_dir / RESULTS
+    if not res.is_file():
+        state = " (it is marked INCOMPLETE: the run failed or is still running)" if (
+            run_dir / "INCOMPLETE").exists() else ""
+        raise RunFolderError(f"{run_dir} has no {RESULTS} to plot{state}")
+    import json
+
+    try:
+        results = json.loads(res.read_text(encoding="utf-8"))
+        kind = results["meta"]["config"]["experiment"]["kind"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RunFolderError(f"{res} is not a neuro-pc results file ({type(exc).__name__}: "
+                             f"{exc}); it needs meta.config.experiment.kind") from None
+    if kind not in KINDS:
+        raise RunFolderError(f"{res}: unknown experiment kind {kind!r}")
+    if pyplot() is None:
+        raise ImportError("drawing figures needs matplotlib: pip install 'neuro-pc[plot]'")
+    out = Path(out_dir) if out_dir is not None else run_dir
+    out.mkdir(parents=True, exist_ok=True)
+    return [save_figure(out / name, fig)
+            for name, fig in kind_module(kind).figures(results).items()]
 
 
 def write_run(out_dir: Path, name: str, outcome: Outcome) -> Path:
@@ -196,5 +305,6 @@ def write_run(out_dir: Path, name: str, outcome: Outcome) -> Path:
 
 
 __all__ = ["KINDS", "ConfigError", "Outcome", "RunFolder", "RunFolderError", "check_backend",
-           "dumps", "kind_module", "load_config", "pyplot", "read_toml", "run_experiment",
+           "config_dirs", "dumps", "kind_module", "load_config", "pyplot", "read_toml",
+           "redraw_figures", "resolve_config", "run_experiment", "run_meta", "shipped_configs",
            "write_run"]

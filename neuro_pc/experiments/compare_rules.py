@@ -9,6 +9,7 @@ backend's batched mode, so the angle means the same on every backend).
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 
@@ -113,10 +114,17 @@ def bp_angle(circuit, weights, x, y) -> float:
     return angle(rule_sim.compute_updates(x, y)["W1"], bp_sim.compute_updates(x, y)["W1"])
 
 
+def data_meta(data_cfg: CompareData) -> dict:
+    """How to load the data set again (artifact metadata; ``neuro-pc evaluate``)."""
+    return {"name": data_cfg.name, "seed": data_cfg.split_seed,
+            "options": data_cfg.loader_options()}
+
+
 def run(config, backend: str | None = None, progress: bool = True,
-        checkpoint=None) -> Outcome:
+        checkpoint=None, artifacts=None) -> Outcome:
     """Train every rule and seed; ``checkpoint(entry)`` gets each (rule, seed)'s
-    results as soon as they are finished."""
+    results as soon as they are finished; ``artifacts``
+    (:class:`~neuro_pc.experiments.runs.ArtifactStore`) saves each trained circuit."""
     cfg = coerce(Config, config)
     model, train = cfg.model, cfg.train
     backend = backend or cfg.experiment.backend
@@ -147,12 +155,20 @@ def run(config, backend: str | None = None, progress: bool = True,
                 curve.append(s.evaluate(data.x_test, data.y_test))
                 angles.append(bp_angle(circuit, s.weights, xa, ya))
 
+            started = time.time()
             sim.train(data.x_train, Y, epochs=epochs, seed=seed, progress=progress,
                       callback=record)
+            seconds = time.time() - started
             if not curve:   # epochs = 0: the untrained circuit
                 record(-1, sim)
             per_seed.append({"seed": seed, "test_accuracy": curve[-1], "curve": curve[:epochs],
-                             "angle_to_bp_deg": angles[-1], "angle_curve": angles[:epochs]})
+                             "angle_to_bp_deg": angles[-1], "angle_curve": angles[:epochs],
+                             "train_seconds": round(seconds, 2)})
+            if artifacts is not None:
+                per_seed[-1]["artifact"] = artifacts.save(
+                    f"{rule}-seed{seed}", sim, experiment=cfg.experiment.name, rule=rule,
+                    task="classification", data=data_meta(cfg.data), epochs=epochs,
+                    test_accuracy=curve[-1], backend_options=options)
             if mode == "deploy":
                 from neuro_pc.backends.lava.deploy import deploy
 
@@ -174,7 +190,7 @@ def run(config, backend: str | None = None, progress: bool = True,
                 np.mean([r["lava"][tag]["accuracy"] for r in per_seed]))
     results["mode"] = mode
     return Outcome(results=results, summary=_table(results, backend, cfg.data.name, tags),
-                   figures=_figures(results))
+                   figures=figures(results))
 
 
 def _table(results: dict, backend: str, data_name: str, tags=()) -> str:
@@ -201,24 +217,35 @@ def _table(results: dict, backend: str, data_name: str, tags=()) -> str:
     return "\n".join(lines)
 
 
-def _figures(results: dict) -> dict:
+def figures(results: dict) -> dict:
+    """``learning_curves.png`` (test accuracy per epoch) and ``angles.png`` (angle of
+    each rule's ``dW1`` to BP's over training): mean over seeds with a ± sd band, one
+    line style per rule (FA and DFA coincide with one hidden layer). ``{}`` without
+    the plot extra."""
     plt = pyplot()
     if plt is None:  # the plot extra is not installed: results only
         return {}
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for rule, r in results["rules"].items():
-        curves = np.array([x["curve"] for x in r["runs"]])
-        angs = np.array([x["angle_curve"] for x in r["runs"]])
-        ep = np.arange(1, curves.shape[1] + 1)
-        ax1.plot(ep, 100 * curves.mean(0), marker="o", label=rule)
-        ax2.plot(ep, angs.mean(0), marker="o", label=rule)
-    ax1.set(xlabel="epoch", ylabel="test accuracy (%)", title="learning curves")
-    ax2.set(xlabel="epoch", ylabel="angle to BP update of W1 (deg)", title="alignment")
-    ax1.legend()
-    ax2.legend()
-    fig.tight_layout()
-    plt.close(fig)
-    return {"learning_curves.png": fig}
+    from neuro_pc.experiments.plots import integer_epochs, seed_band
+
+    n_seeds = len(results.get("seeds", [])) or 1
+    fig, ax = plt.subplots(figsize=(6, 4))
+    fig2, ax2 = plt.subplots(figsize=(6, 4))
+    for k, (rule, r) in enumerate(results["rules"].items()):
+        seed_band(ax, [x["curve"] for x in r["runs"]], rule, k, scale=100)
+        seed_band(ax2, [x["angle_curve"] for x in r["runs"]], rule, k)
+    band = f"mean ± sd over {n_seeds} seeds" if n_seeds > 1 else "one seed"
+    ax.set(ylabel="test accuracy (%)", title=f"learning curves ({band})")
+    ax2.set(ylabel="angle of dW1 to BP's (degrees)",
+            title=f"alignment with backprop over training ({band})")
+    for a in (ax, ax2):
+        integer_epochs(a)
+        a.grid(alpha=0.3)
+        if a.get_legend_handles_labels()[0]:
+            a.legend()
+    for f in (fig, fig2):
+        f.tight_layout()
+        plt.close(f)
+    return {"learning_curves.png": fig, "angles.png": fig2}
 
 
 def circuits(config) -> dict:

@@ -220,7 +220,7 @@ def train_mpc(sim, sensor: GlimpseSensor, images: np.ndarray, epochs: int, batch
     rng = np.random.default_rng([seed, 1])
     n = len(images)
     batches = [(e, s) for e in range(epochs) for s in range(0, n, batch_size)]
-    bar = _bar(len(batches) * saccades, progress, "train mpc")
+    bar = _bar(epochs * n, progress, "train mpc")
     order = None
     for epoch, start in batches:
         if start == 0:
@@ -229,7 +229,7 @@ def train_mpc(sim, sensor: GlimpseSensor, images: np.ndarray, epochs: int, batch
         fix = sensor.saccades(len(idx), saccades, int(rng.integers(2 ** 31)))
         for k in range(saccades):
             sim.present(sensor.glimpse(images[idx], fix[:, k]), train=True)
-            bar.update(1)
+        bar.update(len(idx))   # images (each seen in `saccades` windows)
         if start + batch_size >= n:     # the epoch's last batch: the weights must be finite
             check_weights(sim, epoch, epochs)
     bar.close()
@@ -301,7 +301,7 @@ def _labels(spec) -> list:
 
 
 def run(config, backend: str | None = None, progress: bool = True,
-        checkpoint=None) -> Outcome:
+        checkpoint=None, artifacts=None) -> Outcome:
     """The experiment (see the module docstring). ``[experiment] blas_threads``
     (default 1) caps the BLAS thread pools: the matrices are small, and on a
     loaded 2-core machine one thread per process is several times faster.
@@ -311,12 +311,13 @@ def run(config, backend: str | None = None, progress: bool = True,
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - ships with scikit-learn
-        return _run(cfg, backend, progress, checkpoint)
+        return _run(cfg, backend, progress, checkpoint, artifacts)
     with threadpool_limits(limits=None if threads in (None, 0) else int(threads)):
-        return _run(cfg, backend, progress, checkpoint)
+        return _run(cfg, backend, progress, checkpoint, artifacts)
 
 
-def _run(cfg: Config, backend: str | None, progress: bool, checkpoint=None) -> Outcome:
+def _run(cfg: Config, backend: str | None, progress: bool, checkpoint=None,
+         artifacts=None) -> Outcome:
     backend = backend or cfg.experiment.backend
     options = cfg.backend.options(backend)
     tcfg, pcfg, bcfg = cfg.train, cfg.probe, cfg.baselines
@@ -387,6 +388,13 @@ def _run(cfg: Config, backend: str | None, progress: bool, checkpoint=None) -> O
         sim = compile(circuit, backend=backend, weights=w0, seed=seed, **options)
         train_mpc(sim, sensor, data.x_train, tcfg.epochs, tcfg.batch_size, K, seed, progress)
         results["timing"].setdefault("mpc_train_s", []).append(time.time() - t)
+        if artifacts is not None:   # the self-supervised encoder (no class readout)
+            this_seed["artifact"] = artifacts.save(
+                f"mpc-seed{seed}", sim, experiment=cfg.experiment.name, rule="mpc",
+                task="self-supervised", epochs=tcfg.epochs,
+                data={"name": cfg.data.name, "seed": seed,
+                      "options": cfg.data.loader_options()})
+            results.setdefault("artifacts", []).append(this_seed["artifact"])
         f_tr, f_te = (encode(sim, sensor, data.x_train, fx_tr, **enc_kw),
                       encode(sim, sensor, data.x_test, fx_te, **enc_kw))
         probe_all("mpc", f_tr, f_te)
@@ -431,7 +439,7 @@ def _run(cfg: Config, backend: str | None, progress: bool, checkpoint=None) -> O
                           "window": circuit.schedule.window,
                           **{k: v for k, v in circuit.metadata.items() if k != "selections"}}
     return Outcome(results=results, summary=_table(results, backend),
-                   figures=_figures(results))
+                   figures=figures(results))
 
 
 def _feedback_angle(sim) -> float:
@@ -481,7 +489,8 @@ def _table(results: dict, backend: str) -> str:
     return "\n".join(lines)
 
 
-def _figures(results: dict) -> dict:
+def figures(results: dict) -> dict:
+    """``probe_accuracy.png`` from the results (``{}`` without the plot extra)."""
     plt = pyplot()
     if plt is None:  # the plot extra is not installed: results only
         return {}
@@ -498,6 +507,7 @@ def _figures(results: dict) -> dict:
     ax.set_title(f"digits, {len(results['seeds'])} seeds")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    plt.close(fig)
     return {"probe_accuracy.png": fig}
 
 
@@ -514,4 +524,5 @@ def _bar(total, enabled, desc):
         return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="win", leave=False, mininterval=0.5)
+    return tqdm(total=total, desc=desc, unit="sample", unit_scale=True, leave=False,
+                mininterval=0.5)

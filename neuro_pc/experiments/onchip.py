@@ -108,9 +108,10 @@ class Config:
     def check(self, key: str = "") -> None:
         from neuro_pc.experiments.config import ConfigError
 
-        if self.experiment.backend != "lava":
-            raise ConfigError("experiment.backend", "the onchip experiment trains inside Lava: "
-                              f"use 'lava', got {self.experiment.backend!r}")
+        if self.experiment.backend == "brian2":
+            raise ConfigError("experiment.backend", "the onchip experiment trains inside Lava "
+                              "beside the float reference (it always runs both): use 'lava', "
+                              "got 'brian2'")
         if not (self.circuits.rate or self.circuits.spiking):
             raise ConfigError("circuits", "name at least one rule in circuits.rate or "
                               "circuits.spiking")
@@ -277,7 +278,7 @@ def checked_report(circuit, target: str = "loihi2", *, weights: dict | None = No
 
     w = weights if weights is not None else circuit.init_weights(seed)
     if get_target(target).state_bits is None or not circuit.plastic:
-        return check_report(circuit, target, weights=w, seed=seed, inputs=x)
+        return check_report(circuit, target, weights=weights, seed=seed, inputs=x)
     given = x is not None
     if x is None:
         rng = np.random.default_rng(seed)
@@ -286,7 +287,7 @@ def checked_report(circuit, target: str = "loihi2", *, weights: dict | None = No
         y = None if n_out is None else np.eye(n_out)[rng.integers(0, n_out, len(x))]
     activity = window_end_activity(circuit, w, x[:256], None if y is None else y[:256],
                                    seed=seed)
-    report = check_report(circuit, target, weights=w, seed=seed, activity=activity,
+    report = check_report(circuit, target, weights=weights, seed=seed, activity=activity,
                           inputs=x if given else None)
     why_not = None if execute else "--no-execute"
     executed = {}

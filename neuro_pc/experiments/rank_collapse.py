@@ -189,7 +189,7 @@ def _load(name: str, seed: int, kw: tuple):
     return load_dataset(name, seed=seed, **dict(kw))
 
 
-def _one(job: tuple, cfg: Config, backend: str, options: dict) -> dict:
+def _one(job: tuple, cfg: Config, backend: str, options: dict, artifacts=None) -> dict:
     """Train one (data set, depth, variant, seed) and record it; returns the run's results."""
     data_name, data_kw, depth, variant, seed = job
     model, train, rec_cfg = cfg.model, cfg.train, cfg.record
@@ -211,13 +211,20 @@ def _one(job: tuple, cfg: Config, backend: str, options: dict) -> dict:
     t0 = time.time()
     sim.train(data.x_train, Y, epochs=epochs, seed=seed, batch_size=train.batch_size,
               progress=False, callback=callback)
-    return {"dataset": data.name, "depth": depth, "variant": variant, "seed": seed,
-            "test_accuracy": curve[-1] if curve else None, "curve": curve, "epochs": epochs,
-            "seconds": round(time.time() - t0, 2), "sizes": sizes, "record": rec.results()}
+    out = {"dataset": data.name, "depth": depth, "variant": variant, "seed": seed,
+           "test_accuracy": curve[-1] if curve else None, "curve": curve, "epochs": epochs,
+           "seconds": round(time.time() - t0, 2), "sizes": sizes, "record": rec.results()}
+    if artifacts is not None:   # written by the worker: the store holds only the folder
+        out["artifact"] = artifacts.save(
+            f"{data.name}-depth{depth}-{variant}-seed{seed}", sim,
+            experiment=cfg.experiment.name, rule=variant, task="classification",
+            data={"name": data_name, "seed": seed, "options": dict(data_kw)}, epochs=epochs,
+            test_accuracy=out["test_accuracy"], backend_options=options)
+    return out
 
 
 def run(config, backend: str | None = None, progress: bool = True,
-        checkpoint=None) -> Outcome:
+        checkpoint=None, artifacts=None) -> Outcome:
     """Train every (data set, depth, variant, seed), ``[run] workers`` at a time
     (processes; default 2, this machine's cores), and aggregate. ``checkpoint(entry)``
     gets each finished job's results; the first failing job cancels the rest."""
@@ -246,7 +253,7 @@ def run(config, backend: str | None = None, progress: bool = True,
         from concurrent.futures import ProcessPoolExecutor, as_completed, wait
 
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as ex:
-            futures = [ex.submit(_one, j, cfg, backend, options) for j in order]
+            futures = [ex.submit(_one, j, cfg, backend, options, artifacts) for j in order]
             recorded = set()
             try:
                 for f in as_completed(futures):
@@ -265,7 +272,7 @@ def run(config, backend: str | None = None, progress: bool = True,
                 raise
     else:
         for j in order:
-            finished(_one(j, cfg, backend, options))
+            finished(_one(j, cfg, backend, options, artifacts))
     results = {"datasets": {}, "depths": depths, "width": model.width,
                "variants": variants, "seeds": seeds, "batch_size": train.batch_size,
                "probe_samples": cfg.record.samples,
@@ -285,7 +292,7 @@ def run(config, backend: str | None = None, progress: bool = True,
                          for ds in datasets}
     results["seconds_total"] = round(time.time() - started, 1)
     return Outcome(results=results, summary=_summary(results, backend),
-                   figures=_figures(results))
+                   figures=figures(results))
 
 
 def _tell(progress: bool, r: dict, k: int, n: int, started: float) -> None:
@@ -356,7 +363,9 @@ def _summary(results: dict, backend: str) -> str:
     return "\n".join(lines)
 
 
-def _figures(results: dict) -> dict:
+def figures(results: dict) -> dict:
+    """``accuracy_vs_depth.png``, ``erank_per_layer.png`` and
+    ``alignment_over_training.png`` from the results (``{}`` without the plot extra)."""
     plt = pyplot()
     if plt is None:  # the plot extra is not installed: results only
         return {}

@@ -5,15 +5,20 @@ Layout (docs/runs.md)::
     runs/<name>-<YYYYmmdd-HHMMSS>[-<k>]/
         INCOMPLETE      while running, and forever if the run failed (the error)
         partial.json    the entries finished so far (while running / after a failure)
-        results.json    the whole results (a complete run)
+        results.json    the whole results (a complete run), with ``meta``: the
+                        config, versions, git commit, machine, seeds, timings
         summary.txt     the printed summary (a complete run)
         *.png           figures (a complete run)
+        artifacts/      the trained circuits, one ``.npz`` per rule and seed
+                        (written as each finishes, kept after a failure)
 
 The folder name is reserved with ``os.mkdir`` when the run starts (a name taken
 by a concurrent run gets the next ``-<k>`` suffix), so two runs never collide.
 Every file appears atomically (written to a temporary file in the folder, then
-``os.replace``). A complete run has no ``INCOMPLETE`` and no ``partial.json``:
-they are removed last, after every results file was written.
+``os.replace``) with the mode a plain ``open()`` would give it (``0o666`` less
+the umask: readable by collaborators under the usual ``022``). A complete run
+has no ``INCOMPLETE`` and no ``partial.json``: they are removed last, after
+every results file was written.
 
 JSON is strict (``allow_nan=False``): NaN and inf are written as ``null``.
 """
@@ -22,11 +27,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import socket
 import tempfile
 import time
 import traceback
 from pathlib import Path
+
+from neuro_pc.ir.artifact import atomic_write_bytes, new_file_mode
 
 INCOMPLETE = "INCOMPLETE"
 PARTIAL = "partial.json"
@@ -62,6 +70,43 @@ def dumps(obj, indent: int | None = 1) -> str:
     return json.dumps(to_jsonable(obj), indent=indent, allow_nan=False)
 
 
+def save_figure(path: str | os.PathLike, fig, dpi: int = 120) -> Path:
+    """Save a matplotlib figure to ``path`` atomically, with the umask's file mode."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, new_file_mode())
+        os.close(fd)
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix[1:] or "png")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+ARTIFACTS = "artifacts"
+
+
+class ArtifactStore:
+    """Saves trained circuits into a run folder's ``artifacts/``: ``save(name, sim,
+    **metadata)`` writes ``artifacts/<name>.npz`` (``Simulator.save``) and returns
+    its path relative to the run folder. Holds only the folder's path, so it can be
+    handed to worker processes."""
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.run_dir = Path(run_dir)
+
+    def save(self, name: str, sim, **metadata) -> str:
+        safe = re.sub(r"[^A-Za-z0-9_.=-]+", "_", name).strip("._") or "circuit"
+        rel = f"{ARTIFACTS}/{safe}.npz"
+        path = self.run_dir / rel
+        path.parent.mkdir(exist_ok=True)
+        sim.save(path, **metadata)
+        return rel
+
+
 def prepare_out_dir(out_dir) -> Path:
     """``out_dir`` created if needed, or :class:`RunFolderError` saying why it cannot hold
     run folders (a file in the way, no permission)."""
@@ -90,6 +135,7 @@ class RunFolder:
         self.path = Path(path)
         self.finished: list = []
         self.started = time.strftime("%Y-%m-%dT%H:%M:%S")
+        self.artifacts = ArtifactStore(self.path)
 
     # -- creating ------------------------------------------------------------------------------
     @classmethod
@@ -115,16 +161,7 @@ class RunFolder:
 
     # -- writing (each file atomically) -----------------------------------------------------
     def write_bytes(self, name: str, data: bytes) -> Path:
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f".{name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, self.path / name)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return self.path / name
+        return atomic_write_bytes(self.path / name, data)
 
     def write_text(self, name: str, text: str) -> Path:
         return self.write_bytes(name, text.encode())
@@ -133,16 +170,7 @@ class RunFolder:
         return self.write_text(name, dumps(obj) + "\n")
 
     def save_figure(self, name: str, fig) -> Path:
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f".{name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            fig.savefig(tmp, dpi=120, bbox_inches="tight", format=Path(name).suffix[1:] or "png")
-            os.replace(tmp, self.path / name)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return self.path / name
+        return save_figure(self.path / name, fig)
 
     # -- the run's life ------------------------------------------------------------------------
     def checkpoint(self, entry: dict) -> None:

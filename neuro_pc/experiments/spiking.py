@@ -28,6 +28,7 @@ from neuro_pc.data import load_dataset
 from neuro_pc.experiments import Outcome, pyplot
 from neuro_pc.experiments.config import (Backends, ConfigError, Data, Experiment, coerce, option,
                                          require_trainable, section)
+from neuro_pc.experiments.plots import raster_data
 from neuro_pc.models import ACTIVATIONS, RULES, mlp
 from neuro_pc.models.spiking import (LIF, RESETS, RateEncoder, Trace, spike_variables,
                                      spiking_mlp, spiking_pc)
@@ -194,10 +195,16 @@ def raster(circuit, weights, x, seed: int = 0) -> dict[str, np.ndarray]:
     return out
 
 
+def data_meta(cfg: Config, seed: int) -> dict:
+    """How to load seed ``seed``'s data split again (artifact metadata)."""
+    return {"name": cfg.data.name, "seed": seed, "options": cfg.data.loader_options()}
+
+
 def run(config, backend: str | None = None, progress: bool = True,
-        checkpoint=None) -> Outcome:
+        checkpoint=None, artifacts=None) -> Outcome:
     """Train every spiking rule and seed, then the rate baseline; ``checkpoint(entry)``
-    gets each (rule, seed)'s results as soon as they are finished."""
+    gets each (rule, seed)'s results as soon as they are finished; ``artifacts``
+    (:class:`~neuro_pc.experiments.runs.ArtifactStore`) saves each trained circuit."""
     cfg = coerce(Config, config)
     model, train = cfg.model, cfg.train
     backend = backend or cfg.experiment.backend
@@ -227,6 +234,11 @@ def run(config, backend: str | None = None, progress: bool = True,
             stats = spike_statistics(circuit, weights, data.x_test, seed=seed)
             runs.append({"seed": seed, "test_accuracy": final, "curve": curve,
                          "spikes_per_sample": stats, "train_seconds": round(seconds, 2)})
+            if artifacts is not None:
+                runs[-1]["artifact"] = artifacts.save(
+                    f"spiking_{rule}-seed{seed}", sim, experiment=cfg.experiment.name,
+                    rule=rule, task="classification", data=data_meta(cfg, seed),
+                    epochs=epochs, test_accuracy=final, backend_options=options)
             trained[(rule, seed)] = (circuit, weights, data)
             if checkpoint is not None:
                 checkpoint({"rule": rule, **runs[-1]})
@@ -237,23 +249,26 @@ def run(config, backend: str | None = None, progress: bool = True,
             "spikes_per_sample_mean": float(np.mean([r["spikes_per_sample"]["total"]
                                                      for r in runs]))}
     if cfg.baseline.enabled:
-        results["baseline"] = _baseline(cfg, seeds, epochs, progress, checkpoint)
-    figures = {}
+        results["baseline"] = _baseline(cfg, seeds, epochs, progress, checkpoint, artifacts)
     r_seed = seeds[0] if cfg.raster.seed is None else cfg.raster.seed
-    if (rules[0], r_seed) in trained:
-        circuit, weights, data = trained[(rules[0], r_seed)]
-        k = cfg.raster.sample
+    k = cfg.raster.sample
+    results["rasters"] = {}
+    for rule in rules:   # one presentation per spiking rule, for its raster plot
+        if (rule, r_seed) not in trained:
+            continue
+        circuit, weights, data = trained[(rule, r_seed)]
         ras = raster(circuit, weights, data.x_test[k], seed=r_seed)
-        results["raster"] = {"rule": rules[0], "seed": r_seed, "test_index": k,
-                             "label": int(data.y_test[k]),
-                             "predicted": int(ras["readout"][-1].argmax()),
-                             "spikes": {p: int(v.sum()) for p, v in ras.items()
-                                        if p != "readout"}}
-        figures = _figures(results, ras)
-    return Outcome(results=results, summary=_summary(results, cfg), figures=figures)
+        info = {"rule": rule, "seed": r_seed, "test_index": k, "label": int(data.y_test[k]),
+                "predicted": int(ras["readout"][-1].argmax()),
+                "spikes": {p: int(v.sum()) for p, v in ras.items() if p != "readout"}}
+        if "raster" not in results:
+            results["raster"] = info    # the first rule's (kept for older readers)
+        results["rasters"][rule] = raster_data(ras, info)
+    figs = figures(results)
+    return Outcome(results=results, summary=_summary(results, cfg), figures=figs)
 
 
-def _baseline(cfg: Config, seeds, epochs, progress, checkpoint=None) -> dict:
+def _baseline(cfg: Config, seeds, epochs, progress, checkpoint=None, artifacts=None) -> dict:
     """The rate circuit (default: FA, tanh) of the same width on the reference backend."""
     base = cfg.baseline
     runs = []
@@ -269,6 +284,11 @@ def _baseline(cfg: Config, seeds, epochs, progress, checkpoint=None) -> dict:
                   curve.append(s.evaluate(data.x_test, data.y_test)))
         final = curve[-1] if curve else sim.evaluate(data.x_test, data.y_test)
         runs.append({"seed": seed, "test_accuracy": final, "curve": curve})
+        if artifacts is not None:
+            runs[-1]["artifact"] = artifacts.save(
+                f"rate_{base.rule}-seed{seed}", sim, experiment=cfg.experiment.name,
+                rule=base.rule, task="classification", data=data_meta(cfg, seed),
+                epochs=epochs if base.epochs is None else base.epochs, test_accuracy=final)
         if checkpoint is not None:
             checkpoint({"baseline": base.rule, **runs[-1]})
     accs = np.array([r["test_accuracy"] for r in runs])
@@ -301,46 +321,35 @@ def _summary(results: dict, cfg: Config) -> str:
     return "\n".join(lines)
 
 
-def _figures(results: dict, ras: dict) -> dict:
+def figures(results: dict) -> dict:
+    """``raster_<rule>.png`` for every spiking rule (one test presentation: spikes
+    of every population and the output traces) and ``learning_curves.png`` (test
+    accuracy per epoch, mean ± sd over seeds, spiking rules and the rate baseline
+    in distinct line styles). ``{}`` without the plot extra."""
     plt = pyplot()
     if plt is None:  # the plot extra is not installed: results only
         return {}
-    pops = [p for p in ras if p != "readout"]
-    sizes = [ras[p].shape[1] for p in pops]
-    fig, axes = plt.subplots(len(pops) + 1, 1, figsize=(8, 2 + 0.025 * sum(sizes) + 2),
-                             sharex=True,
-                             gridspec_kw={"height_ratios": [max(s, 10) for s in sizes] + [30]})
-    info = results["raster"]
-    for ax, p in zip(axes, pops):
-        t, n = np.nonzero(ras[p])
-        ax.scatter(t, n, s=4, marker="|", color="k")
-        ax.set_ylabel(f"{p}\nunit")
-        ax.set_ylim(-0.5, ras[p].shape[1] - 0.5)
-    T = ras["readout"].shape[0]
-    for j in range(ras["readout"].shape[1]):
-        axes[-1].plot(np.arange(T), ras["readout"][:, j], label=str(j),
-                      lw=2.5 if j == info["label"] else 1)
-    axes[-1].set(xlabel="step in the presentation window", ylabel="out trace")
-    axes[-1].legend(ncol=5, fontsize=6, loc="upper left")
-    axes[0].set_title(f"spiking {info['rule']}, test sample {info['test_index']} "
-                      f"(label {info['label']}, predicted {info['predicted']})")
-    fig.tight_layout()
-    plt.close(fig)
-    figs = {"raster.png": fig}
-    fig2, ax = plt.subplots(figsize=(5, 3.5))
-    for rule, r in results["rules"].items():
-        c = 100 * np.array([x["curve"] for x in r["runs"]])
-        ax.plot(np.arange(1, c.shape[1] + 1), c.mean(0), marker="o", label=f"spiking {rule}")
+    from neuro_pc.experiments.plots import integer_epochs, raster_figure, seed_band
+
+    figs = {f"raster_{rule}.png": raster_figure(plt, data)
+            for rule, data in (results.get("rasters") or {}).items()}
+    fig, ax = plt.subplots(figsize=(6, 4))
+    k = 0
+    for k, (rule, r) in enumerate(results["rules"].items()):
+        seed_band(ax, [x["curve"] for x in r["runs"]], f"spiking {rule}", k, scale=100)
     b = results.get("baseline")
     if b:
-        c = 100 * np.array([x["curve"] for x in b["runs"]])
-        ax.plot(np.arange(1, c.shape[1] + 1), c.mean(0), marker="s", ls="--",
-                label=f"rate {b['rule']}")
-    ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="spiking vs rate")
-    ax.legend()
-    fig2.tight_layout()
-    plt.close(fig2)
-    figs["learning_curves.png"] = fig2
+        seed_band(ax, [x["curve"] for x in b["runs"]], f"rate {b['rule']}", k + 1, scale=100)
+    n_seeds = len(results.get("seeds", [])) or 1
+    band = f"mean ± sd over {n_seeds} seeds" if n_seeds > 1 else "one seed"
+    ax.set(ylabel="test accuracy (%)", title=f"spiking vs rate ({band})")
+    integer_epochs(ax)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+    fig.tight_layout()
+    plt.close(fig)
+    figs["learning_curves.png"] = fig
     return figs
 
 

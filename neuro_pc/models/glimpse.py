@@ -41,11 +41,11 @@ class GlimpseGeometry:
     """Sizes of the views (pixels of the image the sensor sees).
 
     image: side ``D`` of the square image.
-    fovea: side of one foveal patch; n_fovea: patches in the foveal grid (a
-        square number: 1, 4, 9...); fovea_overlap: pixels shared by adjacent
-        foveal patches.
-    para / periph: sides of the parafoveal / peripheral patch; n_para /
-        n_periph: how many (0 or 1; several identical views are allowed but pointless).
+    fovea, n_fovea, fovea_overlap: side of one foveal patch; patches in the foveal
+        grid (a square number: 1, 4, 9...); pixels shared by adjacent foveal patches.
+    para, periph, n_para, n_periph: sides of the parafoveal and the peripheral
+        patch; how many of each (0 or 1; several identical views are allowed but
+        pointless).
     pool: side ``S`` every view is pooled to.
     margin: fixations are drawn with ``margin <= x, y <= D - margin``.
     """

@@ -509,6 +509,7 @@ def spiking_pc(sizes, window: int = 32, eta: float = 0.01, gamma: float = 0.2,
     the window (its early values jump by ``|W| / tw``), and with W&B's form
     the value lags it, so ``eps ≠ 0`` even without a target; here ``eps = 0``
     exactly whenever the output is not clamped (tested).
+
     * rule, once at the window's end: ``dw = eta * post.eps * pre.tr`` (pre
       trace: the spike rate over the window), split by default (``two_rail``)
       into two non-negative error channels ``ep = relu(eps)``,

@@ -14,8 +14,11 @@ SMALL = {"train.epochs": 1, "train.seeds": [0], "train.rules": ["bp", "fa"],
 
 def test_compare_rules_writes_a_complete_run_folder(tmp_path):
     run_dir, outcome = run_experiment(CONFIG, out_dir=tmp_path, progress=False, overrides=SMALL)
-    assert sorted(p.name for p in run_dir.iterdir()) == ["learning_curves.png", "results.json",
+    assert sorted(p.name for p in run_dir.iterdir()) == ["angles.png", "artifacts",
+                                                         "learning_curves.png", "results.json",
                                                          "summary.txt"]
+    assert sorted(p.name for p in (run_dir / "artifacts").iterdir()) == ["bp-seed0.npz",
+                                                                         "fa-seed0.npz"]
     res = json.loads((run_dir / "results.json").read_text())
     assert set(res["rules"]) == {"bp", "fa"}
     assert res["rules"]["bp"]["angle_to_bp_mean"] == pytest.approx(0.0, abs=1e-6)

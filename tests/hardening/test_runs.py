@@ -18,7 +18,7 @@ from neuro_pc.experiments.runs import RunFolder, RunFolderError
 ROOT = Path(__file__).resolve().parents[2]
 FA = str(ROOT / "experiments/fa_digits.toml")
 TINY = {"train.epochs": 1, "train.seeds": [0], "train.rules": ["bp"], "angles.samples": 16}
-COMPLETE = ["learning_curves.png", "results.json", "summary.txt"]
+COMPLETE = ["angles.png", "artifacts", "learning_curves.png", "results.json", "summary.txt"]
 
 
 def strict_json(path: Path):
@@ -141,7 +141,9 @@ def test_a_diverging_rule_keeps_the_finished_rules(tmp_path):
                        overrides={**TINY, "train.rules": ["bp", "fa"], "train.eta.fa": 1e6})
     run_dir = _only_folder(tmp_path)
     assert info.value.run_dir == run_dir
-    assert sorted(p.name for p in run_dir.iterdir()) == ["INCOMPLETE", "partial.json"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["INCOMPLETE", "artifacts", "partial.json"]
+    # the finished rule's trained circuit is kept; the diverged one was never saved
+    assert [p.name for p in (run_dir / "artifacts").iterdir()] == ["bp-seed0.npz"]
     marker = (run_dir / "INCOMPLETE").read_text()
     assert marker.startswith("failed: started") and "1 entry finished" in marker
     assert "NonFiniteError: training diverged: the weights of projection 'W1'" in marker
@@ -150,6 +152,7 @@ def test_a_diverging_rule_keeps_the_finished_rules(tmp_path):
     assert "eta=1e+06" in partial["error"]
     (bp,) = partial["finished"]
     assert (bp["rule"], bp["seed"]) == ("bp", 0) and bp["test_accuracy"] > 0.5
+    assert bp["artifact"] == "artifacts/bp-seed0.npz"
 
 
 def test_an_interrupted_run_is_marked_interrupted(tmp_path, monkeypatch):

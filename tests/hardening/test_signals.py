@@ -21,7 +21,8 @@ import pytest
 
 pytestmark = [pytest.mark.lava, pytest.mark.slow]
 
-pytest.importorskip("neuro_pc.backends.lava", reason="lava-nc (Python 3.10) is not installed")
+pytest.importorskip("neuro_pc.backends.lava", exc_type=ImportError,
+                    reason="needs lava-nc 0.10 on Python 3.10 (the lava extra)")
 
 GONE_S = 15.0       # every process of the run must be gone within this
 START_S = 90.0      # time allowed until the Lava workers exist

@@ -321,7 +321,8 @@ def test_equivalence_brian2():
 @pytest.mark.slow
 @pytest.mark.lava
 def test_equivalence_lava_floating_pt():
-    pytest.importorskip("neuro_pc.backends.lava", reason="lava-nc is not installed")
+    pytest.importorskip("neuro_pc.backends.lava", exc_type=ImportError,
+                        reason="needs lava-nc 0.10 on Python 3.10 (the lava extra)")
     _equivalence("lava", tag="floating_pt")
 
 

@@ -324,8 +324,9 @@ def test_experiment_smoke(tmp_path):
     assert r["rules"]["fa"]["runs"][0]["spikes_per_sample"]["total"] > 0
     assert r["baseline"]["runs"][0]["test_accuracy"] > 0.3
     assert (run_dir / "results.json").exists()
-    if outcome.figures:
-        assert (run_dir / "raster.png").exists()
+    if outcome.figures:   # one raster per spiking rule
+        for rule in ("fa", "dfa", "pc"):
+            assert (run_dir / f"raster_{rule}.png").exists()
     from neuro_pc.experiments import load_config
 
     cs = circuits(load_config(path))

@@ -26,7 +26,8 @@ The mapping (the executable semantics are :mod:`neuro_pc.backends.reference`):
 * built-in scalars: ``tw`` is ``(t_in_timesteps - 1) % T`` in population code
   and ``T - 1`` in window-end rules; ``train`` a shared variable ``npc_train``
   (1.0 inside rules, which only run while training); ``dt`` a number;
-* comparisons and the expression functions map to :mod:`.functions`;
+* comparisons and the expression functions map to
+  :mod:`neuro_pc.backends.brian2.functions`;
   population-level functions and the ``muon``/``unit_columns``/``unit_rows`` transforms run in
   NumPy (:class:`NumpyUpdate`, :class:`TransformSpec`) as ``network_operation`` s,
   which exist on the runtime targets only.

@@ -9,6 +9,7 @@ inputs in ONE ``run()`` and reads the weights and the state back. Online
 """
 from __future__ import annotations
 
+import sys
 from typing import Callable
 
 import numpy as np
@@ -155,13 +156,27 @@ class Brian2Simulator(Simulator):
             return np.zeros(0, dtype=int)
         return check_readout(self, self.readouts(x)).argmax(axis=1)
 
+    def _announce_build(self, write) -> None:
+        """One line before the first run of a compiled target, which shows nothing
+        (the bar stays at 0 %) while Brian2 generates and compiles its code."""
+        if getattr(self, "_announced", False) or self.target == "numpy":
+            return
+        self._announced = True
+        what = {"cython": "compiling Cython code objects (the first time ~1-2 min; cached in "
+                          "~/.cython/brian_extensions afterwards)",
+                "cpp_standalone": "building the C++ standalone project (~1-2 min, cached per "
+                                  "circuit)"}.get(self.target, f"building the {self.target} code")
+        write(f"brian2: {self.circuit.name}: {what}...", file=sys.stderr)
+
     def _progress(self, n: int):
         if self.target == "cpp_standalone":
+            self._announce_build(print)
             return None, "stderr"
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n, desc=f"{self.circuit.name} [brian2/{self.target}]", unit="win",
-                   leave=False)
+        self._announce_build(tqdm.write)
+        bar = tqdm(total=n, desc=f"{self.circuit.name} [brian2/{self.target}]", unit="sample",
+                   unit_scale=True, leave=False)
 
         def report(elapsed, completed, start, duration):
             bar.update(int(round(float(completed) * n)) - bar.n)

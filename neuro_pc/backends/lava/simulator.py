@@ -26,6 +26,7 @@ holds the run's last ``mon_steps`` steps; they are read back with the state.
 """
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 
@@ -199,6 +200,10 @@ class LavaSimulator(Simulator):
         self._check_trainable()
         x, y = training_arrays(x, y)
         order = sample_order(len(x), epochs, seed)
+        if progress and len(order):   # a Lava run shows nothing until it ends
+            print(f"lava: {self.circuit.name}: training on {len(x)} samples x {epochs} "
+                  f"epoch(s) in {'one Lava run' if callback is None else 'one run per epoch'} "
+                  f"({self.tag}; no progress bar)...", file=sys.stderr, flush=True)
         if callback is None:
             if len(order):
                 self.run_windows(x[order], y[order], train=True)
