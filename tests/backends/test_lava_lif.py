@@ -9,6 +9,8 @@ windows that carry over, and plain ``LIF`` (no restart).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -155,3 +157,24 @@ def test_without_lava_lif_every_population_runs_its_statements():
     np.testing.assert_array_equal(lav.readouts(x), q.present(x, train=False))
     for k in q.qstate:       # windows are independent: the batch's last row is Lava's end
         np.testing.assert_array_equal(lav.qstate[k], q.qstate[k][-1:], err_msg=k)
+
+
+def test_plastic_projection_into_a_lava_lif_floating_pt():
+    """A rule reading a Lava LIF's spikes (post.s) and a PlasticDense feeding its
+    a_in: floating_pt training equals the reference."""
+    from neuro_pc.ir import Rule
+
+    c = spiking_inference([8, 6, 5, 4], window=12, init_scale=3.0)
+    rule = Rule("dw = eta * post.s * pre.s - eta * w", {"eta": 0.05})
+    c = c.replace(projections=tuple(p if p.name != "W1" else dataclasses.replace(p, rule=rule)
+                                    for p in c.projections))
+    x = np.random.default_rng(3).uniform(0, 1, (5, 8))
+    ref = ReferenceSimulator(c, seed=0)
+    lav = compile(c, "lava", seed=0, tag="floating_pt")
+    assert set(lav.lif) == {"h1", "h2"}
+    ro_r = np.concatenate([ref.present(x[i:i + 1], train=True) for i in range(len(x))])
+    ro_l = lav.run_windows(x, train=True)
+    np.testing.assert_allclose(ro_l, ro_r, rtol=0, atol=1e-12)
+    assert np.abs(ref.weights["W1"] - c.init_weights(0)["W1"]).max() > 1e-3
+    for k in ref.weights:
+        np.testing.assert_allclose(lav.weights[k], ref.weights[k], rtol=1e-12, atol=1e-12)

@@ -334,8 +334,7 @@ class _Network:
                  mon_steps: int = 0):
         from lava.proc.dense.process import Dense
 
-        from neuro_pc.backends.lava.processes import (lif_classes, plastic_dense_classes,
-                                                      population_classes)
+        from neuro_pc.backends.lava.processes import plastic_dense_classes, population_classes
 
         self.sim = sim
         c = sim.circuit
