@@ -10,7 +10,10 @@
   or ``{"fits": False, "error": ...}`` when a population cannot be mapped;
 * ``"quantization"``: each projection's weight format and error
   (:func:`hardware_targets.circuit_quant.quantize_circuit`), not printed by
-  :func:`format_check`.
+  :func:`format_check`;
+* ``"neurons"``: per population, its neuron model: Lava's own LIF (with its
+  bit-accurate parameters) or a custom model that needs a microcode neuron on
+  Loihi 2, and why (:func:`hardware_targets.neurons.neuron_report`).
 
 Everything is JSON-able. Without trained ``weights`` the initial weights
 ``circuit.init_weights(seed)`` set the weight exponents the learning-rate
@@ -24,6 +27,7 @@ from hardware_targets.base import get_target
 from hardware_targets.circuit_quant import quantize_circuit
 from hardware_targets.expressibility import expressibility_report, format_expressibility
 from hardware_targets.mapping import MappingError, format_table, map_circuit
+from hardware_targets.neurons import format_neurons, neuron_report
 from neuro_pc.rules import format_report, locality_report
 
 __all__ = ["check_report", "format_check"]
@@ -74,6 +78,7 @@ def check_report(circuit, target: str = "loihi2", *, weights: dict | None = None
         "resources_learning": learning,
         "quantization": quant.report(),
         "fixed_point": fixed,
+        "neurons": neuron_report(circuit, tgt),
     }
 
 
@@ -117,6 +122,9 @@ def format_check(report: dict) -> str:
                 fp["table"]]
         out += [f"  warning: {x}" for x in fp["losses"]] or \
             ["  no projection loses more than 5 % to the format, and nothing saturates"]
+    if report.get("neurons"):
+        out += ["", f"-- neuron models on {report.get('target', '?')}",
+                format_neurons(report["neurons"])]
     if report.get("resources_learning"):
         res = report["resources_learning"]
         out += ["", f"-- resources on {report.get('target', '?')} with the learning blocks",

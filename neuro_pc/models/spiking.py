@@ -178,6 +178,97 @@ class LIF:
         return tuple(out)
 
 
+@dataclass(frozen=True)
+class LavaLIF:
+    """Lava's own LIF neuron (``lava.proc.lif``: ``LIF`` / ``LIFReset``) in the IR.
+
+    Per step, with drive ``I`` (a port), exactly Lava's float model
+    (``AbstractPyLifModelFloat``; ``du = 1 - i_decay``, ``dv = 1 - v_decay``)::
+
+        i = where(tw == k, 0, i * (1 - du)) + I           (current-based: Lava's u)
+        v = where(tw == k, 0, v * (1 - dv)) + i + bias    (voltage-based: ... + I + bias)
+        s = step(v - thr)                                 spike where v > thr
+        v = where(s > 0, 0, v)                            reset to 0
+
+    ``where(tw == k, 0, ·)`` is ``LIFReset``: at window step ``k`` (``reset_step``)
+    ``u`` and ``v`` restart at 0 **and that step's input is added** (unlike
+    :class:`LIF`, which ignores the port at the window's first step); with
+    ``reset_step=None`` the unit never restarts (plain ``LIF``). The input at
+    step ``k`` comes from the sources' step ``k - 1``; a layer ``l`` steps from
+    the input therefore sees only the current window when ``k = l``
+    (:func:`spiking_inference` staggers its layers so).
+
+    Populations made of these statements and nothing else run on Lava's own
+    LIF process models in both tags (``hardware_targets.neurons``); in
+    ``fixed_pt`` that is the bit-accurate model: decays rounded to 12 bits,
+    ``u`` and ``v`` with 6 more fractional bits than the messages, ``u``
+    wrapping and ``v`` saturating at 24 bits (docs/backends/lava.md).
+
+    v_decay, i_decay: per-step decays (``i_decay=None``: voltage-based, the
+    drive adds to ``v``). thr: threshold (a spike when ``v > thr``). bias:
+    added to ``v`` every step. reset_step: the window step of the restart.
+    """
+
+    v_decay: float = 1.0
+    thr: float = 1.0
+    i_decay: float | None = None
+    bias: float = 0.0
+    reset_step: int | None = 0
+
+    def __post_init__(self):
+        if not 0.0 <= self.v_decay <= 1.0:
+            raise ValueError(f"LavaLIF v_decay must be in [0, 1], got {self.v_decay}")
+        if self.i_decay is not None and not 0.0 <= self.i_decay <= 1.0:
+            raise ValueError(f"LavaLIF i_decay must be None or in [0, 1], got {self.i_decay}")
+        if self.thr < 0:
+            raise ValueError(f"LavaLIF thr must be >= 0 (Lava's vth is unsigned), got {self.thr}")
+        if self.reset_step is not None and (int(self.reset_step) != self.reset_step
+                                            or self.reset_step < 0):
+            raise ValueError(f"LavaLIF reset_step must be None or a step >= 0, "
+                             f"got {self.reset_step}")
+
+    @classmethod
+    def from_tau(cls, tau_m: float, dt: float = 1.0, tau_syn: float | None = None, **kw):
+        return cls(v_decay=_decay(tau_m, dt),
+                   i_decay=None if tau_syn is None else _decay(tau_syn, dt), **kw)
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return (("i",) if self.i_decay is not None else ()) + ("v", "s")
+
+    @property
+    def params(self) -> dict[str, float]:
+        p = {"dv": 1.0 - float(self.v_decay), "thr": float(self.thr), "bias": float(self.bias)}
+        if self.i_decay is not None:
+            p["du"] = 1.0 - float(self.i_decay)
+        return p
+
+    def statements(self, drive: str) -> tuple[str, ...]:
+        """The update statements, with ``drive`` the input expression (a port)."""
+        def restart(expr: str) -> str:
+            return expr if self.reset_step is None else \
+                f"where(tw == {int(self.reset_step)}, 0, {expr})"
+
+        out = []
+        if self.i_decay is not None:
+            out.append(f"i = {restart('i * (1 - du)')} + {drive}")
+            drive = "i"
+        out.append(f"v = {restart('v * (1 - dv)')} + {drive} + bias")
+        out.append("s = step(v - thr)")
+        out.append("v = where(s > 0, 0, v)")
+        return tuple(out)
+
+    def declaration(self) -> dict:
+        """The ``circuit.metadata["neurons"]`` entry builders record."""
+        return {"model": "LavaLIF", **_asdict(self)}
+
+    def at_step(self, k: int | None) -> "LavaLIF":
+        """The same neuron restarting at window step ``k`` (unchanged if it never restarts)."""
+        import dataclasses
+
+        return self if self.reset_step is None else dataclasses.replace(self, reset_step=k)
+
+
 def lif_rate(current: float | np.ndarray, lif: LIF) -> np.ndarray:
     """Discrete-time f–I curve: spikes per step of a voltage-based LIF with
     ``reset="zero"`` (``v_reset = 0``) under a constant drive ``current`` per step.
@@ -589,6 +680,83 @@ def spiking_pc(sizes, window: int = 32, eta: float = 0.01, gamma: float = 0.2,
                    readout=("out", tv), metadata=meta)
 
 
+def spiking_inference(sizes, window: int = 24, lif=None, out_lif=None,
+                      trace: Trace | None = None, encoder: RateEncoder = RateEncoder(),
+                      bias: bool = True, stagger: bool = True, init_scale: float = 1.0,
+                      name: str | None = None) -> Circuit:
+    """A spiking MLP ``sizes = [n_in, ..., n_out]`` for inference only, its hidden
+    layers Lava's own LIF (:class:`LavaLIF`): a trained :func:`spiking_mlp`
+    deployed without its learning variables.
+
+    Names are :func:`spiking_mlp`'s (``x``, ``bias``, ``h1 …``, ``out``; ``W_l``,
+    ``b_l``, no feedback), so its trained weights load with
+    :func:`inference_weights`. ``x`` is the deterministic rate encoder, ``bias``
+    one unit spiking at every step; ``h_l`` is exactly ``lif`` (``v``, ``s``:
+    nothing else, so it runs on Lava's LIF models); ``out`` is ``out_lif`` plus
+    the rate trace ``tr`` (the readout), a custom population.
+
+    stagger: layer ``l`` restarts at window step ``l`` (``out`` at ``L``), the
+    first step at which its input comes from this window's spikes only (one
+    step per projection), so every window is independent of the previous one,
+    as with the project's :class:`LIF`. Without it every layer restarts at step
+    0 and adds what arrives then: the previous window's last spikes. The
+    readout counts ``out``'s spikes from its restart to the window's end
+    (``T − L`` steps with the stagger), times the trace's impulse (``1/T``).
+    """
+    sizes = [int(s) for s in sizes]
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(f"sizes must list at least input and output widths >= 1, got {sizes}")
+    if window < 2 * len(sizes):
+        raise ValueError(f"window={window} is too short for {len(sizes) - 1} layers: use at "
+                         f"least {2 * len(sizes)}")
+    lif = LavaLIF() if lif is None else lif
+    out_lif = lif if out_lif is None else out_lif
+    trace = trace or rate_trace(window)
+    L = len(sizes) - 1
+    names = ["x"] + [f"h{l}" for l in range(1, L)] + ["out"]
+
+    def at(neuron, k):
+        return neuron.at_step(k if stagger else 0) if isinstance(neuron, LavaLIF) else neuron
+
+    pops = [Population("x", sizes[0], ("r", "acc", "s"), update=encoder.statements("r"),
+                       output="s", streams={"r": "x"}, params=encoder.params,
+                       model="spike_input")]
+    if bias:
+        pops.append(Population("bias", 1, ("s",), output="s", init={"s": 1.0},
+                               model="spike_input"))
+    neurons = {}
+    for l in range(1, L):
+        n = at(lif, l)
+        pops.append(Population(f"h{l}", sizes[l], n.variables, update=n.statements("ff"),
+                               ports=("ff",), output="s", params=n.params, model="lif"))
+        if isinstance(n, LavaLIF):
+            neurons[f"h{l}"] = n.declaration()
+    n = at(out_lif, L)
+    tv = trace.var
+    if isinstance(n, LavaLIF) and n.reset_step is not None and trace.window_reset:
+        count = f"{tv} = where(tw == {int(n.reset_step)}, 0, {tv} * {tv}_decay) + {tv}_imp * s"
+    else:
+        count = trace.statement("s")
+    pops.append(Population("out", sizes[-1], (*n.variables, tv),
+                           update=(*n.statements("ff"), count), ports=("ff",), output="s",
+                           params={**n.params, **trace.params}, model="lif"))
+    projs = forward_projections(names, None, bias, Init("xavier", scale=init_scale))
+    meta = {"builder": "spiking_inference", "sizes": sizes, "window": window,
+            "stagger": stagger, "lif": _asdict(lif), "out_lif": _asdict(out_lif),
+            "trace": _asdict(trace), "encoder": _asdict(encoder), "neurons": neurons}
+    return Circuit(name=name or f"spiking_inference_{'-'.join(map(str, sizes))}",
+                   populations=tuple(pops), projections=tuple(projs),
+                   schedule=Schedule(window=window), streams={"x": sizes[0]},
+                   readout=("out", tv), metadata=meta)
+
+
+def inference_weights(circuit: Circuit, weights: dict) -> dict:
+    """The entries of ``weights`` (e.g. a trained :func:`spiking_mlp`'s) that
+    ``circuit`` has projections for (its ``W_l``, ``b_l``; the feedback is dropped)."""
+    names = {p.name for p in circuit.projections}
+    return {k: np.asarray(v, dtype=np.float64) for k, v in weights.items() if k in names}
+
+
 def spike_variables(circuit: Circuit) -> list[tuple[str, str]]:
     """``(population, "s")`` for every population that emits spikes per step."""
     return [(p.name, "s") for p in circuit.populations
@@ -617,6 +785,8 @@ def _asdict(obj) -> dict:
     return dataclasses.asdict(obj)
 
 
-__all__ = ["LIF", "Trace", "RateEncoder", "SPIKING_RULES", "lif_rate", "lif_rate_continuous",
+__all__ = ["LIF", "LavaLIF", "Trace", "RateEncoder", "SPIKING_RULES", "lif_rate",
+           "lif_rate_continuous",
            "encoder_count", "poisson_spikes", "spike_input", "always_on", "lif_population",
-           "rate_trace", "spiking_mlp", "spiking_pc", "spike_variables", "shipped_spiking_circuits"]
+           "rate_trace", "spiking_mlp", "spiking_pc", "spiking_inference", "inference_weights",
+           "spike_variables", "shipped_spiking_circuits"]

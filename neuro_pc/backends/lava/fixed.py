@@ -115,22 +115,27 @@ def effective_matrix(circuit: Circuit, weights: dict, proj) -> np.ndarray:
     return circuit.effective_matrix(weights, proj)
 
 
-def dense_params(matrix: np.ndarray, prec: Precision) -> DenseParams:
-    """Quantise one effective matrix through ``hardware_targets.quantize``."""
+def dense_params(matrix: np.ndarray, prec: Precision, spike_source: bool = False) -> DenseParams:
+    """Quantise one effective matrix through ``hardware_targets.quantize``.
+
+    spike_source: the source is a Lava LIF, whose spikes arrive as 1 instead of
+    ``2**frac_bits``; the exponent takes the ``2**frac_bits`` (``to_lava_dense(
+    state_frac_bits=frac_bits)``), so the synapse's output is the same integer."""
     from hardware_targets.quantize import quantize_weights
 
     q = quantize_weights(matrix, prec.mantissa_bits, "mixed", rounding="nearest")
-    lava = q.to_lava_dense(state_frac_bits=0)
+    lava = q.to_lava_dense(state_frac_bits=prec.frac_bits if spike_source else 0)
     return DenseParams(weights=np.asarray(lava.weights, dtype=np.int32),
                        weight_exp=int(lava.weight_exp), num_weight_bits=int(lava.num_weight_bits),
                        rel_error=float(q.error.rel_fro))
 
 
-def quantize_input(x: np.ndarray, prec: Precision) -> np.ndarray:
+def quantize_input(x: np.ndarray, prec: Precision, frac_bits: int | None = None) -> np.ndarray:
     from hardware_targets.quantize import quantize_state
 
     return quantize_state(np.asarray(x, dtype=np.float64), prec.state_bits,
-                          frac_bits=prec.frac_bits, rounding="nearest", overflow="saturate")
+                          frac_bits=prec.frac_bits if frac_bits is None else frac_bits,
+                          rounding="nearest", overflow="saturate")
 
 
 def synapse(weights: np.ndarray, weight_exp: int, s: np.ndarray) -> np.ndarray:

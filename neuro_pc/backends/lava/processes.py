@@ -225,6 +225,98 @@ def population_classes(name: str, size: int, *, variables, in_ports, streams, ou
     return Population, _finish(model, Population, "fixed_pt" if fixed else "floating_pt")
 
 
+# -- Lava's own LIF ------------------------------------------------------------------
+def lif_classes(name: str, size: int, *, reset: bool, fixed: bool, record: str | None,
+                monitor=()):
+    """(Process class, ProcessModel class) of a population that is Lava's LIF.
+
+    The process is a subclass of Lava's ``LIF`` (``reset``: ``LIFReset``) and the
+    model a subclass of Lava's own model for the tag (``PyLifModelFloat``,
+    ``PyLifResetModelFloat``, ``PyLifModelBitAcc``, ``PyLifResetModelBitAcc``):
+    the datapath (``subthr_dynamics``, ``spiking_activation``,
+    ``reset_voltage``, ``run_spk``) is Lava's, unchanged. The subclasses only
+    *observe*: ``spiking_activation`` keeps the spike vector it returns, and
+    after Lava's step the model writes Vars the project reads back: ``s`` (the
+    spikes, ``cfg["one"]`` each: ``2**frac_bits`` in ``fixed_pt``, 1.0 in
+    ``floating_pt``), ``rec`` (the readout ``record`` at each window's last
+    step) and ``mon_<var>`` (``var`` in ``i``, ``v``, ``s``; ``i`` is Lava's ``u``).
+
+    A failure inside a step is written to ``cfg["error_dir"]``; the model then
+    keeps receiving and sending (zeros) so that no peer blocks.
+    """
+    from lava.proc.lif import models as lif_models
+    from lava.proc.lif.process import LIF, LIFReset
+
+    proc_base = LIFReset if reset else LIF
+    if fixed:
+        model_base = lif_models.PyLifResetModelBitAcc if reset else lif_models.PyLifModelBitAcc
+    else:
+        model_base = lif_models.PyLifResetModelFloat if reset else lif_models.PyLifModelFloat
+    monitor = tuple(monitor)
+    lava_name = {"i": "u", "v": "v", "s": "s"}
+
+    class LifPopulation(proc_base):
+        def __init__(self, *, lif: dict, s0, n_windows: int, mon_steps: int, cfg: dict):
+            proc_base.__init__(self, shape=(size,), name=name, **lif)
+            self.proc_params["cfg"] = cfg
+            self.s = Var(shape=(size,), init=s0)
+            self.rec = Var(shape=(size, max(n_windows, 1)), init=0)
+            for v in monitor:
+                setattr(self, f"mon_{v}", Var(shape=(size, max(mon_steps, 1)), init=0))
+
+    LifPopulation.__name__ = LifPopulation.__qualname__ = f"Lava{proc_base.__name__}_{name}"
+    dtype = np.int32 if fixed else float
+    attrs = {"s": LavaPyType(np.ndarray, dtype, precision=24),
+             "rec": LavaPyType(np.ndarray, dtype, precision=24),
+             # the subclass implements the subclassed process (Lava's decorator would
+             # refuse to re-target its model class, so the attribute is set here)
+             "implements_process": LifPopulation}
+    for v in monitor:
+        attrs[f"mon_{v}"] = LavaPyType(np.ndarray, dtype, precision=24)
+
+    def __init__(self, proc_params):
+        model_base.__init__(self, proc_params)
+        cfg = proc_params["cfg"]
+        self._cfg = cfg
+        self._T = int(cfg["T"])
+        self._one = cfg["one"]
+        self._mon_t0 = int(cfg.get("n_steps", 0)) - int(cfg.get("mon_steps", 0))
+        self._spikes = np.zeros(size, dtype=bool)
+        self._failed = False
+
+    def spiking_activation(self):
+        spikes = model_base.spiking_activation(self)
+        self._spikes = np.asarray(spikes, dtype=bool)
+        return spikes
+
+    def run_spk(self):
+        t = self.time_step - 1
+        w, tw = divmod(t, self._T)
+        if self._failed:
+            self.a_in.recv()
+            self.s_out.send(np.zeros(size, dtype=dtype))
+            return
+        sent = False
+        try:
+            model_base.run_spk(self)        # Lava's own step: recv, dynamics, spikes, send
+            sent = True
+            self.s = np.where(self._spikes, self._one, 0).astype(dtype)
+            if record is not None and tw == self._T - 1:
+                self.rec[:, w] = getattr(self, lava_name[record])
+            if monitor and t >= self._mon_t0:
+                for v in monitor:
+                    getattr(self, f"mon_{v}")[:, t - self._mon_t0] = getattr(self, lava_name[v])
+        except BaseException:
+            self._failed = True
+            _report_failure(self._cfg, f"population_{name}", t)
+            if not sent:
+                self.s_out.send(np.zeros(size, dtype=dtype))
+
+    attrs.update(__init__=__init__, run_spk=run_spk, spiking_activation=spiking_activation)
+    model = type(f"LavaLifModel_{name}", (model_base,), attrs)
+    return LifPopulation, model
+
+
 # -- plastic / tied dense (floating_pt) ----------------------------------------------
 def plastic_dense_classes(name: str, shape, *, members, post_vars, pre_vars, post_size,
                           pre_size, pre_from_input: str | None = None):

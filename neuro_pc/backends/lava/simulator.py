@@ -3,7 +3,10 @@
 Mapping (docs/backends/lava.md):
 
 * population → one generated process (:mod:`neuro_pc.backends.lava.processes`)
-  executing its streamed variables and update statements every step;
+  executing its streamed variables and update statements every step; a
+  population that is Lava's LIF (:func:`hardware_targets.neurons.lava_lif`) →
+  Lava's own ``LIF`` / ``LIFReset`` process and model (bit-accurate in
+  ``fixed_pt``), subclassed only to record its spikes;
 * fixed projection (no rule, not read by a tied projection) → Lava ``Dense``
   with graded spikes (``num_message_bits=24``); its ``a_buff`` starts at
   ``W @ s0`` so the first step sees the initial state, as in the reference;
@@ -85,7 +88,8 @@ class LavaSimulator(Simulator):
                  tag: str = "floating_pt", frac_bits: int | None = None,
                  target: str = "loihi2", record: tuple[tuple[str, str], ...] | list = (),
                  record_all: bool = False, learning: str = "plastic_dense", plan=None,
-                 activity: dict | None = None, plan_options: dict | None = None):
+                 activity: dict | None = None, plan_options: dict | None = None,
+                 lava_lif: bool = True):
         super().__init__(circuit, weights, seed=seed, masks=masks)
         if tag not in TAGS:
             raise ValueError(f"unknown Lava tag {tag!r}; choose one of {TAGS}")
@@ -113,12 +117,27 @@ class LavaSimulator(Simulator):
 
             self.precision = precision(target, FRAC_BITS if frac_bits is None else frac_bits)
             self._I = IntegerFunctions(self.precision)
-            self._step_sources = {p.name: population_fixed_step_source(p, self._I)
-                                  for p in circuit.populations}
         else:
             self.precision = None
+        #: {population: (LavaLif, LavaLifFixed or None)}: the populations that run on
+        #: Lava's own LIF models (none with learning="engine": there every population
+        #: stays a project process, as in its emulation EngineSimulator)
+        self.lif = self._lif_populations(target) if lava_lif and learning != "engine" else {}
+        #: fractional bits of each state variable (fixed_pt; a Lava LIF's i, v: F + 6)
+        self.var_frac_bits = {}
+        if self.fixed:
+            F = self.precision.frac_bits
+            self.var_frac_bits = {f"{p.name}.{v}": F for p in circuit.populations
+                                  for v in p.variables}
+            for name, (m, fx) in self.lif.items():
+                for v in ("i", "v"):
+                    if f"{name}.{v}" in self.var_frac_bits:
+                        self.var_frac_bits[f"{name}.{v}"] = fx.state_frac_bits
+            self._step_sources = {p.name: population_fixed_step_source(p, self._I)
+                                  for p in circuit.populations if p.name not in self.lif}
+        else:
             self._step_sources = {p.name: codegen.population_step_source(p)
-                                  for p in circuit.populations}
+                                  for p in circuit.populations if p.name not in self.lif}
             self._rule_sources = {p.name: codegen.rule_source(circuit, p)
                                   for p in circuit.plastic if not self._on_engine(p.name)}
             for p in circuit.plastic:   # compile now: errors at compile time, not in a child
@@ -167,13 +186,22 @@ class LavaSimulator(Simulator):
     def _on_engine(self, name: str) -> bool:
         return self.plan is not None and name in self.plan.projections
 
+    def _lif_populations(self, target: str) -> dict:
+        from hardware_targets.base import get_target
+        from hardware_targets.neurons import lif_populations
+
+        if self.fixed:
+            return lif_populations(self.circuit, self.precision.frac_bits, get_target(target))
+        return lif_populations(self.circuit)
+
     # -- state -------------------------------------------------------------------
     def reset(self, batch: int = 1) -> None:
         """Every state variable to its initial value (batch is always 1 on Lava)."""
         self.state = {f"{p.name}.{v}": np.full((1, p.size), float(p.init.get(v, 0.0)))
                       for p in self.circuit.populations for v in p.variables}
         if self.fixed:
-            self.qstate = {k: quantize_input(v, self.precision) for k, v in self.state.items()}
+            self.qstate = {k: quantize_input(v, self.precision, self.var_frac_bits[k])
+                           for k, v in self.state.items()}
 
     def _globals(self) -> dict:
         g = codegen.float_globals()
@@ -390,6 +418,9 @@ class _Network:
         port_range = sim.precision.state_range if fixed else None
         post_codes = plan.post_codes if plan is not None else {}
         for pop in c.populations:
+            if pop.name in sim.lif:
+                self._lif_population(pop, n, monitored.get(pop.name, ()), error_dir, state)
+                continue
             in_ports = [p for p in pop.ports if c.projections_into(pop.name, p)]
             feeds = [b for b, ep in blocks.items() if c.projection(b).source == pop.name]
             code = post_codes.get(pop.name)
@@ -423,19 +454,23 @@ class _Network:
             src_var = c.source_variable(proj)
             s0 = np.asarray(state(proj.source, src_var)).reshape(-1)
             M = effective_matrix(c, sim.weights, proj)
+            spikes = proj.source in sim.lif      # a Lava LIF sends 0/1 spikes
             if fixed:
-                dp = dense_params(M, sim.precision)
+                dp = dense_params(M, sim.precision, spike_source=spikes)
                 self.plan[proj.name] = dp
                 from lava.utils.weightutils import SignMode
 
-                d = Dense(weights=dp.weights, num_message_bits=sim.precision.message_bits,
+                if spikes:   # binary spikes: the stored 2**F per spike is one spike
+                    s0 = (s0 != 0).astype(np.int64)
+                d = Dense(weights=dp.weights,
+                          num_message_bits=0 if spikes else sim.precision.message_bits,
                           weight_exp=dp.weight_exp, num_weight_bits=dp.num_weight_bits,
                           sign_mode=SignMode.MIXED, name=proj.name)
                 d.a_buff.init = synapse(dp.weights, dp.weight_exp, s0).astype(np.int32)
             else:
                 d = Dense(weights=M, num_message_bits=24, name=proj.name)
                 d.a_buff.init = M @ s0
-            getattr(self.pops[proj.source], f"out_{src_var}").connect(d.s_in)
+            self._out_port(proj.source, src_var).connect(d.s_in)
             d.a_out.connect(self._in_port(proj))
 
         # learning blocks -> Lava LearningDense (Lava's learning engine)
@@ -499,20 +534,64 @@ class _Network:
             self.model_map[pd] = M
             self.model_map[P] = M
             for k, p in enumerate([proj] + ties):
-                getattr(self.pops[p.source], f"out_{c.source_variable(p)}").connect(
-                    getattr(pd, f"s_in_{k}"))
+                self._out_port(p.source, c.source_variable(p)).connect(getattr(pd, f"s_in_{k}"))
                 getattr(pd, f"a_out_{k}").connect(self._in_port(p))
             for v in post:
-                getattr(self.pops[proj.target], f"out_{v}").connect(getattr(pd, f"post_{v}"))
+                self._out_port(proj.target, v).connect(getattr(pd, f"post_{v}"))
             for v in pre:
                 if v != carried:
-                    getattr(self.pops[proj.source], f"out_{v}").connect(
-                        getattr(pd, f"pre_{v}"))
+                    self._out_port(proj.source, v).connect(getattr(pd, f"pre_{v}"))
             self.plastic[name] = pd
+
+    def _lif_population(self, pop, n_windows: int, monitor, error_dir, state) -> None:
+        """Population ``pop`` as Lava's own LIF / LIFReset process and model."""
+        from neuro_pc.backends.lava.processes import lif_classes
+
+        sim = self.sim
+        m, fx = sim.lif[pop.name]
+        record = self.readout[1] if pop.name == self.readout[0] else None
+        P, M = lif_classes(pop.name, pop.size, reset=m.reset_step is not None,
+                           fixed=sim.fixed, record=record, monitor=monitor)
+
+        def init(var):
+            if var == "i" and not m.current:      # a voltage-based unit's u: the last input
+                return np.zeros(pop.size, dtype=np.int64 if sim.fixed else np.float64)
+            return np.asarray(state(pop.name, var)).reshape(-1)
+
+        if sim.fixed:
+            lif = {"du": fx.du, "dv": fx.dv, "vth": fx.vth,
+                   "bias_mant": np.full(pop.size, fx.bias_mant, dtype=np.int32),
+                   "bias_exp": np.full(pop.size, fx.bias_exp, dtype=np.int32),
+                   "u": init("i").astype(np.int32), "v": init("v").astype(np.int32)}
+        else:
+            fp = m.float_params()
+            lif = {"du": fp["du"], "dv": fp["dv"], "vth": fp["vth"],
+                   "bias_mant": np.full(pop.size, fp["bias_mant"]), "bias_exp": 0.0,
+                   "u": init("i"), "v": init("v")}
+        if m.reset_step is not None:
+            lif.update(reset_interval=m.reset_interval, reset_offset=m.reset_offset)
+        cfg = {"T": sim.T, "one": sim.precision.one if sim.fixed else 1.0,
+               "n_steps": n_windows * sim.T, "mon_steps": self.mon_steps,
+               "error_dir": error_dir}
+        s0 = np.asarray(state(pop.name, "s")).reshape(-1)
+        proc = P(lif=lif, s0=s0, n_windows=n_windows, mon_steps=self.mon_steps, cfg=cfg)
+        self.pops[pop.name] = proc
+        self.model_map[proc] = M
+        self.model_map[P] = M
+
+    def _out_port(self, pop: str, var: str):
+        """The out-port sending ``pop.var`` (a Lava LIF's spikes: its ``s_out``)."""
+        if pop in self.sim.lif:
+            if var != "s":
+                raise ValueError(f"{pop} is Lava's LIF: it sends its spikes only, not {var}")
+            return self.pops[pop].s_out
+        return getattr(self.pops[pop], f"out_{var}")
 
     def _in_port(self, proj):
         """The target population's in-port of ``proj`` (Lava's third-factor port
-        for the error port of a learning neuron)."""
+        for the error port of a learning neuron; a Lava LIF's ``a_in``)."""
+        if proj.target in self.sim.lif:
+            return self.pops[proj.target].a_in
         code = self.sim.plan.post_codes.get(proj.target) if self.sim.plan is not None else None
         if code is not None and code.third_factor == proj.port:
             return self.pops[proj.target].a_third_factor_in
@@ -529,25 +608,31 @@ class _Network:
         return the readouts and the monitors ``{"pop.var": (mon_steps, size)}``."""
         sim, c = self.sim, self.sim.circuit
         rec = np.asarray(self.pops[self.readout[0]].rec.get()).T
-        #: per population, values clipped to the state range in the run (fixed_pt)
+        #: per population, values clipped to the state range in the run (fixed_pt; the
+        #: project's processes count them, Lava's own LIF saturates v silently)
         self.saturated = {name: int(np.asarray(p.n_sat.get()).reshape(-1)[0])
-                          for name, p in self.pops.items()} if sim.fixed else {}
+                          for name, p in self.pops.items()
+                          if hasattr(p, "n_sat")} if sim.fixed else {}
         mon = {}
         if self.mon_steps:
             for pop, v in sim.record:
                 m = np.asarray(getattr(self.pops[pop], f"mon_{v}").get()).T   # (steps, size)
                 m = m.reshape(self.mon_steps, -1)
                 mon[f"{pop}.{v}"] = (np.ldexp(m.astype(np.int64).astype(float),
-                                              -sim.precision.frac_bits) if sim.fixed
+                                              -sim.var_frac_bits[f"{pop}.{v}"]) if sim.fixed
                                      else m.astype(np.float64))
+        lava_var = {"i": "u", "v": "v", "s": "s"}
         for pop in c.populations:
+            proc = self.pops[pop.name]
             for v in pop.variables:
-                val = np.asarray(getattr(self.pops[pop.name], f"v_{v}").get()).reshape(1, -1)
+                var = getattr(proc, lava_var[v]) if pop.name in sim.lif else \
+                    getattr(proc, f"v_{v}")
+                val = np.asarray(var.get()).reshape(1, -1)
                 if sim.fixed:
                     q = val.astype(np.int64)
                     sim.qstate[f"{pop.name}.{v}"] = q
-                    sim.state[f"{pop.name}.{v}"] = np.ldexp(q.astype(float),
-                                                            -sim.precision.frac_bits)
+                    sim.state[f"{pop.name}.{v}"] = np.ldexp(
+                        q.astype(float), -sim.var_frac_bits[f"{pop.name}.{v}"])
                 else:
                     sim.state[f"{pop.name}.{v}"] = val.astype(np.float64)
         for name, pd in self.plastic.items():
@@ -559,7 +644,8 @@ class _Network:
             sim.units[name] = u.astype(np.int64) if sim.fixed else u.astype(np.float64)
             sim.weights[name] = ep.from_units(sim.units[name])
         if sim.fixed:
-            return np.ldexp(rec.astype(np.int64).astype(float), -sim.precision.frac_bits), mon
+            return np.ldexp(rec.astype(np.int64).astype(float),
+                            -sim.var_frac_bits[".".join(self.readout)]), mon
         return rec.astype(np.float64), mon
 
 

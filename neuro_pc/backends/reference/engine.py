@@ -121,8 +121,11 @@ class EngineSimulator(Simulator):
         for n, ep in plan.projections.items():
             self.weights[n] = ep.from_units(self.units[n])
         if self.mode == "fixed":
+            # every population runs its statements here, Lava LIF or not (the Lava
+            # backend's engine mode keeps every population a project process too)
             self._q = QuantizedReferenceSimulator(circuit, self.weights, seed=seed,
-                                                  frac_bits=frac_bits, target=target)
+                                                  frac_bits=frac_bits, target=target,
+                                                  lava_lif=False)
             self.A = self._q.A
         self._stmts = {p.name: p.statements() for p in circuit.populations}
         self.reset()

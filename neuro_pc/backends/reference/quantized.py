@@ -34,6 +34,17 @@ equality test compares two implementations of one specification):
 Scope: inference (``learn=False``) of circuits whose updates use only the
 above (every shipped rate circuit: BP/FA/DFA/SS/KP/PC MLPs with tanh, relu,
 sigmoid or linear units). Learning in integer arithmetic is not implemented.
+
+**Populations that are Lava's LIF** (``hardware_targets.neurons.lava_lif``: the
+update is exactly Lava's LIF and nothing else) do not run their statements in
+the arithmetic above: they run Lava's bit-accurate LIF datapath
+(:func:`lif_step`, written from the documented arithmetic, not from Lava's
+code), as the Lava backend runs them on Lava's own ``PyLifModelBitAcc`` /
+``PyLifResetModelBitAcc``. Their port is the plain sum of the synapses (not
+saturated: Lava's LIF takes its input unsaturated), ``i`` (Lava's ``u``) and
+``v`` are stored with ``frac_bits + 6`` fractional bits, ``s`` as ``2**F`` per
+spike like every other spike variable. ``lava_lif=False`` runs every
+population's statements instead.
 """
 from __future__ import annotations
 
@@ -41,6 +52,7 @@ import ast
 
 import numpy as np
 
+from hardware_targets.neurons import lif_populations
 from neuro_pc.backends.base import Simulator, streams_for
 from neuro_pc.ir import Circuit, CircuitError
 
@@ -50,6 +62,56 @@ LUT_FRAC_BITS = 6
 
 class QuantizedScopeError(CircuitError):
     """A circuit or a use outside the quantised mode's scope."""
+
+
+# -- Lava's bit-accurate LIF --------------------------------------------------------------
+#: 24-bit u, v; 12-bit decays; the input and the threshold are shifted left by 6
+LIF_STATE_BITS, LIF_DECAY_BITS, LIF_SHIFT = 24, 12, 6
+
+
+def _decay_toward_zero(x: np.ndarray, factor: int) -> np.ndarray:
+    """``x · factor / 4096`` rounded toward zero (sign and magnitude: the magnitude
+    of the product is shifted right by 12, then the sign put back)."""
+    p = np.asarray(x, dtype=np.int64) * int(factor)
+    mag = np.abs(p) >> LIF_DECAY_BITS
+    return np.where(p < 0, -mag, mag)
+
+
+def lif_step(u, v, a, fx, restart: bool):
+    """One step of Lava's bit-accurate LIF on int64 arrays; returns ``(u, v, spikes)``.
+
+    ``fx``: a :class:`hardware_targets.neurons.LavaLifFixed` (``du``, ``dv``, ``vth``,
+    ``bias``). ``a``: the summed synaptic input. The arithmetic (the
+    documented Loihi LIF of docs/targets/loihi2.md, "Neuron state"):
+
+    1. ``restart`` (``LIFReset``'s step): ``u = v = 0`` first;
+    2. ``u ← u·(4096 − du − 1) / 4096`` toward zero, plus ``a << 6``; then ``u``
+       wraps once: above ``+2**23`` it loses ``2**24``, at or below ``−2**23`` it
+       gains ``2**24`` (so ``+2**23`` stays, ``−2**23`` becomes ``+2**23``);
+    3. ``v ← v·(4096 − dv) / 4096`` toward zero, ``+ u + bias``, saturated to
+       ``±(2**23 − 1)`` (symmetric);
+    4. spike where ``v > vth << 6``; there ``v = 0``.
+
+    Inputs so large that one wrap leaves ``u`` outside 24 bits are outside the
+    model (Lava would go on with an out-of-range ``u`` in 32-bit registers):
+    :class:`QuantizedScopeError`.
+    """
+    half = 1 << (LIF_STATE_BITS - 1)
+    unity = 1 << LIF_DECAY_BITS
+    u = np.asarray(u, dtype=np.int64)
+    v = np.asarray(v, dtype=np.int64)
+    if restart:
+        u = np.zeros_like(u)
+        v = np.zeros_like(v)
+    x = _decay_toward_zero(u, unity - fx.du - 1) + (np.asarray(a, dtype=np.int64) << LIF_SHIFT)
+    u = np.where(x > half, x - 2 * half, np.where(x <= -half, x + 2 * half, x))
+    if np.any(np.abs(u) > half):
+        raise QuantizedScopeError("a LIF input is too large for Lava's LIF: one wrap of u "
+                                  "leaves it outside 24 bits")
+    v = _decay_toward_zero(v, unity - fx.dv) + u + fx.bias
+    v = np.clip(v, -(half - 1), half - 1)
+    spikes = v > (fx.vth << LIF_SHIFT)
+    return u, np.where(spikes, 0, v), spikes
 
 
 class _Arith:
@@ -145,13 +207,25 @@ class QuantizedReferenceSimulator(Simulator):
     State is int64 ``(batch, n)`` in :attr:`qstate`; :meth:`present` returns
     the dequantised readout. Rows of a batch are independent and exact, so any
     batch size gives the same numbers as batch size 1.
+
+    lava_lif: run the populations that are Lava's LIF on its bit-accurate
+    datapath (module docstring). record: ``(population, variable)`` pairs; after
+    :meth:`present`, :attr:`monitor` is ``{"pop.var": (T, B, n)}`` (dequantised),
+    as the reference's.
     """
 
     backend = "reference-quantized"
 
     def __init__(self, circuit: Circuit, weights=None, *, seed: int = 0, masks=None,
-                 frac_bits: int = FRAC_BITS, target: str = "loihi2"):
+                 frac_bits: int = FRAC_BITS, target: str = "loihi2", lava_lif: bool = True,
+                 record: tuple[tuple[str, str], ...] | list = ()):
         super().__init__(circuit, weights, seed=seed, masks=masks)
+        self.record = tuple(tuple(r) for r in record)
+        for pop, var in self.record:
+            if var not in circuit.population(pop).variables:
+                raise ValueError(f"cannot record {pop}.{var}: population {pop!r} has variables "
+                                 f"{list(circuit.population(pop).variables)}")
+        self.monitor: dict[str, np.ndarray] = {}
         from hardware_targets.base import get_target
 
         t = get_target(target)
@@ -161,8 +235,19 @@ class QuantizedReferenceSimulator(Simulator):
         self.state_bits = int(t.state_bits)
         self.mantissa_bits = int(t.weight_format("mixed").mantissa_bits)
         self.A = _Arith(self.frac_bits, self.state_bits)
+        #: {population: (LavaLif, LavaLifFixed)}: the populations run as Lava's LIF
+        self.lif = lif_populations(circuit, self.frac_bits, t) if lava_lif else {}
+        #: fractional bits of each state variable (frac_bits unless in a Lava LIF)
+        self.var_frac_bits = {f"{p.name}.{v}": self.frac_bits for p in circuit.populations
+                              for v in p.variables}
+        for name, (m, fx) in self.lif.items():
+            for v in ("i", "v"):
+                if f"{name}.{v}" in self.var_frac_bits:
+                    self.var_frac_bits[f"{name}.{v}"] = fx.state_frac_bits
         self._stmts = {}
         for pop in circuit.populations:
+            if pop.name in self.lif:
+                continue
             sts = pop.statements()
             for st in sts:
                 _check(st.expr, f"population {pop.name!r}: {st.text!r}")
@@ -185,22 +270,25 @@ class QuantizedReferenceSimulator(Simulator):
             out[proj.name] = (np.asarray(qw.weights, dtype=np.int64), int(qw.weight_exp))
         return out
 
-    def _quantize(self, x) -> np.ndarray:
+    def _quantize(self, x, frac_bits: int | None = None) -> np.ndarray:
         from hardware_targets.quantize import quantize_state
 
         return quantize_state(np.asarray(x, dtype=np.float64), self.state_bits,
-                              frac_bits=self.frac_bits, rounding="nearest", overflow="saturate")
+                              frac_bits=self.frac_bits if frac_bits is None else frac_bits,
+                              rounding="nearest", overflow="saturate")
 
     # -- state -------------------------------------------------------------------------
     def reset(self, batch: int = 1) -> None:
         self.qstate = {f"{p.name}.{v}": self._quantize(np.full((batch, p.size),
-                                                               float(p.init.get(v, 0.0))))
+                                                               float(p.init.get(v, 0.0))),
+                                                       self.var_frac_bits[f"{p.name}.{v}"])
                        for p in self.circuit.populations for v in p.variables}
 
     @property
     def state(self) -> dict[str, np.ndarray]:
-        """The state dequantised to floats (``q · 2**-frac_bits``)."""
-        return {k: np.ldexp(v.astype(np.float64), -self.frac_bits) for k, v in self.qstate.items()}
+        """The state dequantised to floats (``q · 2**-f``, ``f`` from :attr:`var_frac_bits`)."""
+        return {k: np.ldexp(v.astype(np.float64), -self.var_frac_bits[k])
+                for k, v in self.qstate.items()}
 
     # -- evaluation --------------------------------------------------------------------------
     def _eval(self, node, env):
@@ -260,6 +348,7 @@ class QuantizedReferenceSimulator(Simulator):
         dense = self.dense_parameters()
         S = self.qstate
         train_q = A.ONE if train else 0
+        rec = []
         for tw in range(c.schedule.window):
             ports = {}
             for pop in c.populations:
@@ -274,8 +363,20 @@ class QuantizedReferenceSimulator(Simulator):
                                 f"projection {proj.name!r}: the 32-bit synaptic accumulator "
                                 "overflows; lower frac_bits")
                         total = total + (acc << exp if exp > 0 else acc >> -exp)
-                    ports[f"{pop.name}.{port}"] = A.sat(total)
+                    # Lava's LIF takes the plain sum; every other port saturates
+                    ports[f"{pop.name}.{port}"] = total if pop.name in self.lif else A.sat(total)
             for pop in c.populations:
+                if pop.name in self.lif:
+                    m, fx = self.lif[pop.name]
+                    key = f"{pop.name}.i"
+                    u = S[key] if m.current else np.zeros((batch, pop.size), dtype=np.int64)
+                    u, v, spikes = lif_step(u, S[f"{pop.name}.v"], ports[f"{pop.name}.{m.drive}"],
+                                            fx, restart=tw == m.reset_step)
+                    if m.current:
+                        S[key] = u
+                    S[f"{pop.name}.v"] = v
+                    S[f"{pop.name}.s"] = np.where(spikes, A.ONE, 0).astype(np.int64)
+                    continue
                 env = {k: A.q(v) for k, v in pop.params.items()}
                 env.update(tw=tw * A.ONE, train=train_q, dt=A.q(c.schedule.dt))
                 env.update({v: S[f"{pop.name}.{v}"] for v in pop.variables})
@@ -288,5 +389,12 @@ class QuantizedReferenceSimulator(Simulator):
                                                            dtype=np.int64), (batch, pop.size)))
                     env[st.target] = val
                     S[f"{pop.name}.{st.target}"] = val
+            if self.record:
+                rec.append([S[f"{p}.{v}"].copy() for p, v in self.record])
+        if self.record:
+            self.monitor = {f"{p}.{v}": np.ldexp(np.stack([r[k] for r in rec]).astype(np.float64),
+                                                 -self.var_frac_bits[f"{p}.{v}"])
+                            for k, (p, v) in enumerate(self.record)}
         pop, var = c.readout or (c.populations[-1].name, c.populations[-1].output)
-        return np.ldexp(S[f"{pop}.{var}"].astype(np.float64), -self.frac_bits)
+        return np.ldexp(S[f"{pop}.{var}"].astype(np.float64), -self.var_frac_bits[f"{pop}.{var}"])
+
