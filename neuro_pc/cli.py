@@ -3,6 +3,7 @@
     neuro-pc run experiments/fa_digits.toml [--backend brian2] [--out runs]
     neuro-pc locality experiments/fa_digits.toml [--json]
     neuro-pc check experiments/fa_digits.toml --target loihi2 [--json]
+    neuro-pc data fetch mnist [--dir DIR]     (docs/data.md)
 
 ``check`` and ``locality`` accept an experiment config (.toml), a circuit
 (.json) or a trained artifact (.npz).
@@ -126,6 +127,17 @@ def _cmd_check(args) -> int:
     return EXIT_OK
 
 
+def _cmd_data(args) -> int:
+    from neuro_pc.data.store import fetch, find
+
+    if args.action == "fetch":
+        folder = fetch(args.name, args.dir, log=lambda text: print(text, file=sys.stderr))
+        print(f"{args.name}: verified in {folder}")
+    else:   # where
+        print(find(args.name))
+    return EXIT_OK
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with every usage error ending ``neuro-pc: error: ...`` (also in subcommands)."""
 
@@ -164,6 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--target", default="loihi2")
     chk.add_argument("--json", action="store_true")
     chk.set_defaults(func=_cmd_check)
+    data = sub.add_parser("data", help="data sets kept on disk: fetch (download and verify "
+                          "into the cache) or where (the folder in use)", parents=[common],
+                          epilog=EPILOG)
+    data.add_argument("action", choices=["fetch", "where"])
+    data.add_argument("name", choices=["mnist"])
+    data.add_argument("--dir", default=None, help="fetch into this folder instead of the "
+                      "cache ($XDG_CACHE_HOME/neuro_pc/<name>)")
+    data.set_defaults(func=_cmd_data)
     return parser
 
 
