@@ -220,3 +220,204 @@ def generate_updates(circuit: Circuit) -> str:
         lines += rule_lines(circuit, p, I1)
     lines.append(f"{I1}return {{{', '.join(f'{p.name!r}: dW_{p.name}' for p in circuit.plastic)}}}")
     return "\n".join(lines) + "\n"
+
+
+# -- the unrolled window: the same arithmetic, without the work nobody reads ------------------
+#
+# The loop above is the semantics written out. ``generate_window_unrolled``
+# emits the same statements with the same operands, in the same order, for
+# each step of the window (``tw`` a constant), but leaves out two kinds of
+# work that cannot change any result:
+#
+# * **dead values**: a port, a projection term or a statement whose value at
+#   step ``t`` is read by nothing that reaches the end of the window (every
+#   state variable at the last step, which the rules read and ``S`` keeps).
+#   In a layered circuit the first steps of a window mostly compute values
+#   that the one-step delays never carry to the end: FA's hidden drive at
+#   steps 0 and 1, the output's at steps 0-2.
+# * **unchanged values**: a value equal to the one already held in its local
+#   because every input is the same as one step earlier (a streamed input is
+#   the same array from step 0 on; a port whose source did not change; no rule
+#   changes weights inside the window). It is not recomputed; the local keeps
+#   the array, which is never modified in place.
+#
+# Every computed value is therefore bit-for-bit the value the loop computes
+# (tests/backends/test_reference_fast.py runs both on many circuits). The loop
+# is kept for recording (every step is observed) and for every-step rules
+# (weights change inside the window).
+
+def _stmt_reads(st) -> frozenset[str]:
+    return st.names - {"tw", "train", "dt"}
+
+
+class _Window:
+    """The dataflow of one window, unrolled: nodes ``(kind, key, t)`` with kind
+    ``"stream"`` (key ``(pop, var)``), ``"stmt"`` (key ``(pop, index)``),
+    ``"term"`` (key: projection) and ``"port"`` (key ``(pop, port)``); a value
+    from before the window is ``("init", (pop, var), -1)`` and a variable that no
+    statement or stream assigns is ``("static", (pop, var), -1)``."""
+
+    def __init__(self, circuit: Circuit):
+        self.c = circuit
+        self.T = circuit.schedule.window
+        self.stmts = {p.name: p.statements() for p in circuit.populations}
+        self.params = {p.name: set(p.params) for p in circuit.populations}
+        self.ports = {p.name: set(p.ports) for p in circuit.populations}
+
+    # which node holds variable `var` of `pop` at a point of step t
+    def end_of_step(self, pop: str, var: str, t: int):
+        """The node whose value ``pop.var`` has at the end of step ``t``."""
+        if t < 0:
+            return ("init", (pop, var), -1) if self._assigned(pop, var) else \
+                ("static", (pop, var), -1)
+        stmts = self.stmts[pop]
+        for j in range(len(stmts) - 1, -1, -1):
+            if stmts[j].target == var:
+                return ("stmt", (pop, j), t)
+        if var in self.c.population(pop).streams:
+            return ("stream", (pop, var), t)
+        return ("static", (pop, var), -1)
+
+    def _assigned(self, pop, var) -> bool:
+        return var in self.c.population(pop).streams or \
+            any(st.target == var for st in self.stmts[pop])
+
+    def before_stmt(self, pop: str, j: int, name: str, t: int):
+        """The node a statement ``j`` of ``pop`` at step ``t`` reads for ``name``."""
+        if name in self.ports[pop]:
+            return ("port", (pop, name), t)
+        stmts = self.stmts[pop]
+        for k in range(j - 1, -1, -1):
+            if stmts[k].target == name:
+                return ("stmt", (pop, k), t)
+        if name in self.c.population(pop).streams:
+            return ("stream", (pop, name), t)
+        return self.end_of_step(pop, name, t - 1)
+
+    def inputs(self, node) -> list:
+        kind, key, t = node
+        if kind == "stmt":
+            pop, j = key
+            st = self.stmts[pop][j]
+            return [self.before_stmt(pop, j, n, t) for n in sorted(_stmt_reads(st))
+                    if n not in self.params[pop]]
+        if kind == "term":
+            proj = self.c.projection(key)
+            return [self.end_of_step(proj.source, self.c.source_variable(proj), t - 1)]
+        if kind == "port":
+            pop, port = key
+            return [("term", p.name, t) for p in self.c.projections_into(pop, port)]
+        return []   # stream, init, static
+
+    def reads_tw(self, node) -> bool:
+        kind, key, _ = node
+        return kind == "stmt" and "tw" in self.stmts[key[0]][key[1]].names
+
+    def unchanged(self, node) -> bool:
+        """Whether ``node`` has the value of the same node one step earlier."""
+        kind, key, t = node
+        if kind == "static":
+            return True
+        if kind == "init" or t <= 0 or self.reads_tw(node):
+            return False
+        if kind == "stream":
+            return True
+        return all(self.same_as_before(m) for m in self.inputs(node))
+
+    def same_as_before(self, m) -> bool:
+        return m[0] == "static" or (m[0] != "init" and m[2] >= 0 and self.unchanged(m))
+
+    def live(self) -> set:
+        roots = [self.end_of_step(p.name, v, self.T - 1)
+                 for p in self.c.populations for v in p.variables]
+        seen, todo = set(), list(roots)
+        while todo:
+            n = todo.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            todo.extend(self.inputs(n))
+        return seen
+
+
+def generate_window_unrolled(circuit: Circuit, masked: frozenset[str] = frozenset()) -> str:
+    """Source of ``window(S, W, X, train, learn, rec, TF)``: the loop of
+    :func:`generate_window` unrolled over the window's steps, without dead and
+    unchanged values (see above). Only for circuits without every-step rules,
+    and without recording (``rec`` is ignored)."""
+    if any(p.rule.every_step for p in circuit.plastic):
+        raise ValueError("the unrolled window needs weights that are constant inside the "
+                         "window (no every-step rule); use generate_window")
+    g = _Window(circuit)
+    live = g.live()
+    memo: dict = {}
+
+    def unchanged(node):
+        if node not in memo:
+            memo[node] = g.unchanged(node)
+        return memo[node]
+
+    def equal(held, node) -> bool:
+        """Whether the local holding node ``held`` holds ``node``'s value."""
+        if held is None or held[:2] != node[:2] or held[2] > node[2]:
+            return False
+        return all(unchanged((node[0], node[1], s)) for s in range(held[2] + 1, node[2] + 1))
+
+    T = g.T
+    lines = ["def window(S, W, X, train, learn, rec, TF):"]
+    I1 = "    "
+    for pop in circuit.populations:
+        for v in pop.variables:
+            lines.append(f"{I1}{var_local(pop.name, v)} = S[{pop.name + '.' + v!r}]")
+    for proj in circuit.stored:
+        lines.append(f"{I1}{weight_local(proj.name)} = W[{proj.name!r}]")
+    for s in circuit.streams:
+        lines.append(f"{I1}X_{s} = X[{s!r}]")
+    lines.append(f"{I1}dt = {float(circuit.schedule.dt)!r}")
+    # what each local holds: state locals start with the value from before the window
+    holds: dict[str, tuple] = {}
+    for pop in circuit.populations:
+        for v in pop.variables:
+            holds[var_local(pop.name, v)] = g.end_of_step(pop.name, v, -1)
+
+    def emit(node, local: str, rhs: str, out: list) -> None:
+        if node not in live or equal(holds.get(local), node):
+            return
+        out.append(f"{I1}{local} = {rhs}")
+        holds[local] = node
+
+    for t in range(T):
+        step = []
+        # (1) ports, from the previous step's values (each projection a term)
+        for pop in circuit.populations:
+            for port in pop.ports:
+                projs = circuit.projections_into(pop.name, port)
+                for p in projs:
+                    emit(("term", p.name, t), f"T_{p.name}", _port_expr(circuit, p), step)
+                rhs = " + ".join(f"T_{p.name}" for p in projs) if projs else "0.0"
+                emit(("port", (pop.name, port), t), var_local(pop.name, port), rhs, step)
+        # (2) populations: streams, then the statements in order
+        for pop in circuit.populations:
+            for var, stream in pop.streams.items():
+                emit(("stream", (pop.name, var), t), var_local(pop.name, var), f"X_{stream}",
+                     step)
+            params = {k: repr(float(v)) for k, v in pop.params.items()}
+            for j, st in enumerate(g.stmts[pop.name]):
+                rhs = translate(st.expr, lambda n: params.get(n) or (
+                    n if n in ("tw", "train", "dt") else var_local(pop.name, n)), _fn)
+                emit(("stmt", (pop.name, j), t), var_local(pop.name, st.target), rhs, step)
+        if step:
+            lines.append(f"{I1}tw = {t}")
+            lines += step
+    lines.append(f"{I1}tw = {T - 1}")
+    end_rules = list(circuit.plastic)
+    if end_rules:
+        lines.append(f"{I1}if learn:")
+        for p in end_rules:
+            lines += rule_lines(circuit, p, I1 + I1)
+        for p in end_rules:
+            lines += apply_lines(p, I1 + I1, p.name in masked)
+    for pop in circuit.populations:
+        for v in pop.variables:
+            lines.append(f"{I1}S[{pop.name + '.' + v!r}] = {var_local(pop.name, v)}")
+    return "\n".join(lines) + "\n"

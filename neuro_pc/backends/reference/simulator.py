@@ -11,7 +11,7 @@ import numpy as np
 
 from neuro_pc.backends.base import Simulator, streams_for
 from neuro_pc.backends.reference.codegen import (function_globals, generate_updates,
-                                                 generate_window)
+                                                 generate_window, generate_window_unrolled)
 from neuro_pc.ir import Circuit
 
 
@@ -33,19 +33,40 @@ class ReferenceSimulator(Simulator):
     record: ``(population, variable)`` pairs to monitor at every step; after a
     call to :meth:`present` the trace of the last window is in :attr:`monitor`
     as ``{"pop.var": (T, B, n)}``.
+
+    dtype: ``"float64"`` (default: the precision every equivalence test uses)
+    or ``"float32"``: every array the simulator allocates - weights, masks,
+    state, the data streams, every intermediate - has that dtype (weights given
+    or drawn in float64 are rounded to it once). float32 halves memory traffic
+    and doubles the BLAS rate; see docs/backends/reference.md for what it changes.
+
+    unrolled: run the window as :func:`~neuro_pc.backends.reference.codegen.generate_window_unrolled`
+    (default, where it applies: no recording, no every-step rule): the same
+    arithmetic, without values that nothing reads or that did not change. False
+    runs the loop of :func:`~neuro_pc.backends.reference.codegen.generate_window`.
+    The two give bit-identical states and weights.
     """
 
     backend = "reference"
+    DTYPES = ("float64", "float32")
 
     def __init__(self, circuit: Circuit, weights=None, *, seed: int = 0, masks=None,
-                 record: tuple[tuple[str, str], ...] | list = ()):
+                 record: tuple[tuple[str, str], ...] | list = (), dtype="float64",
+                 unrolled: bool = True):
         super().__init__(circuit, weights, seed=seed, masks=masks)
+        self.dtype = _dtype(dtype, self.DTYPES)
+        self.weights = {k: np.ascontiguousarray(w, dtype=self.dtype)
+                        for k, w in self.weights.items()}
+        self.masks = {k: np.asarray(m, dtype=self.dtype) for k, m in self.masks.items()}
         self.record = tuple(tuple(r) for r in record)
         for pop, var in self.record:
             if var not in circuit.population(pop).variables:
                 raise ValueError(f"cannot record {pop}.{var}: population {pop!r} has variables "
                                  f"{list(circuit.population(pop).variables)}")
-        self.source = generate_window(circuit, frozenset(self.masks), self.record)
+        step_rules = any(p.rule.every_step for p in circuit.plastic)
+        self.unrolled = bool(unrolled) and not self.record and not step_rules
+        self.source = generate_window_unrolled(circuit, frozenset(self.masks)) \
+            if self.unrolled else generate_window(circuit, frozenset(self.masks), self.record)
         namespace = function_globals()
         exec(compile(self.source, f"<neuro_pc window {circuit.name}>", "exec"), namespace)
         self._window = namespace["window"]
@@ -82,8 +103,12 @@ class ReferenceSimulator(Simulator):
 
     def reset(self, batch: int = 1) -> None:
         """Set every state variable to its initial value, for ``batch`` samples."""
-        self.state = {f"{p.name}.{v}": np.full((batch, p.size), float(p.init.get(v, 0.0)))
+        self.state = {f"{p.name}.{v}": np.full((batch, p.size), float(p.init.get(v, 0.0)),
+                                               dtype=self.dtype)
                       for p in self.circuit.populations for v in p.variables}
+
+    def _training_inputs(self, x, y):
+        return (np.asarray(x, dtype=self.dtype), np.asarray(y, dtype=self.dtype))
 
     def _ensure_batch(self, batch: int) -> None:
         if next(iter(self.state.values())).shape[0] != batch:
@@ -92,7 +117,7 @@ class ReferenceSimulator(Simulator):
     def present(self, x, y=None, train=True, learn=None):
         """One window; ``train`` is the circuit's ``train`` scalar (targets clamp),
         ``learn`` (default: ``train``) whether the rules apply their updates."""
-        streams = streams_for(self.circuit, x, y)
+        streams = streams_for(self.circuit, x, y, self.dtype)
         batch = next(iter(streams.values())).shape[0] if streams else 1
         self._ensure_batch(batch)
         rec = [] if self.record else None
@@ -110,3 +135,14 @@ class ReferenceSimulator(Simulator):
         applying it (weights unchanged). For alignment analysis."""
         self.present(x, y, train=True, learn=False)
         return self._updates(self.state, self.weights)
+
+
+def _dtype(dtype, allowed) -> np.dtype:
+    """``dtype`` as a NumPy dtype among ``allowed`` names; ValueError otherwise."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.name not in allowed:
+        raise ValueError(f"dtype must be one of {', '.join(map(repr, allowed))}, got {dtype!r}")
+    return dt
