@@ -17,14 +17,16 @@ from neuro_pc.models.spiking import shipped_spiking_circuits
 
 def _reads_twice() -> Circuit:
     """A variable assigned by two statements, a port with no projection, a
-    statement reading ``tw``, a static variable: the corners of the analysis."""
+    statement reading ``tw``, ``where`` on ``tw`` and ``train`` (with a number
+    for a branch), a static variable: the corners of the analysis."""
     pops = (Population("x", 3, ("r",), streams={"r": "x"}),
             Population("k", 2, ("r",), init={"r": 0.5}),
             Population("h", 4, ("v", "r"), ports=("ff", "none"),
                        update=("v = ff + none", "v = 0.5 * v + where(tw < 2, 0, r)",
                                "r = tanh(v)")),
-            Population("o", 2, ("r", "y", "e"), ports=("ff",), streams={"y": "y"},
-                       update=("r = ff", "e = r - y")))
+            Population("o", 2, ("r", "y", "e", "c"), ports=("ff",), streams={"y": "y"},
+                       update=("r = ff", "e = r - y", "c = where(train * (tw > 2), y, r)",
+                               "e = where(train, e, 0.0 * c)")))
     projs = (Projection("xh", "x", "h", "ff", rule=Rule("dw = -eta * post.r * pre.r",
                                                         {"eta": 0.01})),
              Projection("kh", "k", "h", "ff"),
@@ -187,3 +189,42 @@ def test_dtype_is_checked():
         ReferenceSimulator(mlp([2, 2]), dtype="float16")
     with pytest.raises(ValueError, match="dtype must be one of"):
         ReferenceSimulator(mlp([2, 2]), dtype="nonsense")
+
+
+# -- BLAS threads ----------------------------------------------------------------------------
+
+def _blas_threads_now() -> int:
+    from threadpoolctl import threadpool_info
+
+    return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+
+def test_small_products_train_single_threaded_and_large_ones_keep_blas_setting():
+    seen = []
+    x, y = np.random.default_rng(0).random((64, 6)), np.eye(3)[np.arange(64) % 3]
+    sim = ReferenceSimulator(mlp([6, 5, 3], rule="fa"), seed=0)
+    sim.train(x, y, epochs=1, batch_size=16, callback=lambda e, s: seen.append(_blas_threads_now()))
+    assert seen == [1]
+    outside = _blas_threads_now()
+    big = ReferenceSimulator(mlp([6, 5, 3], rule="fa"), seed=0)
+    big.SMALL_PRODUCT = 1   # every product counts as large: BLAS keeps its own setting
+    big.train(x, y, epochs=1, batch_size=16, callback=lambda e, s: seen.append(_blas_threads_now()))
+    assert seen == [1, outside]
+    fixed = ReferenceSimulator(mlp([6, 5, 3], rule="fa"), seed=0, blas_threads=None)
+    fixed.train(x, y, epochs=1, batch_size=16)
+    np.testing.assert_allclose(fixed.weights["W1"], sim.weights["W1"], rtol=1e-12, atol=0)
+    with pytest.raises(ValueError, match="blas_threads must be 'auto', None or an integer"):
+        ReferenceSimulator(mlp([2, 2]), blas_threads=0)
+
+
+def test_long_windows_run_as_the_loop_and_a_200_step_window_unrolls_exactly():
+    long = mlp([4, 3, 2], rule="pc", relax_steps=ReferenceSimulator.MAX_UNROLLED)
+    assert not ReferenceSimulator(long).unrolled
+    c = mlp([5, 4, 3], rule="pc", relax_steps=200)
+    x, y = np.random.default_rng(2).random((3, 5)), np.eye(3)
+    sims = [ReferenceSimulator(c, seed=0, unrolled=u) for u in (True, False)]
+    assert sims[0].unrolled
+    for s in sims:
+        s.present(x, y)
+    for k in sims[0].weights:
+        np.testing.assert_array_equal(sims[0].weights[k], sims[1].weights[k])

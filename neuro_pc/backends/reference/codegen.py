@@ -246,8 +246,70 @@ def generate_updates(circuit: Circuit) -> str:
 # is kept for recording (every step is observed) and for every-step rules
 # (weights change inside the window).
 
-def _stmt_reads(st) -> frozenset[str]:
-    return st.names - {"tw", "train", "dt"}
+def _names(expr) -> frozenset[str]:
+    """Every name an expression reads (not the function names)."""
+    import ast
+
+    called = {id(n.func) for n in ast.walk(expr) if isinstance(n, ast.Call)}
+    return frozenset(n.id for n in ast.walk(expr) if isinstance(n, ast.Name)
+                     and id(n) not in called)
+
+
+_SCALARS = frozenset({"tw", "train", "dt"})
+
+
+def specialize(expr, tw: int, train: float | None, params: dict, dt: float,
+               arrays: frozenset[str] = frozenset()):
+    """``expr`` for one step: ``tw`` (and ``train``, when given) and the
+    population's ``params`` and ``dt`` written as the numbers they are,
+    sub-expressions of numbers alone evaluated (as Python evaluates them in the
+    loop: the same scalars, the same operations, the same order), and a
+    ``where`` whose condition is then a number replaced by the branch it
+    selects - when that branch reads one of ``arrays`` (the population's
+    variables and its ports that projections drive: ``(batch, size)`` arrays of
+    the simulator's dtype), so that it has the shape and dtype ``where`` would
+    return."""
+    import ast
+    import copy
+    import math
+
+    consts = {"tw": tw, "dt": float(dt), **{k: float(v) for k, v in params.items()}}
+    if train is not None:
+        consts["train"] = float(train)
+    tree = copy.deepcopy(expr)
+
+    class Fold(ast.NodeTransformer):
+        def visit_Name(self, node):
+            if node.id in consts and not getattr(node, "_fn", False):
+                return ast.copy_location(ast.Constant(consts[node.id]), node)
+            return node
+
+        def visit_Call(self, node):
+            node.func._fn = True
+            node.args = [self.visit(a) for a in node.args]
+            if node.func.id == "where" and len(node.args) == 3 and \
+                    isinstance(node.args[0], ast.Constant):
+                chosen = node.args[1] if node.args[0].value != 0 else node.args[2]
+                if _names(ast.Expression(chosen)) & arrays:
+                    return chosen
+            return node
+
+        def generic_visit(self, node):
+            node = super().generic_visit(node)
+            if isinstance(node, (ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp)) and all(
+                    isinstance(c, ast.Constant) for c in ast.iter_child_nodes(node)
+                    if isinstance(c, ast.expr)):
+                try:
+                    value = eval(compile(ast.Expression(node), "<fold>", "eval"), {}, {})
+                except (ArithmeticError, ValueError):
+                    return node
+                if isinstance(value, (bool, int, float)) and not (
+                        isinstance(value, float) and not math.isfinite(value)):
+                    return ast.copy_location(ast.Constant(value), node)
+            return node
+
+    return ast.fix_missing_locations(Fold().visit(tree))
+
 
 
 class _Window:
@@ -257,12 +319,25 @@ class _Window:
     from before the window is ``("init", (pop, var), -1)`` and a variable that no
     statement or stream assigns is ``("static", (pop, var), -1)``."""
 
-    def __init__(self, circuit: Circuit):
+    def __init__(self, circuit: Circuit, train: float | None = None):
         self.c = circuit
         self.T = circuit.schedule.window
         self.stmts = {p.name: p.statements() for p in circuit.populations}
         self.params = {p.name: set(p.params) for p in circuit.populations}
         self.ports = {p.name: set(p.ports) for p in circuit.populations}
+        dt = circuit.schedule.dt
+        #: (pop, j, t) -> the statement's expression specialised to step t
+        arrays = {p.name: frozenset(p.variables) | {
+            port for port in p.ports if circuit.projections_into(p.name, port)}
+            for p in circuit.populations}
+        self.expr = {(p.name, j, t): specialize(st.expr, t, train, p.params, dt,
+                                                arrays[p.name])
+                     for p in circuit.populations for j, st in enumerate(self.stmts[p.name])
+                     for t in range(self.T)}
+        self.text = {k: ast_text(e) for k, e in self.expr.items()}
+        self.memo: dict = {}
+        for node in self.order():   # inputs first: no deep recursion over the steps
+            self.unchanged(node)
 
     # which node holds variable `var` of `pop` at a point of step t
     def end_of_step(self, pop: str, var: str, t: int):
@@ -298,8 +373,8 @@ class _Window:
         kind, key, t = node
         if kind == "stmt":
             pop, j = key
-            st = self.stmts[pop][j]
-            return [self.before_stmt(pop, j, n, t) for n in sorted(_stmt_reads(st))
+            reads = _names(self.expr[(pop, j, t)]) - _SCALARS
+            return [self.before_stmt(pop, j, n, t) for n in sorted(reads)
                     if n not in self.params[pop]]
         if kind == "term":
             proj = self.c.projection(key)
@@ -310,11 +385,37 @@ class _Window:
         return []   # stream, init, static
 
     def reads_tw(self, node) -> bool:
-        kind, key, _ = node
-        return kind == "stmt" and "tw" in self.stmts[key[0]][key[1]].names
+        """Whether a statement differs from itself one step earlier (it reads
+        ``tw``, or specialises differently)."""
+        kind, key, t = node
+        if kind != "stmt":
+            return False
+        k = (key[0], key[1], t)
+        return "tw" in _names(self.expr[k]) or self.text[k] != self.text[(key[0], key[1], t - 1)]
 
     def unchanged(self, node) -> bool:
-        """Whether ``node`` has the value of the same node one step earlier."""
+        """Whether ``node`` has the value of the same node one step earlier
+        (memoised; :meth:`order` lists the nodes so that inputs come first)."""
+        if node not in self.memo:
+            self.memo[node] = self._unchanged(node)
+        return self.memo[node]
+
+    def order(self):
+        """Every node, step by step in program order (a node's inputs before it)."""
+        c = self.c
+        for t in range(self.T):
+            for pop in c.populations:
+                for port in pop.ports:
+                    for p in c.projections_into(pop.name, port):
+                        yield ("term", p.name, t)
+                    yield ("port", (pop.name, port), t)
+            for pop in c.populations:
+                for var in pop.streams:
+                    yield ("stream", (pop.name, var), t)
+                for j in range(len(self.stmts[pop.name])):
+                    yield ("stmt", (pop.name, j), t)
+
+    def _unchanged(self, node) -> bool:
         kind, key, t = node
         if kind == "static":
             return True
@@ -340,22 +441,26 @@ class _Window:
         return seen
 
 
-def generate_window_unrolled(circuit: Circuit, masked: frozenset[str] = frozenset()) -> str:
+def ast_text(expr) -> str:
+    import ast
+
+    return ast.unparse(expr)
+
+
+def generate_window_unrolled(circuit: Circuit, masked: frozenset[str] = frozenset(),
+                             train: float | None = None) -> str:
     """Source of ``window(S, W, X, train, learn, rec, TF)``: the loop of
     :func:`generate_window` unrolled over the window's steps, without dead and
-    unchanged values (see above). Only for circuits without every-step rules,
-    and without recording (``rec`` is ignored)."""
+    unchanged values (see above). ``train`` (1.0 or 0.0): the function is for
+    that value of the ``train`` scalar only (it is written in as a number), so
+    that a ``where`` on it selects its branch once, here. Only for circuits
+    without every-step rules, and without recording (``rec`` is ignored)."""
     if any(p.rule.every_step for p in circuit.plastic):
         raise ValueError("the unrolled window needs weights that are constant inside the "
                          "window (no every-step rule); use generate_window")
-    g = _Window(circuit)
+    g = _Window(circuit, train)
     live = g.live()
-    memo: dict = {}
-
-    def unchanged(node):
-        if node not in memo:
-            memo[node] = g.unchanged(node)
-        return memo[node]
+    unchanged = g.unchanged
 
     def equal(held, node) -> bool:
         """Whether the local holding node ``held`` holds ``node``'s value."""
@@ -403,9 +508,12 @@ def generate_window_unrolled(circuit: Circuit, masked: frozenset[str] = frozense
                      step)
             params = {k: repr(float(v)) for k, v in pop.params.items()}
             for j, st in enumerate(g.stmts[pop.name]):
-                rhs = translate(st.expr, lambda n: params.get(n) or (
+                node = ("stmt", (pop.name, j), t)
+                if node not in live:
+                    continue
+                rhs = translate(g.expr[(pop.name, j, t)], lambda n: params.get(n) or (
                     n if n in ("tw", "train", "dt") else var_local(pop.name, n)), _fn)
-                emit(("stmt", (pop.name, j), t), var_local(pop.name, st.target), rhs, step)
+                emit(node, var_local(pop.name, st.target), rhs, step)
         if step:
             lines.append(f"{I1}tw = {t}")
             lines += step
