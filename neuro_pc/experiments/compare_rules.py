@@ -35,9 +35,13 @@ from neuro_pc.models import ACTIVATIONS, RULES, mlp
 class CompareData(Data):
     """``[data]``: the data set; ``split_seed`` fixes its train/test split;
     ``validation > 0`` holds that many training samples out (drawn with
-    ``split_seed``) and evaluates on them instead of the test set."""
+    ``split_seed``) and evaluates on them instead of the test set;
+    ``standardize`` maps every feature ``v`` to ``(v - m) / s`` with ``m`` and
+    ``s`` the mean and standard deviation of all the training features (two
+    numbers: MNIST's usual normalisation)."""
     split_seed: int = option(0, ge=0)
     validation: int = option(0, ge=0)
+    standardize: bool = False
 
 
 @dataclasses.dataclass
@@ -136,14 +140,25 @@ def _data(data_cfg: CompareData):
     data = load_dataset(data_cfg.name, seed=data_cfg.split_seed, **data_cfg.loader_options())
     n_val = data_cfg.validation
     if not n_val:
-        return data
+        return _standardized(data) if data_cfg.standardize else data
     if n_val >= len(data.y_train):
         raise ConfigError("data.validation", f"{n_val} samples would leave none of the "
                           f"{len(data.y_train)} training samples to train on")
     perm = np.random.default_rng(data_cfg.split_seed).permutation(len(data.y_train))
     val, rest = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-    return Dataset(data.x_train[rest], data.y_train[rest], data.x_train[val],
+    data = Dataset(data.x_train[rest], data.y_train[rest], data.x_train[val],
                    data.y_train[val], n_classes=data.n_classes, name=f"{data.name}-validation")
+    return _standardized(data) if data_cfg.standardize else data
+
+
+def _standardized(data: Dataset) -> Dataset:
+    """``data`` with every feature mapped to ``(v - m) / s``, ``m`` and ``s`` the mean
+    and standard deviation over all training features (the evaluation part is not
+    looked at)."""
+    m, s = float(data.x_train.mean()), float(data.x_train.std())
+    s = s if s > 0 else 1.0
+    return Dataset((data.x_train - m) / s, data.y_train, (data.x_test - m) / s, data.y_test,
+                   n_classes=data.n_classes, name=data.name)
 
 
 def bp_angle(circuit, weights, x, y) -> float:

