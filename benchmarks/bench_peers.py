@@ -183,6 +183,10 @@ def work_torch_fa(batches: int) -> dict:
             gx = g @ B.T if ctx.needs_input_grad[0] else None
             return gx, g.T @ x, g.sum(0), None
 
+    # the reference's thread count for this network and batch (one: see
+    # docs/backends/reference.md); with its default of one thread per core PyTorch
+    # was 30-50x slower on this shared machine (its threads wait on each other)
+    torch.set_num_threads(int(os.environ.get("BENCH_TORCH_THREADS", "1")))
     x, y, xt, yt = _data(np.float32)
     w, order = _start("fa")
     W1, W2 = (torch.tensor(w[k], dtype=torch.float32, requires_grad=True) for k in ("W1", "W2"))
@@ -362,6 +366,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--batches", type=int, default=60000 // BATCH,
                     help="batches of 32 to train (default: one epoch, 1875)")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="rounds of every measurement, interleaved; medians are printed "
+                         "and each ratio is the median of the rounds' ratios (default 3)")
     ap.add_argument("--peers-python", default=None,
                     help=f"interpreter with torch / jax / pcx (default: {PEERS_PYTHON})")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -378,32 +385,51 @@ def main(argv=None) -> int:
         return 1
     n = (args.batches - 1) * BATCH
     print(f"MNIST 784-256-10 tanh, batch {BATCH}, {args.batches} batches (timed: the last "
-          f"{args.batches - 1}, {n} samples); load average {os.getloadavg()[0]:.2f} at start")
-    res = {}
+          f"{args.batches - 1}, {n} samples), {args.repeats} interleaved rounds; load average "
+          f"{os.getloadavg()[0]:.2f} at start")
+    pythons, rounds = {}, []
     for name in WORKERS:
-        python = sys.executable
+        pythons[name] = sys.executable
         if name in PEER_OF:
-            python, why = peer_python(args, PEER_OF[name])
-            if python is None:
+            pythons[name], why = peer_python(args, PEER_OF[name])
+            if pythons[name] is None:
                 print(f"  {name:22} {why}")
+    for _ in range(args.repeats):
+        res = {}
+        for name, python in pythons.items():
+            if python is None:
                 continue
-        res[name] = measure(name, python, args.batches)
-        r = res[name]
-        if "error" in r:
-            print(f"  {name:22} failed: {r['error']}")
-        elif name != "matmul":
-            r["rate"] = n / r["rest"]
-            extra = f"  ({r['version']})" if "version" in r else ""
-            print(f"  {name:22} {r['rate']:9.0f} samples/s  accuracy {100 * r['accuracy']:6.2f} %"
-                  f"  peak {r['peak_mb']:5.0f} MB (+{r['peak_mb'] - r['base_mb']:4.0f} MB over "
-                  f"the data)  first batch {1000 * r['first']:7.1f} ms{extra}")
+            r = res[name] = measure(name, python, args.batches)
+            if "error" in r:
+                print(f"  {name:22} failed: {r['error']}")
+            elif name != "matmul":
+                r["rate"] = n / r["rest"]
+        rounds.append(res)
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
-    ok = {k: v for k, v in res.items() if "rate" in v}
+
+    def med(values):
+        values = sorted(values)
+        return values[len(values) // 2] if len(values) % 2 else \
+            0.5 * (values[len(values) // 2 - 1] + values[len(values) // 2])
+
+    ok = [name for name in pythons if name != "matmul" and rounds and
+          all("rate" in r.get(name, {}) for r in rounds)]
+    print(f"  {'':22} {'samples/s (median, min-max)':>30}  accuracy   peak memory   first batch")
+    for name in ok:
+        rates = [r[name]["rate"] for r in rounds]
+        last = rounds[-1][name]
+        extra = f"  ({last['version']})" if "version" in last else ""
+        print(f"  {name:22} {med(rates):9.0f} ({min(rates):6.0f}-{max(rates):6.0f})"
+              f"  {100 * last['accuracy']:6.2f} %  {med([r[name]['peak_mb'] for r in rounds]):5.0f}"
+              f" MB (+{med([r[name]['peak_mb'] - r[name]['base_mb'] for r in rounds]):3.0f})"
+              f"  {1000 * med([r[name]['first'] for r in rounds]):8.1f} ms{extra}")
 
     def ratio(a, b):
         if a in ok and b in ok:
-            print(f"  {a} / {b}: {ok[a]['rate'] / ok[b]['rate']:5.2f}x the samples/s "
-                  f"(accuracy {100 * (ok[a]['accuracy'] - ok[b]['accuracy']):+.2f} points)")
+            rs = [r[a]["rate"] / r[b]["rate"] for r in rounds]
+            acc = rounds[-1][a]["accuracy"] - rounds[-1][b]["accuracy"]
+            print(f"  {a} / {b}: {med(rs):5.2f}x the samples/s (rounds {min(rs):.2f}-"
+                  f"{max(rs):.2f}; accuracy {100 * acc:+.2f} points)")
 
     print("ratios (> 1: the reference is faster)")
     ratio("reference FA float32", "NumPy FA float32")
@@ -411,15 +437,16 @@ def main(argv=None) -> int:
     ratio("reference FA float32", "NumPy FA float64")
     ratio("reference FA float32", "PyTorch FA")
     ratio("reference PC float32", "pcx PC")
-    if "matmul" in res and "gflops" in res["matmul"] and "reference FA float32" in ok:
+    mm = [r["matmul"]["gflops"] for r in rounds if "gflops" in r.get("matmul", {})]
+    if mm and "reference FA float32" in ok:
         h, o = SIZES[1], SIZES[2]
         # forward W1, W2; error through B1; the weight gradients of W1 and W2 (2 flops a MAC)
         flops = 2 * (2 * SIZES[0] * h + 2 * h * o + o * h)
-        limit = res["matmul"]["gflops"] * 1e9 / flops
-        ref = ok["reference FA float32"]["rate"]
-        print(f"matmul limit: {res['matmul']['gflops']:.1f} GFLOP/s (2048² float32) / "
-              f"{flops / 1e6:.3f} MFLOP per sample = {limit:.0f} samples/s; the reference FA "
-              f"float32 runs at 1/{limit / ref:.2f} of it")
+        limits = [r["matmul"]["gflops"] * 1e9 / flops for r in rounds]
+        fracs = [lim / r["reference FA float32"]["rate"] for lim, r in zip(limits, rounds)]
+        print(f"matmul limit: {med(mm):.1f} GFLOP/s (2048² float32, both cores) / "
+              f"{flops / 1e6:.3f} MFLOP per sample = {med(limits):.0f} samples/s; the reference "
+              f"FA float32 is {med(fracs):.2f}x below it (rounds {min(fracs):.2f}-{max(fracs):.2f})")
     return 0
 
 
