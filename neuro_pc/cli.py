@@ -7,6 +7,7 @@
     neuro-pc locality experiments/fa_digits.toml [--json]
     neuro-pc plot runs/fa_digits-.../                          (redraw the figures)
     neuro-pc --version
+    neuro-pc data fetch mnist [--dir DIR]     (docs/data.md)
 
 ``check`` and ``locality`` accept an experiment config (.toml or a shipped
 name), a circuit (.json) or a trained artifact (.npz; ``check`` then uses its
@@ -246,6 +247,17 @@ def version_text() -> str:
     return f"neuro-pc {__version__} (Python {sys.version.split()[0]})"
 
 
+def _cmd_data(args) -> int:
+    from neuro_pc.data.store import fetch, find
+
+    if args.action == "fetch":
+        folder = fetch(args.name, args.dir, log=lambda text: print(text, file=sys.stderr))
+        print(f"{args.name}: verified in {folder}")
+    else:   # where
+        print(find(args.name))
+    return EXIT_OK
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with every usage error ending ``neuro-pc: error: ...`` (also in subcommands)."""
 
@@ -286,6 +298,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="report what compiles without running it through Lava")
     chk.set_defaults(func=_cmd_check)
     _add_plot_parser(sub, common)
+    data = sub.add_parser("data", help="data sets kept on disk: fetch (download and verify "
+                          "into the cache) or where (the folder in use)", parents=[common],
+                          epilog=EPILOG)
+    data.add_argument("action", choices=["fetch", "where"])
+    data.add_argument("name", choices=["mnist"])
+    data.add_argument("--dir", default=None, help="fetch into this folder instead of the "
+                      "cache ($XDG_CACHE_HOME/neuro_pc/<name>)")
+    data.set_defaults(func=_cmd_data)
     return parser
 
 
