@@ -108,10 +108,10 @@ class Config:
     def check(self, key: str = "") -> None:
         from neuro_pc.experiments.config import ConfigError
 
-        if self.experiment.backend == "brian2":
+        if self.experiment.backend != "lava":
             raise ConfigError("experiment.backend", "the onchip experiment trains inside Lava "
                               "beside the float reference (it always runs both): use 'lava', "
-                              "got 'brian2'")
+                              f"got {self.experiment.backend!r}")
         if not (self.circuits.rate or self.circuits.spiking):
             raise ConfigError("circuits", "name at least one rule in circuits.rate or "
                               "circuits.spiking")
@@ -172,8 +172,10 @@ def _plan_options(cfg: Config) -> dict:
 
 # -- running -------------------------------------------------------------------------------------
 def run(config, backend: str | None = None, progress: bool = True,
-        checkpoint=None) -> Outcome:
-    """Train every circuit, seed and tag inside Lava; the float reference beside it."""
+        checkpoint=None, artifacts=None) -> Outcome:
+    """Train every circuit, seed and tag inside Lava; the float reference beside it.
+    ``artifacts`` (an :class:`~neuro_pc.experiments.runs.ArtifactStore`) keeps every
+    circuit trained inside Lava, with the weights Lava learned."""
     from neuro_pc.backends.lava import LavaSimulator
     from neuro_pc.backends.reference.engine import EngineSimulator, window_end_activity
 
@@ -216,6 +218,12 @@ def run(config, backend: str | None = None, progress: bool = True,
                     emu.train(data.x_train, Y, epochs=epochs, seed=seed)
                     emu_acc = emu.evaluate(data.x_test, data.y_test)
                     run_["emulation"] = dict(_equality(sim, emu, tag), accuracy=emu_acc)
+                if artifacts is not None:
+                    run_["artifact"] = artifacts.save(
+                        f"{fam}_{rule}-{tag}-seed{seed}", sim, experiment=cfg.experiment.name,
+                        rule=rule, task="classification", data={"name": cfg.data.name, "seed": 0,
+                              "options": cfg.data.loader_options()},
+                        epochs=epochs, test_accuracy=acc, trained_on=f"lava {tag}")
                 entry["engine"].setdefault(tag, []).append(run_)
                 if checkpoint is not None:
                     checkpoint({"circuit": circuit.name, "tag": tag, **{k: v for k, v in

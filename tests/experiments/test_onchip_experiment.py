@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from neuro_pc.experiments import ConfigError, load_config, run_experiment
+from neuro_pc.ir.artifact import load_artifact
 
 pytest.importorskip("lava", exc_type=ImportError)
 pytestmark = [pytest.mark.lava, pytest.mark.slow]
@@ -28,6 +29,10 @@ def test_tiny_onchip_experiment_trains_inside_lava(tmp_path):
             assert 0.0 <= r["accuracy"] <= 1.0 and r["steps_per_s"] > 0
             # seed 0 is repeated on the reference's emulation of the engine: equal
             assert r["emulation"]["equal"], (name, tag, r["emulation"])
+            # the circuit Lava trained is kept, with the number formats it learned in
+            art = load_artifact(run_dir / r["artifact"])
+            assert art.metadata["onchip"] and art.metadata["test_accuracy"] == r["accuracy"]
+            assert art.metadata["trained_on"] == f"lava {tag}"
             if tag == "fixed_pt":
                 assert r["emulation"]["max_abs_difference"] == 0.0
             # the plan names a LearningDense rule for every plastic projection
