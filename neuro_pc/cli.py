@@ -6,6 +6,8 @@
     neuro-pc check runs/fa_digits-.../artifacts/fa-seed0.npz --target loihi2 [--json]
     neuro-pc locality experiments/fa_digits.toml [--json]
     neuro-pc plot runs/fa_digits-.../                          (redraw the figures)
+    neuro-pc export runs/.../artifacts/spiking_fa-seed0.npz --format nir -o net.nir
+    neuro-pc import net.nir -o net.npz                          (NIR -> artifact)
     neuro-pc --version
 
 ``check`` and ``locality`` accept an experiment config (.toml or a shipped
@@ -239,6 +241,38 @@ def _cmd_plot(args) -> int:
     return EXIT_OK
 
 
+def _cmd_export(args) -> int:
+    from neuro_pc.interop import export_nir
+
+    if args.dt is not None and not args.dt > 0:
+        raise UsageError(f"--dt {args.dt:g}: give the time step in seconds, > 0 (snnTorch "
+                         "imports with 1e-4, Norse with 1e-3)")
+    kw = {} if args.dt is None else {"dt": args.dt}
+    report = export_nir(args.artifact, args.output, subtract_reset=args.allow_subtract_reset,
+                        **kw)
+    print(report.summary())
+    return EXIT_OK
+
+
+def _cmd_import(args) -> int:
+    from neuro_pc.interop import import_nir
+    from neuro_pc.ir import save_artifact
+
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps {args.steps}: give the NIR time steps per sample, >= 1")
+    if args.dt is not None and not args.dt > 0:
+        raise UsageError(f"--dt {args.dt:g}: give the time step in seconds, > 0")
+    art = import_nir(args.graph, steps=args.steps, dt=args.dt)
+    out = save_artifact(args.output, art)
+    c, meta = art.circuit, art.circuit.metadata
+    pops = ", ".join(f"{p.name} [{p.size}] {p.model}" for p in c.populations)
+    print(f"imported {args.graph}: circuit {c.name!r}: {pops}; window {c.schedule.window} "
+          f"steps ({meta['steps']} NIR steps of {meta['dt']:g} s after a depth of "
+          f"{meta['depth']}); readout {c.readout[0]}.{c.readout[1]}")
+    print(f"written to {out} (neuro-pc evaluate {out} --data digits, or any backend)")
+    return EXIT_OK
+
+
 def version_text() -> str:
     """``neuro-pc <version> (Python <x.y.z>)``."""
     from neuro_pc import __version__
@@ -286,7 +320,41 @@ def build_parser() -> argparse.ArgumentParser:
                      help="report what compiles without running it through Lava")
     chk.set_defaults(func=_cmd_check)
     _add_plot_parser(sub, common)
+    _add_nir_parsers(sub, common)
     return parser
+
+
+def _add_nir_parsers(sub, common) -> None:
+    p = sub.add_parser("export", parents=[common], epilog=EPILOG,
+                       help="write a trained artifact's inference graph as NIR",
+                       description="Write the inference graph of a trained artifact (spiking "
+                                   "LIF/IF circuits; linear rate circuits) as a NIR graph "
+                                   "(HDF5) for snnTorch, Norse, Lava-dl, Rockpool, Sinabs... "
+                                   "Learning rules are not NIR and stay in the artifact "
+                                   "(docs/interop.md).")
+    p.add_argument("artifact", help="a trained artifact .npz")
+    p.add_argument("--format", required=True, choices=["nir"], help="the format: nir")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="e.g. net.nir")
+    p.add_argument("--dt", type=float, default=None, metavar="SECONDS",
+                   help="the time step the importer will use (default 1e-4 s, snnTorch's; "
+                        "Norse uses 1e-3)")
+    p.add_argument("--allow-subtract-reset", action="store_true",
+                   help="export a reset by subtraction as v_reset = 0 plus node metadata "
+                        "(only neuro_pc reads it back exactly)")
+    p.set_defaults(func=_cmd_export)
+    p = sub.add_parser("import", parents=[common], epilog=EPILOG,
+                       help="read a NIR graph into a circuit artifact (inference)",
+                       description="Read a NIR graph (HDF5) into a neuro_pc circuit with its "
+                                   "weights, saved as an artifact any backend runs; "
+                                   "unsupported nodes are named in one error.")
+    p.add_argument("graph", help="a NIR file, e.g. net.nir")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the artifact .npz")
+    p.add_argument("--steps", type=int, default=None, metavar="N",
+                   help="NIR time steps per sample (default: the graph's neuro_pc metadata, "
+                        "else 32)")
+    p.add_argument("--dt", type=float, default=None, metavar="SECONDS",
+                   help="the time step (default: the graph's neuro_pc metadata, else 1e-4 s)")
+    p.set_defaults(func=_cmd_import)
 
 
 def _run_arguments(p) -> None:
