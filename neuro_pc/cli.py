@@ -8,6 +8,7 @@
     neuro-pc plot runs/fa_digits-.../                          (redraw the figures)
     neuro-pc export runs/.../artifacts/spiking_fa-seed0.npz --format nir -o net.nir
     neuro-pc import net.nir -o net.npz                          (NIR -> artifact)
+    neuro-pc sweep fa_digits --grid train.eta=0.005,0.01,0.02 --seeds 0-9 --jobs 2
     neuro-pc --version
 
 ``check`` and ``locality`` accept an experiment config (.toml or a shipped
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -241,6 +243,36 @@ def _cmd_plot(args) -> int:
     return EXIT_OK
 
 
+def _cmd_sweep(args) -> int:
+    from neuro_pc.experiments.sweep import parse_grid, parse_seeds, run_sweep
+
+    if args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: give the number of worker processes, >= 1")
+    sched = args.scheduler
+    if sched is not None and sched != "local" and not re.match(r"^(tcp|tls)://[^/\s]+$", sched):
+        raise UsageError(f"--scheduler {sched!r}: use local (a Dask LocalCluster on this "
+                         "machine) or tcp://HOST:PORT (a running Dask scheduler)")
+    try:
+        grid, seeds = parse_grid(args.grid), parse_seeds(args.seeds)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.resume is None:
+        if args.config is None:
+            raise UsageError("give an experiment config (a shipped name or a .toml), or "
+                             "--resume RUN_DIR to finish a sweep")
+        if not seeds:
+            raise UsageError("--seeds is required: the seeds every grid point runs, e.g. "
+                             "--seeds 0-9")
+    overrides = parse_overrides(args.set) if args.set else None
+    run_dir, outcome = run_sweep(args.config, grid=grid, seeds=seeds, overrides=overrides,
+                                 backend=args.backend, jobs=args.jobs, scheduler=sched,
+                                 out_dir=args.out, resume=args.resume,
+                                 progress=not args.no_progress, metrics=args.metric)
+    print(outcome.summary)
+    print(f"\nresults written to {run_dir}/")
+    return EXIT_OK
+
+
 def _cmd_export(args) -> int:
     from neuro_pc.interop import export_nir
 
@@ -321,7 +353,47 @@ def build_parser() -> argparse.ArgumentParser:
     chk.set_defaults(func=_cmd_check)
     _add_plot_parser(sub, common)
     _add_nir_parsers(sub, common)
+    _add_sweep_parser(sub, common)
     return parser
+
+
+def _add_sweep_parser(sub, common) -> None:
+    p = sub.add_parser("sweep", parents=[common], epilog=EPILOG,
+                       help="run an experiment over a grid of values and seeds, in parallel",
+                       description="Run CONFIG for every combination of the --grid values and "
+                                   "every seed, each (grid point, seed) a job: serially, on "
+                                   "--jobs joblib processes, or on Dask (--scheduler local: a "
+                                   "LocalCluster; tcp://HOST:PORT: a running cluster). Each "
+                                   "finished job is written at once; a failed job does not "
+                                   "stop the others; --resume RUN_DIR runs the rest. Writes "
+                                   "a table (mean ± sd per grid point) and sweep.png "
+                                   "(docs/scale-out.md).")
+    p.add_argument("config", nargs="?", default=None,
+                   help="experiment config: a shipped name (fa_digits...) or a .toml")
+    p.add_argument("--grid", action="append", metavar="SECTION.KEY=V1,V2,...",
+                   help="values of one config key (JSON each, else a string), e.g. "
+                        "--grid train.eta=0.005,0.01,0.02; repeat for more keys (all "
+                        "combinations)")
+    p.add_argument("--seeds", default=None, metavar="SEEDS",
+                   help="the seeds of every grid point: N, N-M or a list, e.g. 0-9")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="worker processes (joblib; with --scheduler local, the LocalCluster's "
+                        "workers); default 1: serial")
+    p.add_argument("--scheduler", default=None, metavar="local|tcp://HOST:PORT",
+                   help="run on Dask: local (a LocalCluster of --jobs workers) or the address "
+                        "of a running scheduler")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="override a config value for every job, as in neuro-pc run")
+    p.add_argument("--backend", choices=["reference", "brian2", "lava"], default=None,
+                   help="override the config's backend (Lava jobs run one process each)")
+    p.add_argument("--out", default="runs", help="folder for the sweep's folder (default: runs)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="finish a sweep: run only its jobs without a result")
+    p.add_argument("--metric", action="append", default=None, metavar="NAME",
+                   help="a metric to tabulate and plot (default: the accuracies); "
+                        "results.json has every metric")
+    p.add_argument("--no-progress", action="store_true", help="no line per finished job")
+    p.set_defaults(func=_cmd_sweep)
 
 
 def _add_nir_parsers(sub, common) -> None:
@@ -433,8 +505,10 @@ def describe_error(exc: BaseException) -> tuple[int, str]:
     text = lines[0] + (" [...; rerun with --debug for the whole message]" if len(lines) > 1
                        else "")
     run_dir = getattr(exc, "run_dir", None)
-    if run_dir is not None:
+    if run_dir is not None and "--resume" not in text:
         text += f"; the finished results are kept in {run_dir}/ (marked INCOMPLETE)"
+        hint = getattr(exc, "resume_hint", None)
+        text += f"; resume: {hint}" if hint else ""
     return EXIT_ERROR, text
 
 
@@ -466,7 +540,11 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         signum = getattr(exc, "signum", signal.SIGINT)
-        print(f"neuro-pc: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        kept = getattr(exc, "run_dir", None)
+        hint = getattr(exc, "resume_hint", None)
+        where = (f"; the finished results are kept in {kept}/" if kept else "") + \
+            (f" (resume: {hint})" if hint else "")
+        print(f"neuro-pc: interrupted ({signal.Signals(signum).name}){where}", file=sys.stderr)
         return 128 + signum
     except BrokenPipeError:   # e.g. `neuro-pc locality x.toml | head`
         try:
