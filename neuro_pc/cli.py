@@ -1,4 +1,5 @@
-"""``neuro-pc``: run experiments, train, evaluate, inspect circuits, plot runs.
+"""``neuro-pc``: run experiments and sweeps, train, evaluate, inspect circuits, plot runs,
+export and import NIR.
 
     neuro-pc run fa_digits [--backend brian2] [--out runs]     (a shipped name or a .toml)
     neuro-pc train fa_digits                    (the run's artifacts/, one .npz per rule, seed)

@@ -325,6 +325,7 @@ def to_nir(artifact, dt: float = DEFAULT_DT, subtract_reset: bool = False):
     used: set[str] = set()          # projections on the inference path
     neurons: dict[str, Neuron] = {}
     tail: dict[str, str] = {}       # linear population -> the node that computes it
+    pop_names = {p.name for p in c.populations}
 
     def sources(target: str, port: str, extra_bias=None):
         """``{source population: [(projection, matrix, variable)]}`` into ``target.port``
@@ -400,6 +401,8 @@ def to_nir(artifact, dt: float = DEFAULT_DT, subtract_reset: bool = False):
         for k, (src, projs) in enumerate(per_source.items()):
             w = sum(m for _, m, _ in projs)
             key = projs[0][0].name
+            while key in pop_names or key in nodes:   # a projection named like a population
+                key += "_w"
             keys.append(key)
             if has_bias and k == 0:
                 nodes[key] = nir.Affine(weight=np.asarray(w, float), bias=np.asarray(bias, float))
