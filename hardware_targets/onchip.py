@@ -428,8 +428,8 @@ def plan_onchip(circuit, weights: dict, tag: str = "fixed_pt", *, activity: dict
                 a["pre"], lsbs[name] = _float_pre(a, codes[a["post"]], (lsb or {}).get(name))
     elif post_scale is None:
         # each post variable's scale: from the calibration (99th percentile -> 64), then
-        # moved (within the trace's range) so that the first term reading it has a
-        # constant the engine holds exactly, and no term's constant is below the lowest
+        # lowered so that the first term reading it has a constant the engine holds
+        # exactly, and no term's constant is below the lowest
         for pop, var in dict.fromkeys((a["post"], t["post"]) for a in analyses.values()
                                       for t in a["terms"] if t["post"] is not None):
             ks = []
@@ -443,9 +443,10 @@ def plan_onchip(circuit, weights: dict, tag: str = "fixed_pt", *, activity: dict
                         ks.append(abs(_K(term, sgn, t, a, lsbs[name])) * 2.0 ** shift)
             # the first term's constant R: the smallest the engine holds that keeps every
             # other term's constant (scaled by the same factor) >= the lowest, and the
-            # trace's range (the 99th percentile may grow from 64 to at most 127)
-            target = _ceil_scaling(max(LOWEST_SCALE * ks[0] / min(ks),
-                                       ks[0] * POST_TARGET / TRACE_MAX))
+            # scale at or below the calibrated one (a larger one would clip the tail of
+            # the distribution at 127, and the largest errors carry much of the update:
+            # a biased weight change, where a coarser code only adds unbiased dither)
+            target = _ceil_scaling(max(LOWEST_SCALE * ks[0] / min(ks), ks[0]))
             if target is None:
                 continue
             ratio = ks[0] / target          # sy * ratio: the first term's K becomes target

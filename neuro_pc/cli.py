@@ -11,6 +11,7 @@ export and import NIR.
     neuro-pc import net.nir -o net.npz                          (NIR -> artifact)
     neuro-pc sweep fa_digits --grid train.eta=0.005,0.01,0.02 --seeds 0-9 --jobs 2
     neuro-pc --version
+    neuro-pc data fetch mnist [--dir DIR]     (docs/data.md)
 
 ``check`` and ``locality`` accept an experiment config (.toml or a shipped
 name), a circuit (.json) or a trained artifact (.npz; ``check`` then uses its
@@ -313,6 +314,17 @@ def version_text() -> str:
     return f"neuro-pc {__version__} (Python {sys.version.split()[0]})"
 
 
+def _cmd_data(args) -> int:
+    from neuro_pc.data.store import fetch, find
+
+    if args.action == "fetch":
+        folder = fetch(args.name, args.dir, log=lambda text: print(text, file=sys.stderr))
+        print(f"{args.name}: verified in {folder}")
+    else:   # where
+        print(find(args.name))
+    return EXIT_OK
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with every usage error ending ``neuro-pc: error: ...`` (also in subcommands)."""
 
@@ -353,6 +365,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="report what compiles without running it through Lava")
     chk.set_defaults(func=_cmd_check)
     _add_plot_parser(sub, common)
+    data = sub.add_parser("data", help="data sets kept on disk: fetch (download and verify "
+                          "into the cache) or where (the folder in use)", parents=[common],
+                          epilog=EPILOG)
+    data.add_argument("action", choices=["fetch", "where"])
+    data.add_argument("name", choices=["mnist"])
+    data.add_argument("--dir", default=None, help="fetch into this folder instead of the "
+                      "cache ($XDG_CACHE_HOME/neuro_pc/<name>)")
+    data.set_defaults(func=_cmd_data)
     _add_nir_parsers(sub, common)
     _add_sweep_parser(sub, common)
     return parser

@@ -30,17 +30,18 @@ def sample_order(n: int, epochs: int, seed: int) -> np.ndarray:
         np.zeros(0, dtype=int)
 
 
-def streams_for(circuit: Circuit, x: np.ndarray, y: np.ndarray | None) -> dict[str, np.ndarray]:
+def streams_for(circuit: Circuit, x: np.ndarray, y: np.ndarray | None,
+                dtype=np.float64) -> dict[str, np.ndarray]:
     """Map a batch to the circuit's streams: ``"x"`` inputs, ``"y"`` targets
-    (zeros when ``y`` is None, i.e. at inference)."""
-    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    (zeros when ``y`` is None, i.e. at inference), as ``dtype`` arrays."""
+    x = np.atleast_2d(np.asarray(x, dtype=dtype))
     out = {}
     for name, width in circuit.streams.items():
         if name == "x":
             arr = x
         elif name == "y":
-            arr = np.zeros((x.shape[0], width)) if y is None else \
-                np.atleast_2d(np.asarray(y, dtype=np.float64))
+            arr = np.zeros((x.shape[0], width), dtype=dtype) if y is None else \
+                np.atleast_2d(np.asarray(y, dtype=dtype))
         else:
             raise CircuitError(f"circuit {circuit.name!r}: stream {name!r} has no data; the "
                                "simulators feed 'x' (inputs) and 'y' (targets)")
@@ -94,7 +95,7 @@ class Simulator(ABC):
 
         Raises :class:`NonFiniteError` for NaN/inf in ``x`` or ``y``, and when a
         weight matrix is non-finite at the end of an epoch (naming it)."""
-        x, y = training_arrays(x, y)
+        x, y = self._training_inputs(*training_arrays(x, y))
         _check_schedule(epochs, batch_size)
         n = len(x)
         bar = _progress(epochs * n, progress, f"train {self.circuit.name} [{self.backend}]")
@@ -109,6 +110,12 @@ class Simulator(ABC):
                 callback(epoch, self)
         bar.close()
         return self
+
+    def _training_inputs(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``x`` and ``y`` (checked float64) as :meth:`train` hands them to
+        :meth:`present`; a backend that computes in another precision converts
+        them here, once."""
+        return x, y
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Predicted classes: argmax of the readout at the end of each window."""

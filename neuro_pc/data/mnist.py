@@ -1,6 +1,9 @@
 """MNIST from local files: the four idx files (optionally gzipped) or a Keras ``mnist.npz``.
 
-Nothing is downloaded. The idx format (http://yann.lecun.com/exdb/mnist/) is a
+:func:`load_mnist` reads a path it is given; :func:`load_named_mnist` finds
+the published files where :mod:`neuro_pc.data.store` looks (``$NEURO_PC_DATA``,
+the per-user cache) and verifies their checksums. Nothing is downloaded here
+(``neuro-pc data fetch mnist`` does that). The idx format (http://yann.lecun.com/exdb/mnist/) is a
 big-endian header - a 4-byte magic number (``0x00000803`` for a 3-D uint8 image
 array, ``0x00000801`` for a 1-D uint8 label array), then one 4-byte size per
 dimension - followed by the raw bytes.
@@ -71,9 +74,36 @@ def load_mnist(path: str | Path, limit_train: int | None = None,
                    n_classes=N_CLASSES, name="mnist")
 
 
+def load_named_mnist(limit_train: int | None = None, limit_test: int | None = None) -> Dataset:
+    """The published MNIST, found where :func:`neuro_pc.data.store.find` looks
+    (``$NEURO_PC_DATA/mnist``, then the per-user cache) and verified: every file's
+    decompressed SHA-256 must be the published one (a
+    :class:`~neuro_pc.data.store.ChecksumError` names the file that is not).
+    The official split: 60000 train / 10000 test before ``limit_*``; otherwise
+    as :func:`load_mnist`. A :class:`~neuro_pc.data.store.DataNotFoundError`
+    says where it looked and how to get the data."""
+    from neuro_pc.data.store import MNIST, find, verify
+
+    folder = find("mnist")
+    raw = verify(folder, MNIST.files)
+    names = list(MNIST.files)   # train images, train labels, test images, test labels
+    x_tr = parse_idx_images(raw[names[0]], folder / names[0])
+    y_tr = parse_idx_labels(raw[names[1]], folder / names[1])
+    x_te = parse_idx_images(raw[names[2]], folder / names[2])
+    y_te = parse_idx_labels(raw[names[3]], folder / names[3])
+    x_tr, y_tr = _limit(x_tr, y_tr, limit_train, "limit_train")
+    x_te, y_te = _limit(x_te, y_te, limit_test, "limit_test")
+    return Dataset(_to_features(x_tr, "x_train"), y_tr, _to_features(x_te, "x_test"), y_te,
+                   n_classes=N_CLASSES, name="mnist")
+
+
 def read_idx_images(file: str | Path) -> np.ndarray:
     """Parse an idx3 image file (plain or ``.gz``); returns uint8 ``(n, rows, cols)``."""
-    data, file = _read_bytes(file)
+    return parse_idx_images(*_read_bytes(file))
+
+
+def parse_idx_images(data: bytes, file) -> np.ndarray:
+    """Parse the (decompressed) bytes of an idx3 image file named ``file``."""
     _check_magic(data, IMAGES_MAGIC, file, "idx3 image")
     n, rows, cols = (int(v) for v in np.frombuffer(data, dtype=">u4", count=3, offset=4))
     return _payload(data, 16, (n, rows, cols), file)
@@ -81,7 +111,11 @@ def read_idx_images(file: str | Path) -> np.ndarray:
 
 def read_idx_labels(file: str | Path) -> np.ndarray:
     """Parse an idx1 label file (plain or ``.gz``); returns uint8 ``(n,)``."""
-    data, file = _read_bytes(file)
+    return parse_idx_labels(*_read_bytes(file))
+
+
+def parse_idx_labels(data: bytes, file) -> np.ndarray:
+    """Parse the (decompressed) bytes of an idx1 label file named ``file``."""
     _check_magic(data, LABELS_MAGIC, file, "idx1 label")
     n = int(np.frombuffer(data, dtype=">u4", count=1, offset=4)[0])
     return _payload(data, 8, (n,), file)

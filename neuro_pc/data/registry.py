@@ -5,10 +5,10 @@ from pathlib import Path
 
 from neuro_pc.data.dataset import Dataset
 from neuro_pc.data.digits import load_digits
-from neuro_pc.data.mnist import load_mnist
+from neuro_pc.data.mnist import load_mnist, load_named_mnist
 from neuro_pc.data.synthetic import load_mnist1d
 
-NAMES = ("digits", "mnist1d", "mnist:<path>", "<path to idx directory or .npz>")
+NAMES = ("digits", "mnist1d", "mnist", "mnist:<path>", "<path to idx directory or .npz>")
 
 
 def load_dataset(name_or_path: str | Path, seed: int = 0, **kw) -> Dataset:
@@ -16,6 +16,8 @@ def load_dataset(name_or_path: str | Path, seed: int = 0, **kw) -> Dataset:
 
     * ``"digits"``  -> :func:`load_digits` ``(seed=seed, **kw)``
     * ``"mnist1d"`` -> :func:`load_mnist1d` ``(seed=seed, **kw)``
+    * ``"mnist"``   -> :func:`load_named_mnist` ``(**kw)``: the published files
+      from ``$NEURO_PC_DATA/mnist`` or the per-user cache, checksums verified
     * ``"mnist:<path>"`` or an existing directory / ``.npz`` path ->
       :func:`load_mnist` ``(path, **kw)``; MNIST has a fixed official split, so
       ``seed`` is not used.
@@ -30,9 +32,16 @@ def load_dataset(name_or_path: str | Path, seed: int = 0, **kw) -> Dataset:
         return load_digits(seed=seed, **kw)
     if key.lower() == "mnist1d":
         return load_mnist1d(seed=seed, **kw)
+    if key.lower() == "mnist":
+        return load_named_mnist(**kw)
     if key.lower().startswith("mnist:"):
         return load_mnist(key[len("mnist:"):], **kw)
     path = Path(key).expanduser()
     if path.exists() or path.suffix == ".npz" or "/" in key or "\\" in key:
         return load_mnist(path, **kw)  # a path: load_mnist says what is missing
     raise ValueError(f"unknown data set {name_or_path!r}; expected one of {', '.join(NAMES)}")
+
+
+def load(name_or_path: str | Path, seed: int = 0, **kw) -> Dataset:
+    """``load("mnist")``, ``load("digits")``, ...: the same as :func:`load_dataset`."""
+    return load_dataset(name_or_path, seed=seed, **kw)

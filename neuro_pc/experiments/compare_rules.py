@@ -1,10 +1,16 @@
 """Compare learning rules on one dataset: test accuracy and alignment with BP.
 
 For every rule and seed: build the MLP circuit, compile it for the backend,
-train online (batch 1), and after every epoch record the test accuracy and
-the angle between the rule's hidden-layer update ``dW1`` and BP's on the same
-weights and the same batch of training data (both computed by the reference
-backend's batched mode, so the angle means the same on every backend).
+train online (batch 1) or, on the reference, in batched mode
+(``train.batch_size``, ``train.dtype``), and after every epoch record the test
+accuracy and the angle between the rule's hidden-layer update ``dW1`` and BP's
+on the same weights and the same batch of training data (both computed by the
+reference backend's batched mode, so the angle means the same on every
+backend). With ``angles.signals`` also the angle of the first hidden layer's
+error signal to BP's ``δ`` and the weight alignment ``angle(W_Lᵀ, B_{L-1})``;
+``[anchors]`` prints published numbers beside the table; ``data.validation``
+evaluates on samples carved from the training set instead of the test set
+(for choosing hyperparameters).
 """
 from __future__ import annotations
 
@@ -13,12 +19,12 @@ import time
 
 import numpy as np
 
-from neuro_pc.analysis import angle
+from neuro_pc.analysis import angle, weight_alignment
 from neuro_pc.backends import compile
 from neuro_pc.backends.reference import ReferenceSimulator
-from neuro_pc.data import load_dataset
+from neuro_pc.data import Dataset, load_dataset
 from neuro_pc.experiments import Outcome, pyplot
-from neuro_pc.experiments.config import (LAVA_TAGS, Backends, Data, Experiment,
+from neuro_pc.experiments.config import (LAVA_TAGS, Backends, ConfigError, Data, Experiment,
                                          LavaOptions, coerce, option, require_trainable, section)
 from neuro_pc.models import ACTIVATIONS, RULES, mlp
 
@@ -27,8 +33,15 @@ from neuro_pc.models import ACTIVATIONS, RULES, mlp
 
 @dataclasses.dataclass
 class CompareData(Data):
-    """``[data]``: the data set; ``split_seed`` fixes its train/test split."""
+    """``[data]``: the data set; ``split_seed`` fixes its train/test split;
+    ``validation > 0`` holds that many training samples out (drawn with
+    ``split_seed``) and evaluates on them instead of the test set;
+    ``standardize`` maps every feature ``v`` to ``(v - m) / s`` with ``m`` and
+    ``s`` the mean and standard deviation of all the training features (two
+    numbers: MNIST's usual normalisation)."""
     split_seed: int = option(0, ge=0)
+    validation: int = option(0, ge=0)
+    standardize: bool = False
 
 
 @dataclasses.dataclass
@@ -56,6 +69,9 @@ class Train:
                                               metadata={"gt": 0})
     default_eta: float = option(0.01, gt=0)
     lam: RuleLams = section(RuleLams)
+    batch_size: int = option(1, ge=1)
+    dtype: str = option("float64", choices=("float64", "float32"))
+    eta_decay: float = option(1.0, gt=0, le=1)
 
     def eta_of(self, rule: str) -> float:
         if isinstance(self.eta, (int, float)):
@@ -67,6 +83,12 @@ class Train:
 @dataclasses.dataclass
 class Angles:
     samples: int = option(256, ge=1)
+    signals: bool = False
+
+
+#: ``[anchors]``: published results printed beside ours, one text per rule
+RuleAnchors = dataclasses.make_dataclass(
+    "RuleAnchors", [(r, str | None, option(None)) for r in RULES])
 
 
 @dataclasses.dataclass
@@ -97,27 +119,91 @@ class Config:
     model: Model = section(Model)
     train: Train = section(Train)
     angles: Angles = section(Angles)
+    anchors: RuleAnchors = section(RuleAnchors)
     backend: CompareBackends = section(CompareBackends)
 
     def check(self, key: str = "") -> None:
         if self.experiment.backend == "lava" and self.backend.lava.mode == "train":
             require_trainable(self.backend, "lava")
+        trains_on = self.experiment.backend
+        if trains_on == "lava" and self.backend.lava.mode == "deploy":
+            trains_on = "reference"
+        if trains_on != "reference":
+            for k, v, plain in (("batch_size", self.train.batch_size, 1),
+                                ("dtype", self.train.dtype, "float64")):
+                if v != plain:
+                    raise ConfigError(f"train.{k}", f"{v!r} needs the reference backend "
+                                      f"(batched mode and float32 are the reference's); "
+                                      f"training runs on {trains_on}")
 
 
 def _data(data_cfg: CompareData):
     """The dataset with its fixed split (``split_seed``, default 0): the seeds of
-    a run vary the weights and the sample order, not the test set."""
-    return load_dataset(data_cfg.name, seed=data_cfg.split_seed, **data_cfg.loader_options())
+    a run vary the weights and the sample order, not the test set. With
+    ``validation = N``: N training samples (a permutation drawn from
+    ``split_seed``) become the evaluation set, the rest the training set; the
+    test set is not used."""
+    data = load_dataset(data_cfg.name, seed=data_cfg.split_seed, **data_cfg.loader_options())
+    n_val = data_cfg.validation
+    if not n_val:
+        return _standardized(data) if data_cfg.standardize else data
+    if n_val >= len(data.y_train):
+        raise ConfigError("data.validation", f"{n_val} samples would leave none of the "
+                          f"{len(data.y_train)} training samples to train on")
+    perm = np.random.default_rng(data_cfg.split_seed).permutation(len(data.y_train))
+    val, rest = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    data = Dataset(data.x_train[rest], data.y_train[rest], data.x_train[val],
+                   data.y_train[val], n_classes=data.n_classes, name=f"{data.name}-validation")
+    return _standardized(data) if data_cfg.standardize else data
+
+
+def _standardized(data: Dataset) -> Dataset:
+    """``data`` with every feature mapped to ``(v - m) / s``, ``m`` and ``s`` the mean
+    and standard deviation over all training features (the evaluation part is not
+    looked at)."""
+    m, s = float(data.x_train.mean()), float(data.x_train.std())
+    s = s if s > 0 else 1.0
+    return Dataset((data.x_train - m) / s, data.y_train, (data.x_test - m) / s, data.y_test,
+                   n_classes=data.n_classes, name=data.name)
 
 
 def bp_angle(circuit, weights, x, y) -> float:
     """Angle (degrees) between ``circuit``'s update of ``W1`` and BP's, both from
     ``weights`` on the batch ``(x, y)``."""
+    return alignment(circuit, weights, x, y)["angle_to_bp_deg"]
+
+
+def alignment(circuit, weights, x, y, signals: bool = False) -> dict:
+    """How ``circuit``'s learning relates to BP's on the same ``weights`` and batch
+    ``(x, y)`` (float64, reference batched mode): ``angle_to_bp_deg``, the angle
+    between the updates of ``W1``; with ``signals`` also ``delta_angle_deg``,
+    the angle between the first hidden layer's error signals (``h1.delta``;
+    PC: ``-h1.eps``, its descent-sign counterpart) as ``(batch, units)``
+    matrices, and ``weight_angle_deg`` / ``weight_norm_ratio``: ``angle(W_Lᵀ, B)``
+    and ``‖B‖/‖W_L‖`` for the feedback projection ``B_{L-1}`` into the last hidden
+    layer (its effective matrix: sign-symmetry's ``s·sign(W_L)ᵀ``, BP's ``W_Lᵀ``)."""
     meta = circuit.metadata
+    weights = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
     rule_sim = ReferenceSimulator(circuit, weights)
     bp = mlp(meta["sizes"], rule="bp", act=meta["act"], eta=1.0)
     bp_sim = ReferenceSimulator(bp, {k: v for k, v in weights.items() if k[0] in "Wb"})
-    return angle(rule_sim.compute_updates(x, y)["W1"], bp_sim.compute_updates(x, y)["W1"])
+    out = {"angle_to_bp_deg": angle(rule_sim.compute_updates(x, y)["W1"],
+                                    bp_sim.compute_updates(x, y)["W1"])}
+    if not signals:
+        return out
+    h1 = circuit.population("h1")
+    delta = rule_sim.state["h1.delta"] if "delta" in h1.variables else -rule_sim.state["h1.eps"]
+    out["delta_angle_deg"] = angle(delta, bp_sim.state["h1.delta"])
+    L = len(meta["sizes"]) - 1
+    B = circuit.effective_matrix(weights, f"B{L - 1}")
+    wa = weight_alignment(weights[f"W{L}"], B)
+    out["weight_angle_deg"], out["weight_norm_ratio"] = wa["angle_deg"], wa["norm_ratio"]
+    return out
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """The sample-order seed of one epoch when epochs are trained one by one."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
 def data_meta(data_cfg: CompareData) -> dict:
@@ -149,27 +235,54 @@ def run(config, backend: str | None = None, progress: bool = True,
     sizes = [data.n_features, *model.hidden, data.n_classes]
     Y = data.one_hot(data.y_train)
     xa, ya = data.x_train[:cfg.angles.samples], Y[:cfg.angles.samples]
+    if train_backend == "reference" and train.dtype != "float64":
+        options = {**options, "dtype": train.dtype}
+    signals = cfg.angles.signals
     for rule in rules:
         per_seed = []
         for seed in seeds:
-            circuit = mlp(sizes, rule=rule, act=model.act, eta=train.eta_of(rule),
-                          lam=getattr(train.lam, rule))
+            def build(eta, rule=rule):
+                return mlp(sizes, rule=rule, act=model.act, eta=eta,
+                           lam=getattr(train.lam, rule))
+
+            circuit = build(train.eta_of(rule))
             sim = compile(circuit, backend=train_backend, seed=seed, **options)
-            curve, angles = [], []
+            curve, angles, extra = [], [], {}
+            started = time.perf_counter()
 
-            def record(epoch, s, curve=curve, angles=angles, circuit=circuit):
+            def record(epoch, s, curve=curve, angles=angles, extra=extra, circuit=circuit):
                 curve.append(s.evaluate(data.x_test, data.y_test))
-                angles.append(bp_angle(circuit, s.weights, xa, ya))
+                if not signals:
+                    angles.append(bp_angle(circuit, s.weights, xa, ya))
+                    return
+                a = alignment(circuit, s.weights, xa, ya, signals)
+                angles.append(a.pop("angle_to_bp_deg"))
+                for k, v in a.items():
+                    extra.setdefault(k, []).append(v)
 
-            started = time.time()
-            sim.train(data.x_train, Y, epochs=epochs, seed=seed, progress=progress,
-                      callback=record)
-            seconds = time.time() - started
+            if train.eta_decay == 1.0:
+                sim.train(data.x_train, Y, epochs=epochs, seed=seed, progress=progress,
+                          batch_size=train.batch_size, callback=record)
+            else:   # eta * eta_decay**epoch: one circuit per epoch, the weights carried over
+                for epoch in range(epochs):
+                    if epoch:
+                        sim = compile(build(train.eta_of(rule) * train.eta_decay ** epoch),
+                                      backend=train_backend, seed=seed, weights={
+                                          p.name: sim.weights[p.name]
+                                          for p in circuit.stored}, **options)
+                    sim.train(data.x_train, Y, epochs=1, seed=_epoch_seed(seed, epoch),
+                              progress=progress, batch_size=train.batch_size,
+                              callback=lambda _, s, epoch=epoch: record(epoch, s))
             if not curve:   # epochs = 0: the untrained circuit
                 record(-1, sim)
             per_seed.append({"seed": seed, "test_accuracy": curve[-1], "curve": curve[:epochs],
                              "angle_to_bp_deg": angles[-1], "angle_curve": angles[:epochs],
-                             "train_seconds": round(seconds, 2)})
+                             "train_seconds": round(time.perf_counter() - started, 2)})
+            if signals:
+                for k, v in extra.items():
+                    per_seed[-1][k] = v[-1]
+                    per_seed[-1][k.replace("_deg", "").replace("_ratio", "") + "_curve"] = \
+                        v[:epochs]
             if artifacts is not None:
                 per_seed[-1]["artifact"] = artifacts.save(
                     f"{rule}-seed{seed}", sim, experiment=cfg.experiment.name, rule=rule,
@@ -191,24 +304,58 @@ def run(config, backend: str | None = None, progress: bool = True,
             "runs": per_seed, "test_accuracy_mean": float(accs.mean()),
             "test_accuracy_std": float(accs.std()), "angle_to_bp_mean": float(angs.mean()),
             "sizes": sizes}
+        if signals:
+            for k in ("delta_angle_deg", "weight_angle_deg", "weight_norm_ratio"):
+                results["rules"][rule][k.rsplit("_", 1)[0] + "_mean" if k.endswith("_deg")
+                                       else k + "_mean"] = float(
+                    np.mean([r[k] for r in per_seed]))
+        anchor = getattr(cfg.anchors, rule)
+        if anchor is not None:
+            results["rules"][rule]["published"] = anchor
         for tag in tags:
             results["rules"][rule][f"lava_{tag}_accuracy_mean"] = float(
                 np.mean([r["lava"][tag]["accuracy"] for r in per_seed]))
     results["mode"] = mode
+    if cfg.data.validation:
+        results["evaluated_on"] = (f"validation: {cfg.data.validation} samples held out of the "
+                                   "training set (the test set is not used)")
+    if train.batch_size != 1 or train.dtype != "float64" or train.eta_decay != 1.0:
+        results.update(batch_size=train.batch_size, dtype=train.dtype,
+                       eta_decay=train.eta_decay)
     return Outcome(results=results, summary=_table(results, backend, cfg.data.name, tags),
                    figures=figures(results))
 
 
 def _table(results: dict, backend: str, data_name: str, tags=()) -> str:
     how = " (trained on reference, deployed to Lava)" if tags else ""
+    regime = "" if "batch_size" not in results else \
+        (f"  batch={results['batch_size']}  dtype={results['dtype']}"
+         + (f"  eta_decay={results['eta_decay']:g}/epoch" if results["eta_decay"] != 1 else ""))
+    evaluated = "validation accuracy" if "evaluated_on" in results else "test accuracy"
+    signals = any("delta_angle_mean" in r for r in results["rules"].values())
+    published = any("published" in r for r in results["rules"].values())
     lines = [f"data={data_name}  backend={backend}{how}  "
-             f"epochs={results['epochs']}  seeds={results['seeds']}",
-             f"{'rule':6} {'test accuracy':>22} {'angle dW1 vs BP (deg)':>24}"]
+             f"epochs={results['epochs']}  seeds={results['seeds']}{regime}"]
+    if "evaluated_on" in results:
+        lines.append(f"evaluated on {results['evaluated_on']}")
+    head = f"{'rule':6} {evaluated:>22} {'angle dW1 vs BP (deg)':>24}"
+    if signals:
+        head += f" {'δ1 vs BP':>9} {'∠(Wᵀ,B)':>8} {'‖B‖/‖W‖':>8}"
+    lines.append(head)
     for rule, r in results["rules"].items():
         accs = ", ".join(f"{x['test_accuracy']:.4f}" for x in r["runs"])
-        lines.append(f"{rule:6} {100 * r['test_accuracy_mean']:8.2f} ± "
-                     f"{100 * r['test_accuracy_std']:4.2f} %  {r['angle_to_bp_mean']:18.1f}"
-                     f"      [{accs}]")
+        row = (f"{rule:6} {100 * r['test_accuracy_mean']:8.2f} ± "
+               f"{100 * r['test_accuracy_std']:4.2f} %  {r['angle_to_bp_mean']:18.1f}")
+        if signals:
+            row += (f"      {r['delta_angle_mean']:9.1f} {r['weight_angle_mean']:8.1f} "
+                    f"{r['weight_norm_ratio_mean']:8.2f}")
+        lines.append(row + f"      [{accs}]")
+    if published:
+        lines.append("")
+        lines.append("published (not measured here):")
+        for rule, r in results["rules"].items():
+            if "published" in r:
+                lines.append(f"  {rule:6} {r['published']}")
     if tags:
         lines.append("")
         lines.append(f"{'rule':6} " + " ".join(f"{'Lava ' + t:>18}" for t in tags)

@@ -359,6 +359,14 @@ def dataset_problem(name: str) -> str | None:
     key = name.strip().lower()
     if key == "digits":
         return None
+    if key == "mnist":   # the published files, looked for in $NEURO_PC_DATA and the cache
+        from neuro_pc.data.store import DataNotFoundError, find
+
+        try:
+            find("mnist")
+        except DataNotFoundError as exc:
+            return str(exc)
+        return None
     if key == "mnist1d":
         if importlib.util.find_spec("mnist1d") is None:
             return ("'mnist1d' needs the optional mnist1d package: pip install mnist1d "
@@ -368,9 +376,9 @@ def dataset_problem(name: str) -> str | None:
     looks_like_path = key.startswith("mnist:") or path.endswith(".npz") or "/" in path \
         or "\\" in path or Path(path).expanduser().exists()
     if not looks_like_path:
-        close = difflib.get_close_matches(key, ["digits", "mnist1d"], n=1, cutoff=0.5)
+        close = difflib.get_close_matches(key, ["digits", "mnist1d", "mnist"], n=1, cutoff=0.5)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        return (f"unknown data set {name!r}; {hint}known: 'digits', 'mnist1d', "
+        return (f"unknown data set {name!r}; {hint}known: 'digits', 'mnist1d', 'mnist', "
                 "'mnist:<path>' or a path to MNIST idx files / a .npz")
     if not Path(path).expanduser().exists():
         return (f"no MNIST data at {path!r}: give a folder of the four idx files or a "

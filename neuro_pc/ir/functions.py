@@ -22,8 +22,10 @@ def relu(x):
 
 
 def step(x):
-    """Heaviside step: 1.0 where x > 0, else 0.0 (relu's derivative)."""
-    return (np.asarray(x) > 0).astype(np.float64)
+    """Heaviside step: 1.0 where x > 0, else 0.0 (relu's derivative); float32 for a
+    float32 ``x``, float64 otherwise."""
+    x = np.asarray(x)
+    return (x > 0).astype(np.float32 if x.dtype == np.float32 else np.float64)
 
 
 def where(cond, a, b):

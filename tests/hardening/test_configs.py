@@ -43,7 +43,8 @@ def test_misspelt_key_lists_valid_keys_and_the_closest(tmp_path):
     err = _error(path)
     assert err.key == "train.epoch"
     assert str(err) == (f"{path}: train.epoch: unknown key; did you mean 'train.epochs'? valid "
-                        "keys in [train]: rules, epochs, seeds, eta, default_eta, lam")
+                        "keys in [train]: rules, epochs, seeds, eta, default_eta, lam, "
+                        "batch_size, dtype, eta_decay")
 
 
 def test_misspelt_table_suggests_the_section(tmp_path):

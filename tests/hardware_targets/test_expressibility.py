@@ -224,19 +224,20 @@ def test_fa_learning_rate_hand_computed():
     # decays), sx = 2^6, sy = 64 (no activity), decays exp(-5/255) x exp(-5/65535):
     # K = 2^-4 / (2^-8 * 2^6 * 64 * 0.98066) = 0.003983 steps per unit of x1 * y2; the
     # engine shifts the 7+7+4 = 18-bit product right by 3, so S = 8 K = 0.03187. The post
-    # scale then moves (the 99th percentile from 64 up to at most 127) to the smallest S
-    # the engine holds exactly: >= 0.03187 * 64 / 127 = 0.0161 -> 3 * 2^-7 (the bias blocks
-    # code their constant input 1 as x1 = 1, so their S stay far above the lowest).
-    # K is exactly 3 * 2^-10 and sy = 64 * 0.03187 / (3 * 2^-7) ~ 87
+    # scale then moves down (never above the calibrated one, which would clip the
+    # distribution's tail) to the smallest S the engine holds exactly that is >= 0.03187:
+    # 4 * 2^-7 = 0.03125 is below, so 5 * 2^-7 (the bias blocks code their constant input
+    # 1 as x1 = 1, so their S stay far above the lowest).
+    # K is exactly 5 * 2^-10 and sy = 64 * 0.03187 / (5 * 2^-7) ~ 52
     k = r.constants[0]
-    assert (k.mantissa, k.exp) == (-3, -7)
-    assert k.value == pytest.approx(-3 * 2.0 ** -10) and k.rel_error < 1e-12
+    assert (k.mantissa, k.exp) == (-5, -7)
+    assert k.value == pytest.approx(-5 * 2.0 ** -10) and k.rel_error < 1e-12
     from hardware_targets.onchip import plan_onchip
 
     plan = plan_onchip(c, weights, "fixed_pt")
     assert plan.projections["W1"].lsb == 2.0 ** -8
     wanted = 8 * 2.0 ** -4 / (2.0 ** -8 * 64 * 64 * np.exp(-5 / 255) * np.exp(-5 / 65535))
-    assert plan.post_codes["h1"].traces[0].scale == pytest.approx(64 * wanted / (3 * 2.0 ** -7))
+    assert plan.post_codes["h1"].traces[0].scale == pytest.approx(64 * wanted / (5 * 2.0 ** -7))
     assert plan.projections["b1"].pre.scale == 1.0
 
 

@@ -220,3 +220,312 @@ def generate_updates(circuit: Circuit) -> str:
         lines += rule_lines(circuit, p, I1)
     lines.append(f"{I1}return {{{', '.join(f'{p.name!r}: dW_{p.name}' for p in circuit.plastic)}}}")
     return "\n".join(lines) + "\n"
+
+
+# -- the unrolled window: the same arithmetic, without the work nobody reads ------------------
+#
+# The loop above is the semantics written out. ``generate_window_unrolled``
+# emits the same statements with the same operands, in the same order, for
+# each step of the window (``tw`` a constant), but leaves out two kinds of
+# work that cannot change any result:
+#
+# * **dead values**: a port, a projection term or a statement whose value at
+#   step ``t`` is read by nothing that reaches the end of the window (every
+#   state variable at the last step, which the rules read and ``S`` keeps).
+#   In a layered circuit the first steps of a window mostly compute values
+#   that the one-step delays never carry to the end: FA's hidden drive at
+#   steps 0 and 1, the output's at steps 0-2.
+# * **unchanged values**: a value equal to the one already held in its local
+#   because every input is the same as one step earlier (a streamed input is
+#   the same array from step 0 on; a port whose source did not change; no rule
+#   changes weights inside the window). It is not recomputed; the local keeps
+#   the array, which is never modified in place.
+#
+# Every computed value is therefore bit-for-bit the value the loop computes
+# (tests/backends/test_reference_fast.py runs both on many circuits). The loop
+# is kept for recording (every step is observed) and for every-step rules
+# (weights change inside the window).
+
+def _names(expr) -> frozenset[str]:
+    """Every name an expression reads (not the function names)."""
+    import ast
+
+    called = {id(n.func) for n in ast.walk(expr) if isinstance(n, ast.Call)}
+    return frozenset(n.id for n in ast.walk(expr) if isinstance(n, ast.Name)
+                     and id(n) not in called)
+
+
+_SCALARS = frozenset({"tw", "train", "dt"})
+
+
+def specialize(expr, tw: int, train: float | None, params: dict, dt: float,
+               arrays: frozenset[str] = frozenset()):
+    """``expr`` for one step: ``tw`` (and ``train``, when given) and the
+    population's ``params`` and ``dt`` written as the numbers they are,
+    sub-expressions of numbers alone evaluated (as Python evaluates them in the
+    loop: the same scalars, the same operations, the same order), and a
+    ``where`` whose condition is then a number replaced by the branch it
+    selects - when that branch reads one of ``arrays`` (the population's
+    variables and its ports that projections drive: ``(batch, size)`` arrays of
+    the simulator's dtype), so that it has the shape and dtype ``where`` would
+    return."""
+    import ast
+    import copy
+    import math
+
+    consts = {"tw": tw, "dt": float(dt), **{k: float(v) for k, v in params.items()}}
+    if train is not None:
+        consts["train"] = float(train)
+    tree = copy.deepcopy(expr)
+
+    class Fold(ast.NodeTransformer):
+        def visit_Name(self, node):
+            if node.id in consts and not getattr(node, "_fn", False):
+                return ast.copy_location(ast.Constant(consts[node.id]), node)
+            return node
+
+        def visit_Call(self, node):
+            node.func._fn = True
+            node.args = [self.visit(a) for a in node.args]
+            if node.func.id == "where" and len(node.args) == 3 and \
+                    isinstance(node.args[0], ast.Constant):
+                chosen = node.args[1] if node.args[0].value != 0 else node.args[2]
+                if _names(ast.Expression(chosen)) & arrays:
+                    return chosen
+            return node
+
+        def generic_visit(self, node):
+            node = super().generic_visit(node)
+            if isinstance(node, (ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp)) and all(
+                    isinstance(c, ast.Constant) for c in ast.iter_child_nodes(node)
+                    if isinstance(c, ast.expr)):
+                try:
+                    value = eval(compile(ast.Expression(node), "<fold>", "eval"), {}, {})
+                except (ArithmeticError, ValueError):
+                    return node
+                if isinstance(value, (bool, int, float)) and not (
+                        isinstance(value, float) and not math.isfinite(value)):
+                    return ast.copy_location(ast.Constant(value), node)
+            return node
+
+    return ast.fix_missing_locations(Fold().visit(tree))
+
+
+
+class _Window:
+    """The dataflow of one window, unrolled: nodes ``(kind, key, t)`` with kind
+    ``"stream"`` (key ``(pop, var)``), ``"stmt"`` (key ``(pop, index)``),
+    ``"term"`` (key: projection) and ``"port"`` (key ``(pop, port)``); a value
+    from before the window is ``("init", (pop, var), -1)`` and a variable that no
+    statement or stream assigns is ``("static", (pop, var), -1)``."""
+
+    def __init__(self, circuit: Circuit, train: float | None = None):
+        self.c = circuit
+        self.T = circuit.schedule.window
+        self.stmts = {p.name: p.statements() for p in circuit.populations}
+        self.params = {p.name: set(p.params) for p in circuit.populations}
+        self.ports = {p.name: set(p.ports) for p in circuit.populations}
+        dt = circuit.schedule.dt
+        #: (pop, j, t) -> the statement's expression specialised to step t
+        arrays = {p.name: frozenset(p.variables) | {
+            port for port in p.ports if circuit.projections_into(p.name, port)}
+            for p in circuit.populations}
+        self.expr = {(p.name, j, t): specialize(st.expr, t, train, p.params, dt,
+                                                arrays[p.name])
+                     for p in circuit.populations for j, st in enumerate(self.stmts[p.name])
+                     for t in range(self.T)}
+        self.text = {k: ast_text(e) for k, e in self.expr.items()}
+        self.memo: dict = {}
+        for node in self.order():   # inputs first: no deep recursion over the steps
+            self.unchanged(node)
+
+    # which node holds variable `var` of `pop` at a point of step t
+    def end_of_step(self, pop: str, var: str, t: int):
+        """The node whose value ``pop.var`` has at the end of step ``t``."""
+        if t < 0:
+            return ("init", (pop, var), -1) if self._assigned(pop, var) else \
+                ("static", (pop, var), -1)
+        stmts = self.stmts[pop]
+        for j in range(len(stmts) - 1, -1, -1):
+            if stmts[j].target == var:
+                return ("stmt", (pop, j), t)
+        if var in self.c.population(pop).streams:
+            return ("stream", (pop, var), t)
+        return ("static", (pop, var), -1)
+
+    def _assigned(self, pop, var) -> bool:
+        return var in self.c.population(pop).streams or \
+            any(st.target == var for st in self.stmts[pop])
+
+    def before_stmt(self, pop: str, j: int, name: str, t: int):
+        """The node a statement ``j`` of ``pop`` at step ``t`` reads for ``name``."""
+        if name in self.ports[pop]:
+            return ("port", (pop, name), t)
+        stmts = self.stmts[pop]
+        for k in range(j - 1, -1, -1):
+            if stmts[k].target == name:
+                return ("stmt", (pop, k), t)
+        if name in self.c.population(pop).streams:
+            return ("stream", (pop, name), t)
+        return self.end_of_step(pop, name, t - 1)
+
+    def inputs(self, node) -> list:
+        kind, key, t = node
+        if kind == "stmt":
+            pop, j = key
+            reads = _names(self.expr[(pop, j, t)]) - _SCALARS
+            return [self.before_stmt(pop, j, n, t) for n in sorted(reads)
+                    if n not in self.params[pop]]
+        if kind == "term":
+            proj = self.c.projection(key)
+            return [self.end_of_step(proj.source, self.c.source_variable(proj), t - 1)]
+        if kind == "port":
+            pop, port = key
+            return [("term", p.name, t) for p in self.c.projections_into(pop, port)]
+        return []   # stream, init, static
+
+    def reads_tw(self, node) -> bool:
+        """Whether a statement differs from itself one step earlier (it reads
+        ``tw``, or specialises differently)."""
+        kind, key, t = node
+        if kind != "stmt":
+            return False
+        k = (key[0], key[1], t)
+        return "tw" in _names(self.expr[k]) or self.text[k] != self.text[(key[0], key[1], t - 1)]
+
+    def unchanged(self, node) -> bool:
+        """Whether ``node`` has the value of the same node one step earlier
+        (memoised; :meth:`order` lists the nodes so that inputs come first)."""
+        if node not in self.memo:
+            self.memo[node] = self._unchanged(node)
+        return self.memo[node]
+
+    def order(self):
+        """Every node, step by step in program order (a node's inputs before it)."""
+        c = self.c
+        for t in range(self.T):
+            for pop in c.populations:
+                for port in pop.ports:
+                    for p in c.projections_into(pop.name, port):
+                        yield ("term", p.name, t)
+                    yield ("port", (pop.name, port), t)
+            for pop in c.populations:
+                for var in pop.streams:
+                    yield ("stream", (pop.name, var), t)
+                for j in range(len(self.stmts[pop.name])):
+                    yield ("stmt", (pop.name, j), t)
+
+    def _unchanged(self, node) -> bool:
+        kind, key, t = node
+        if kind == "static":
+            return True
+        if kind == "init" or t <= 0 or self.reads_tw(node):
+            return False
+        if kind == "stream":
+            return True
+        return all(self.same_as_before(m) for m in self.inputs(node))
+
+    def same_as_before(self, m) -> bool:
+        return m[0] == "static" or (m[0] != "init" and m[2] >= 0 and self.unchanged(m))
+
+    def live(self) -> set:
+        roots = [self.end_of_step(p.name, v, self.T - 1)
+                 for p in self.c.populations for v in p.variables]
+        seen, todo = set(), list(roots)
+        while todo:
+            n = todo.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            todo.extend(self.inputs(n))
+        return seen
+
+
+def ast_text(expr) -> str:
+    import ast
+
+    return ast.unparse(expr)
+
+
+def generate_window_unrolled(circuit: Circuit, masked: frozenset[str] = frozenset(),
+                             train: float | None = None) -> str:
+    """Source of ``window(S, W, X, train, learn, rec, TF)``: the loop of
+    :func:`generate_window` unrolled over the window's steps, without dead and
+    unchanged values (see above). ``train`` (1.0 or 0.0): the function is for
+    that value of the ``train`` scalar only (it is written in as a number), so
+    that a ``where`` on it selects its branch once, here. Only for circuits
+    without every-step rules, and without recording (``rec`` is ignored)."""
+    if any(p.rule.every_step for p in circuit.plastic):
+        raise ValueError("the unrolled window needs weights that are constant inside the "
+                         "window (no every-step rule); use generate_window")
+    g = _Window(circuit, train)
+    live = g.live()
+    unchanged = g.unchanged
+
+    def equal(held, node) -> bool:
+        """Whether the local holding node ``held`` holds ``node``'s value."""
+        if held is None or held[:2] != node[:2] or held[2] > node[2]:
+            return False
+        return all(unchanged((node[0], node[1], s)) for s in range(held[2] + 1, node[2] + 1))
+
+    T = g.T
+    lines = ["def window(S, W, X, train, learn, rec, TF):"]
+    I1 = "    "
+    for pop in circuit.populations:
+        for v in pop.variables:
+            lines.append(f"{I1}{var_local(pop.name, v)} = S[{pop.name + '.' + v!r}]")
+    for proj in circuit.stored:
+        lines.append(f"{I1}{weight_local(proj.name)} = W[{proj.name!r}]")
+    for s in circuit.streams:
+        lines.append(f"{I1}X_{s} = X[{s!r}]")
+    lines.append(f"{I1}dt = {float(circuit.schedule.dt)!r}")
+    # what each local holds: state locals start with the value from before the window
+    holds: dict[str, tuple] = {}
+    for pop in circuit.populations:
+        for v in pop.variables:
+            holds[var_local(pop.name, v)] = g.end_of_step(pop.name, v, -1)
+
+    def emit(node, local: str, rhs: str, out: list) -> None:
+        if node not in live or equal(holds.get(local), node):
+            return
+        out.append(f"{I1}{local} = {rhs}")
+        holds[local] = node
+
+    for t in range(T):
+        step = []
+        # (1) ports, from the previous step's values (each projection a term)
+        for pop in circuit.populations:
+            for port in pop.ports:
+                projs = circuit.projections_into(pop.name, port)
+                for p in projs:
+                    emit(("term", p.name, t), f"T_{p.name}", _port_expr(circuit, p), step)
+                rhs = " + ".join(f"T_{p.name}" for p in projs) if projs else "0.0"
+                emit(("port", (pop.name, port), t), var_local(pop.name, port), rhs, step)
+        # (2) populations: streams, then the statements in order
+        for pop in circuit.populations:
+            for var, stream in pop.streams.items():
+                emit(("stream", (pop.name, var), t), var_local(pop.name, var), f"X_{stream}",
+                     step)
+            params = {k: repr(float(v)) for k, v in pop.params.items()}
+            for j, st in enumerate(g.stmts[pop.name]):
+                node = ("stmt", (pop.name, j), t)
+                if node not in live:
+                    continue
+                rhs = translate(g.expr[(pop.name, j, t)], lambda n: params.get(n) or (
+                    n if n in ("tw", "train", "dt") else var_local(pop.name, n)), _fn)
+                emit(node, var_local(pop.name, st.target), rhs, step)
+        if step:
+            lines.append(f"{I1}tw = {t}")
+            lines += step
+    lines.append(f"{I1}tw = {T - 1}")
+    end_rules = list(circuit.plastic)
+    if end_rules:
+        lines.append(f"{I1}if learn:")
+        for p in end_rules:
+            lines += rule_lines(circuit, p, I1 + I1)
+        for p in end_rules:
+            lines += apply_lines(p, I1 + I1, p.name in masked)
+    for pop in circuit.populations:
+        for v in pop.variables:
+            lines.append(f"{I1}S[{pop.name + '.' + v!r}] = {var_local(pop.name, v)}")
+    return "\n".join(lines) + "\n"
