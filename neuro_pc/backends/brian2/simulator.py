@@ -57,7 +57,7 @@ class Brian2Simulator(Simulator):
         self._tf = {}
         for proj in self.circuit.plastic:
             if "muon" in proj.rule.transforms:
-                from neuro_pc.analysis.muon import Muon
+                from neuro_pc.rules.muon import Muon
 
                 self._tf[("muon", proj.name)] = Muon.from_rule(
                     proj.rule.params, (self.circuit.population(proj.target).size,

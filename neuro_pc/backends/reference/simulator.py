@@ -107,7 +107,7 @@ class ReferenceSimulator(Simulator):
         for proj in circuit.plastic:
             for t in proj.rule.transforms:
                 if t == "muon":
-                    from neuro_pc.analysis.muon import Muon
+                    from neuro_pc.rules.muon import Muon
 
                     self.muon[proj.name] = Muon.from_rule(proj.rule.params,
                                                           self.weights[proj.name].shape)
