@@ -207,7 +207,7 @@ def test_ctrl_c_on_a_joblib_sweep_keeps_the_finished_jobs_and_resumes(tmp_path):
     """A real SIGINT to `neuro-pc sweep --jobs 2` once two jobs are written: exit 130,
     the folder marked interrupted; --resume finishes it with the numbers of a sweep
     that was never interrupted."""
-    args = ["sweep", "fa_digits", "--grid", "train.eta=0.01,0.02,0.03", "--seeds", "0-3",
+    args = ["sweep", "fa_digits", "--grid", "train.eta=0.01,0.02", "--seeds", "0-2",
             "--set", "train.epochs=3", "--set", 'train.rules=["fa"]', "--set",
             "model.hidden=[32]", "--set", "angles.samples=16", "--no-progress", "--jobs", "2"]
     cli = [sys.executable, "-m", "neuro_pc.cli"]
@@ -229,11 +229,11 @@ def test_ctrl_c_on_a_joblib_sweep_keeps_the_finished_jobs_and_resumes(tmp_path):
     assert f"--resume {folder}" in err
     assert (folder / "INCOMPLETE").read_text().startswith("interrupted:")
     finished = len(_metrics(folder))
-    assert 2 <= finished < 12
+    assert 2 <= finished < 6     # 2 written, at most 2 running: 2 never started
     r = subprocess.run([*cli, "sweep", "--resume", str(folder), "--jobs", "2",
                         "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
-    assert len(_metrics(folder)) == 12 and not (folder / "INCOMPLETE").exists()
+    assert len(_metrics(folder)) == 6 and not (folder / "INCOMPLETE").exists()
     serial = subprocess.run([*cli, *args[:-2], "--out", str(tmp_path / "serial")], cwd=ROOT,
                             capture_output=True, text=True, timeout=600)
     assert serial.returncode == 0, serial.stderr
