@@ -1,4 +1,5 @@
-"""``neuro-pc``: run experiments, train, evaluate, inspect circuits, plot runs.
+"""``neuro-pc``: run experiments and sweeps, train, evaluate, inspect circuits, plot runs,
+export and import NIR.
 
     neuro-pc run fa_digits [--backend brian2] [--out runs]     (a shipped name or a .toml)
     neuro-pc train fa_digits                    (the run's artifacts/, one .npz per rule, seed)
@@ -6,6 +7,9 @@
     neuro-pc check runs/fa_digits-.../artifacts/fa-seed0.npz --target loihi2 [--json]
     neuro-pc locality experiments/fa_digits.toml [--json]
     neuro-pc plot runs/fa_digits-.../                          (redraw the figures)
+    neuro-pc export runs/.../artifacts/spiking_fa-seed0.npz --format nir -o net.nir
+    neuro-pc import net.nir -o net.npz                          (NIR -> artifact)
+    neuro-pc sweep fa_digits --grid train.eta=0.005,0.01,0.02 --seeds 0-9 --jobs 2
     neuro-pc --version
     neuro-pc data fetch mnist [--dir DIR]     (docs/data.md)
 
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -240,6 +245,68 @@ def _cmd_plot(args) -> int:
     return EXIT_OK
 
 
+def _cmd_sweep(args) -> int:
+    from neuro_pc.experiments.sweep import parse_grid, parse_seeds, run_sweep
+
+    if args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: give the number of worker processes, >= 1")
+    sched = args.scheduler
+    if sched is not None and sched != "local" and not re.match(r"^(tcp|tls)://[^/\s]+$", sched):
+        raise UsageError(f"--scheduler {sched!r}: use local (a Dask LocalCluster on this "
+                         "machine) or tcp://HOST:PORT (a running Dask scheduler)")
+    try:
+        grid, seeds = parse_grid(args.grid), parse_seeds(args.seeds)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.resume is None:
+        if args.config is None:
+            raise UsageError("give an experiment config (a shipped name or a .toml), or "
+                             "--resume RUN_DIR to finish a sweep")
+        if not seeds:
+            raise UsageError("--seeds is required: the seeds every grid point runs, e.g. "
+                             "--seeds 0-9")
+    overrides = parse_overrides(args.set) if args.set else None
+    run_dir, outcome = run_sweep(args.config, grid=grid, seeds=seeds, overrides=overrides,
+                                 backend=args.backend, jobs=args.jobs, scheduler=sched,
+                                 out_dir=args.out, resume=args.resume,
+                                 progress=not args.no_progress, metrics=args.metric)
+    print(outcome.summary)
+    print(f"\nresults written to {run_dir}/")
+    return EXIT_OK
+
+
+def _cmd_export(args) -> int:
+    from neuro_pc.interop import export_nir
+
+    if args.dt is not None and not args.dt > 0:
+        raise UsageError(f"--dt {args.dt:g}: give the time step in seconds, > 0 (snnTorch "
+                         "imports with 1e-4, Norse with 1e-3)")
+    kw = {} if args.dt is None else {"dt": args.dt}
+    report = export_nir(args.artifact, args.output, subtract_reset=args.allow_subtract_reset,
+                        **kw)
+    print(report.summary())
+    return EXIT_OK
+
+
+def _cmd_import(args) -> int:
+    from neuro_pc.interop import import_nir
+    from neuro_pc.ir import save_artifact
+
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps {args.steps}: give the NIR time steps per sample, >= 1")
+    if args.dt is not None and not args.dt > 0:
+        raise UsageError(f"--dt {args.dt:g}: give the time step in seconds, > 0")
+    art = import_nir(args.graph, steps=args.steps, dt=args.dt)
+    out = save_artifact(args.output, art)
+    c, meta = art.circuit, art.circuit.metadata
+    pops = ", ".join(f"{p.name} [{p.size}] {p.model}" for p in c.populations)
+    print(f"imported {args.graph}: circuit {c.name!r}: {pops}; window {c.schedule.window} "
+          f"steps ({meta['steps']} NIR steps of {meta['dt']:g} s after a depth of "
+          f"{meta['depth']}); readout {c.readout[0]}.{c.readout[1]}")
+    print(f"written to {out} (neuro-pc evaluate {out} --data digits, or any backend)")
+    return EXIT_OK
+
+
 def version_text() -> str:
     """``neuro-pc <version> (Python <x.y.z>)``."""
     from neuro_pc import __version__
@@ -306,7 +373,81 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--dir", default=None, help="fetch into this folder instead of the "
                       "cache ($XDG_CACHE_HOME/neuro_pc/<name>)")
     data.set_defaults(func=_cmd_data)
+    _add_nir_parsers(sub, common)
+    _add_sweep_parser(sub, common)
     return parser
+
+
+def _add_sweep_parser(sub, common) -> None:
+    p = sub.add_parser("sweep", parents=[common], epilog=EPILOG,
+                       help="run an experiment over a grid of values and seeds, in parallel",
+                       description="Run CONFIG for every combination of the --grid values and "
+                                   "every seed, each (grid point, seed) a job: serially, on "
+                                   "--jobs joblib processes, or on Dask (--scheduler local: a "
+                                   "LocalCluster; tcp://HOST:PORT: a running cluster). Each "
+                                   "finished job is written at once; a failed job does not "
+                                   "stop the others; --resume RUN_DIR runs the rest. Writes "
+                                   "a table (mean ± sd per grid point) and sweep.png "
+                                   "(docs/scale-out.md).")
+    p.add_argument("config", nargs="?", default=None,
+                   help="experiment config: a shipped name (fa_digits...) or a .toml")
+    p.add_argument("--grid", action="append", metavar="SECTION.KEY=V1,V2,...",
+                   help="values of one config key (JSON each, else a string), e.g. "
+                        "--grid train.eta=0.005,0.01,0.02; repeat for more keys (all "
+                        "combinations)")
+    p.add_argument("--seeds", default=None, metavar="SEEDS",
+                   help="the seeds of every grid point: N, N-M or a list, e.g. 0-9")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="worker processes (joblib; with --scheduler local, the LocalCluster's "
+                        "workers); default 1: serial")
+    p.add_argument("--scheduler", default=None, metavar="local|tcp://HOST:PORT",
+                   help="run on Dask: local (a LocalCluster of --jobs workers) or the address "
+                        "of a running scheduler")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="override a config value for every job, as in neuro-pc run")
+    p.add_argument("--backend", choices=["reference", "brian2", "lava"], default=None,
+                   help="override the config's backend (Lava jobs run one process each)")
+    p.add_argument("--out", default="runs", help="folder for the sweep's folder (default: runs)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="finish a sweep: run only its jobs without a result")
+    p.add_argument("--metric", action="append", default=None, metavar="NAME",
+                   help="a metric to tabulate and plot (default: the accuracies); "
+                        "results.json has every metric")
+    p.add_argument("--no-progress", action="store_true", help="no line per finished job")
+    p.set_defaults(func=_cmd_sweep)
+
+
+def _add_nir_parsers(sub, common) -> None:
+    p = sub.add_parser("export", parents=[common], epilog=EPILOG,
+                       help="write a trained artifact's inference graph as NIR",
+                       description="Write the inference graph of a trained artifact (spiking "
+                                   "LIF/IF circuits; linear rate circuits) as a NIR graph "
+                                   "(HDF5) for snnTorch, Norse, Lava-dl, Rockpool, Sinabs... "
+                                   "Learning rules are not NIR and stay in the artifact "
+                                   "(docs/interop.md).")
+    p.add_argument("artifact", help="a trained artifact .npz")
+    p.add_argument("--format", required=True, choices=["nir"], help="the format: nir")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="e.g. net.nir")
+    p.add_argument("--dt", type=float, default=None, metavar="SECONDS",
+                   help="the time step the importer will use (default 1e-4 s, snnTorch's; "
+                        "Norse uses 1e-3)")
+    p.add_argument("--allow-subtract-reset", action="store_true",
+                   help="export a reset by subtraction as v_reset = 0 plus node metadata "
+                        "(only neuro_pc reads it back exactly)")
+    p.set_defaults(func=_cmd_export)
+    p = sub.add_parser("import", parents=[common], epilog=EPILOG,
+                       help="read a NIR graph into a circuit artifact (inference)",
+                       description="Read a NIR graph (HDF5) into a neuro_pc circuit with its "
+                                   "weights, saved as an artifact any backend runs; "
+                                   "unsupported nodes are named in one error.")
+    p.add_argument("graph", help="a NIR file, e.g. net.nir")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the artifact .npz")
+    p.add_argument("--steps", type=int, default=None, metavar="N",
+                   help="NIR time steps per sample (default: the graph's neuro_pc metadata, "
+                        "else 32)")
+    p.add_argument("--dt", type=float, default=None, metavar="SECONDS",
+                   help="the time step (default: the graph's neuro_pc metadata, else 1e-4 s)")
+    p.set_defaults(func=_cmd_import)
 
 
 def _run_arguments(p) -> None:
@@ -385,8 +526,10 @@ def describe_error(exc: BaseException) -> tuple[int, str]:
     text = lines[0] + (" [...; rerun with --debug for the whole message]" if len(lines) > 1
                        else "")
     run_dir = getattr(exc, "run_dir", None)
-    if run_dir is not None:
+    if run_dir is not None and "--resume" not in text:
         text += f"; the finished results are kept in {run_dir}/ (marked INCOMPLETE)"
+        hint = getattr(exc, "resume_hint", None)
+        text += f"; resume: {hint}" if hint else ""
     return EXIT_ERROR, text
 
 
@@ -418,7 +561,11 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         signum = getattr(exc, "signum", signal.SIGINT)
-        print(f"neuro-pc: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        kept = getattr(exc, "run_dir", None)
+        hint = getattr(exc, "resume_hint", None)
+        where = (f"; the finished results are kept in {kept}/" if kept else "") + \
+            (f" (resume: {hint})" if hint else "")
+        print(f"neuro-pc: interrupted ({signal.Signals(signum).name}){where}", file=sys.stderr)
         return 128 + signum
     except BrokenPipeError:   # e.g. `neuro-pc locality x.toml | head`
         try:

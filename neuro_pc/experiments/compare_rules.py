@@ -55,6 +55,7 @@ RuleEtas = dataclasses.make_dataclass(
     "RuleEtas", [(r, float | None, option(None, gt=0)) for r in RULES])
 #: ``[train.lam]``: one weight decay per rule
 RuleLams = dataclasses.make_dataclass("RuleLams", [(r, float, option(0.0, ge=0)) for r in RULES])
+RuleEtas.__module__ = RuleLams.__module__ = __name__   # picklable configs (Python < 3.12)
 
 
 @dataclasses.dataclass
@@ -62,7 +63,10 @@ class Train:
     rules: list[str] = option(["bp", "fa", "dfa", "pc"], choices=RULES, unique=True, min_len=1)
     epochs: int = option(5, ge=0)
     seeds: list[int] = option([0], ge=0, unique=True, min_len=1)
-    eta: RuleEtas = section(RuleEtas)
+    #: one number for every rule (``--set train.eta=0.02``, ``--grid train.eta=...``) or
+    #: a table of one per rule (``[train.eta]``)
+    eta: RuleEtas | float = dataclasses.field(default_factory=RuleEtas,
+                                              metadata={"gt": 0})
     default_eta: float = option(0.01, gt=0)
     lam: RuleLams = section(RuleLams)
     batch_size: int = option(1, ge=1)
@@ -70,6 +74,8 @@ class Train:
     eta_decay: float = option(1.0, gt=0, le=1)
 
     def eta_of(self, rule: str) -> float:
+        if isinstance(self.eta, (int, float)):
+            return float(self.eta)
         eta = getattr(self.eta, rule)
         return self.default_eta if eta is None else eta
 

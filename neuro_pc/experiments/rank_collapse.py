@@ -35,6 +35,7 @@ from neuro_pc.data import load_dataset
 from neuro_pc.experiments import Outcome, pyplot
 from neuro_pc.experiments.config import (Backends, ConfigError, Experiment, coerce,
                                          dataset_problem, option, section, unknown_key)
+from neuro_pc.experiments.jobs import run_jobs
 from neuro_pc.models import ACTIVATIONS, RULES, mlp
 
 NORM_TAGS = ("layernorm", "batchnorm")
@@ -189,7 +190,7 @@ def _load(name: str, seed: int, kw: tuple):
     return load_dataset(name, seed=seed, **dict(kw))
 
 
-def _one(job: tuple, cfg: Config, backend: str, options: dict, artifacts=None) -> dict:
+def _one(job: tuple, *, cfg: Config, backend: str, options: dict, artifacts=None) -> dict:
     """Train one (data set, depth, variant, seed) and record it; returns the run's results."""
     data_name, data_kw, depth, variant, seed = job
     model, train, rec_cfg = cfg.model, cfg.train, cfg.record
@@ -225,9 +226,12 @@ def _one(job: tuple, cfg: Config, backend: str, options: dict, artifacts=None) -
 
 def run(config, backend: str | None = None, progress: bool = True,
         checkpoint=None, artifacts=None) -> Outcome:
-    """Train every (data set, depth, variant, seed), ``[run] workers`` at a time
-    (processes; default 2, this machine's cores), and aggregate. ``checkpoint(entry)``
-    gets each finished job's results; the first failing job cancels the rest."""
+    """Train every (data set, depth, variant, seed), ``[run] workers`` at a time (joblib
+    worker processes, :func:`~neuro_pc.experiments.jobs.run_jobs`; default 2, this
+    machine's cores; on the Lava backend each job in a process of its own), and
+    aggregate. ``checkpoint(entry)`` gets each job's results as it finishes; a failing
+    job does not stop the others, and the run fails with the first error once every
+    job has run."""
     cfg = coerce(Config, config)
     model, train = cfg.model, cfg.train
     backend = backend or cfg.experiment.backend
@@ -248,31 +252,14 @@ def run(config, backend: str | None = None, progress: bool = True,
         if checkpoint is not None:
             checkpoint(r)
 
-    if workers > 1 and len(jobs) > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed, wait
-
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as ex:
-            futures = [ex.submit(_one, j, cfg, backend, options, artifacts) for j in order]
-            recorded = set()
-            try:
-                for f in as_completed(futures):
-                    recorded.add(f)
-                    finished(f.result())
-            except BaseException as exc:
-                # train no more jobs, but keep those that were running (unless interrupted)
-                for f in futures:
-                    f.cancel()
-                if not isinstance(exc, KeyboardInterrupt):
-                    wait([f for f in futures if not f.cancelled()])
-                for f in futures:
-                    if f.done() and f not in recorded and not f.cancelled() \
-                            and f.exception() is None:
-                        finished(f.result())
-                raise
-    else:
-        for j in order:
-            finished(_one(j, cfg, backend, options, artifacts))
+    failures = []
+    run_jobs(functools.partial(_one, cfg=cfg, backend=backend, options=options,
+                               artifacts=artifacts), order,
+             workers=workers, isolate=backend == "lava",
+             on_done=lambda job, r: finished(r),
+             on_error=lambda job, failure: failures.append(failure))
+    if failures:   # every other job ran and was recorded; fail with the first error
+        failures[0].reraise()
     results = {"datasets": {}, "depths": depths, "width": model.width,
                "variants": variants, "seeds": seeds, "batch_size": train.batch_size,
                "probe_samples": cfg.record.samples,

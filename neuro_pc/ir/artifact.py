@@ -95,6 +95,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def save_artifact(path: str | os.PathLike, artifact: Artifact) -> Path:
+    """Write ``artifact`` to ``path`` atomically (:func:`artifact_bytes`)."""
+    return atomic_write_bytes(path, artifact_bytes(artifact))
+
+
+def artifact_bytes(artifact: Artifact) -> bytes:
+    """The ``.npz`` file of ``artifact`` as bytes (what :func:`save_artifact` writes)."""
     artifact.check()
     arrays = {"circuit.json": np.frombuffer(artifact.circuit.to_json().encode(), dtype=np.uint8),
               "metadata.json": np.frombuffer(
@@ -104,7 +110,7 @@ def save_artifact(path: str | os.PathLike, artifact: Artifact) -> Path:
     arrays.update({f"M/{k}": np.asarray(v, dtype=np.float64) for k, v in artifact.masks.items()})
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
-    return atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
 
 
 def read_circuit(text: str | bytes, source: str = "circuit JSON") -> Circuit:
