@@ -9,7 +9,7 @@ batch ``(x, y)`` and the same weights, and records, per layer:
 
 ``angle_update_deg``
     angle between the rule's update of each forward matrix ``W_l`` and BP's
-    (``angle(ΔW_rule, ΔW_BP)``, algorithms.md §6.1), before any population-level
+    (``angle(ΔW_rule, ΔW_BP)``), before any population-level
     transform (Muon) is applied;
 ``angle_signal_deg``
     angle between the delivered error signal ``Δ_l`` (batch × n_l) and BP's
@@ -53,7 +53,7 @@ import re
 import numpy as np
 
 from neuro_pc.analysis.metrics import angle, pc_energy, rank_measures, weight_alignment
-from neuro_pc.analysis.muon import newton_schulz
+from neuro_pc.rules.muon import newton_schulz
 
 __all__ = ["AlignmentRecorder", "bp_counterpart", "RANK_MEASURES"]
 

@@ -230,6 +230,35 @@ def test_spiking_fa_learns_above_chance_quickly(rule):
 
 
 # --------------------------------------------------------------------------- spiking PC
+@pytest.mark.parametrize("make", ["spiking", "rate"])
+def test_dfa_is_fa_with_one_hidden_layer(make):
+    """With one hidden layer DFA's direct projection e -> hidden is FA's B1: the same
+    circuit, the same training to the bit (the onchip experiment relies on this to
+    run spiking FA once for both; docs/targets/onchip.md)."""
+    from neuro_pc.models import mlp
+
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (20, 8)), np.eye(4)[rng.integers(0, 4, 20)]
+
+    def build(rule, hidden):
+        if make == "rate":
+            return mlp([8, *hidden, 4], rule=rule, act="relu")
+        return spiking_mlp([8, *hidden, 4], rule=rule, window=8, eta=0.05,
+                           trace=Trace(decay=np.exp(-1 / 4), impulse=1 / 4, window_reset=False))
+
+    def trained(rule, hidden):
+        return ReferenceSimulator(build(rule, hidden), seed=3).train(x, y, epochs=1,
+                                                                      seed=1).weights
+
+    fa, dfa = trained("fa", [12]), trained("dfa", [12])
+    assert sorted(fa) == sorted(dfa)
+    for k in fa:
+        np.testing.assert_array_equal(fa[k], dfa[k], err_msg=k)
+    # with two hidden layers they differ (DFA sends e to the first directly)
+    fa2, dfa2 = trained("fa", [12, 6]), trained("dfa", [12, 6])
+    assert not np.array_equal(fa2["W1"], dfa2["W1"])
+
+
 def test_spiking_pc_structure():
     c = spiking_pc([6, 5, 4, 3], window=12)
     c.validate()
