@@ -161,3 +161,17 @@ def test_mpc_mnist_smoke(tmp_path, mnist_dir):
     assert "pool of 300 training images" in s and "scored on 200 test images" in s
     pytest.importorskip("matplotlib")
     assert (run_dir / "sample_efficiency.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_check_reports_what_of_mpc_mnist_fits_loihi2(capsys, mnist_dir):
+    """``neuro-pc check experiments/mpc_mnist.toml --target loihi2``: the paper-size
+    circuit (6 streams, 144-unit layers) fits one chip, and every rule is off
+    chip because of kwta and the column / row norms."""
+    from neuro_pc.cli import main
+
+    assert main(["check", MNIST, "--target", "loihi2"]) == 0
+    out = capsys.readouterr().out
+    assert "summary: 0/102 rules on chip; fits" in out
+    assert "50 core(s) on 1 chip(s)" in out and "0/48 populations on Lava's own LIF" in out
+    assert "kwta()" in out and "'unit_columns'" in out and "'unit_rows'" in out
