@@ -286,12 +286,21 @@ def _tiny():
     return mpc(TINY, hidden=(4, 3), k=2, relax_steps=4, eta=0.05)
 
 
-def _equivalence(backend, **options):
+def _mnist_window():
+    """The paper's MNIST geometry (6 streams of 8x8 pooled views, x 386 wide) with
+    small latent layers: one glimpse of each of 2 random 28x28 images."""
+    geometry = GlimpseGeometry.mnist()
+    sensor = GlimpseSensor(geometry)
+    imgs = np.random.default_rng(3).random((2, 28 * 28))
+    x = sensor.glimpse(imgs, sensor.saccades(2, 1, 3)[:, 0])
+    return mpc(geometry, hidden=(24, 12), k=5, relax_steps=3, eta=0.05), x
+
+
+def _equivalence(backend, mnist=False, **options):
     from neuro_pc.backends import compile
 
-    c = _tiny()
+    c, x = _mnist_window() if mnist else (_tiny(), _glimpses(TINY, 3, 8))
     w = initial_weights(c, 0)
-    x = _glimpses(TINY, 3, 8)
     try:
         other = compile(c, backend=backend, weights=w, seed=0, **options)
     except (NotImplementedError, ImportError) as exc:
@@ -312,18 +321,20 @@ def _equivalence(backend, **options):
 
 
 @pytest.mark.slow
-def test_equivalence_brian2():
+@pytest.mark.parametrize("mnist", [False, True], ids=["tiny", "mnist_geometry"])
+def test_equivalence_brian2(mnist):
     pytest.importorskip("brian2")
     pytest.importorskip("neuro_pc.backends.brian2")
-    _equivalence("brian2", target="numpy")
+    _equivalence("brian2", mnist, target="numpy")
 
 
 @pytest.mark.slow
 @pytest.mark.lava
-def test_equivalence_lava_floating_pt():
+@pytest.mark.parametrize("mnist", [False, True], ids=["tiny", "mnist_geometry"])
+def test_equivalence_lava_floating_pt(mnist):
     pytest.importorskip("neuro_pc.backends.lava", exc_type=ImportError,
                         reason="needs lava-nc 0.10 on Python 3.10 (the lava extra)")
-    _equivalence("lava", tag="floating_pt")
+    _equivalence("lava", mnist, tag="floating_pt")
 
 
 def test_anti_collapse_options_are_local_and_off_by_default():
