@@ -328,7 +328,7 @@ def test_equivalence_brian2(mnist):
     _equivalence("brian2", mnist, target="numpy")
 
 
-#: seen twice on 2026-12-01 (machine load 15+): the MNIST-geometry run (48 Lava
+#: seen in 3 of 3 runs on 2026-12-01 (machine load 15+): the MNIST-geometry run (48 Lava
 #: processes) ends in Lava's own stop(), SystemProcess.join -> close(): "ValueError:
 #: Cannot close a process while it is still running", before the states are compared.
 #: Only that error is expected; a mismatch (AssertionError) still fails.
