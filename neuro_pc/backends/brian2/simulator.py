@@ -120,13 +120,13 @@ class Brian2Simulator(Simulator):
         _one(x.shape[0], what="present() got a batch of")
         return self.stream(x, y, train=train, learn=learn)
 
-    def train(self, x: np.ndarray, y: np.ndarray, epochs: int = 1, seed: int = 0,
+    def train(self, x: np.ndarray, y: np.ndarray | None = None, epochs: int = 1, seed: int = 0,
               batch_size: int = 1, progress: bool = False,
               callback: Callable[[int, "Simulator"], None] | None = None) -> "Brian2Simulator":
         """Online training over ``epochs`` passes in :func:`sample_order` — all
         samples streamed in one Brian2 run (one run per epoch if ``callback``)."""
         _one(batch_size, what="batch_size is")
-        x, y = training_arrays(x, y)
+        x, y = training_arrays(x, y, self.circuit)
         n = len(x)
         if epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {epochs}")

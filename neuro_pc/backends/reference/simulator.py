@@ -151,7 +151,7 @@ class ReferenceSimulator(Simulator):
     def _training_inputs(self, x, y):
         return (np.asarray(x, dtype=self.dtype), np.asarray(y, dtype=self.dtype))
 
-    def train(self, x, y, epochs: int = 1, seed: int = 0, batch_size: int = 1,
+    def train(self, x, y=None, epochs: int = 1, seed: int = 0, batch_size: int = 1,
               progress: bool = False, callback=None):
         with self.blas_limits(batch_size):
             return super().train(x, y, epochs=epochs, seed=seed, batch_size=batch_size,
