@@ -1,32 +1,40 @@
-"""MPC on glimpses of the 8x8 digits: linear-probe accuracy against baselines.
+"""MPC on glimpses of digit images: linear-probe accuracy against baselines.
 
-For every seed (the seed picks the data split, the weights, the saccades):
+The data are sklearn's 8x8 digits (``experiments/mpc_digits.toml``) or MNIST
+(``experiments/mpc_mnist.toml``, the paper's glimpse geometry). For every seed
+(the seed picks the weights, the saccades, the label draws and the subsets
+below; on digits also the data split):
 
 * **mpc**: the MPC circuit (:mod:`neuro_pc.models.mpc`) trained without labels
   on glimpse sequences (random saccades, one window and one M-step per
-  glimpse), then frozen;
+  glimpse) of ``[train] images`` training images (default all), then frozen;
 * **random**: the same circuit, untrained (its initial weights);
-* **pixels**: the raw 64 pixels;
+* **pixels**: the raw pixels;
 * **kmeans**: a classic unsupervised patch learner in place of the circuit
   (Coates, Lee & Ng 2011): per stream, k-means with as many centroids as the
   top latent layer has units, fitted on the unlabelled training glimpses,
   "triangle" encoding, concatenated over the same evaluation glimpses (the
   same feature width as MPC's). A reference point for what *any* per-stream
   feature learner gains over the random circuit on this data;
-* **bp**, **pc**: supervised MLPs (``neuro_pc.models.mlp``, rule ``"bp"`` /
-  ``"pc"``) on the pixels, as many latent units per layer as MPC has over all
-  streams, trained with the same labels the probe gets; their last hidden
-  layer is probed.
+* **bp**, **pc**: supervised ReLU MLPs (``neuro_pc.models.mlp``, rule ``"bp"`` /
+  ``"pc"``) on the pixels (``[baselines] hidden``; default as many units per
+  layer as MPC has over all streams), trained with the same labels the probe
+  gets; their last hidden layer is probed (their own output's accuracy is
+  recorded too).
 
 The probe (:func:`neuro_pc.analysis.probe.linear_probe`) is fitted on the
-representation of the training images (MPC/random: the latents concatenated
-over the K glimpses of one fixed evaluation saccade sequence) with 100, 300 or
-all labels, and scored on the test images (and, for the ``[probe] decoder``
-feature sets, the paper's Dec-MSE: :func:`~neuro_pc.analysis.probe.decoder_mse`,
-next to the error of always predicting the mean training image). Below all labels, the score of a
-seed is the mean over ``[probe] draws`` stratified label subsets (label seeds
-``seed + 1000 d``), the supervised nets trained once per subset: a 100-label
-draw alone moves the score by 1-2 points.
+representation of the training images of the *pool* (``[probe] pool``
+images, default all; MPC/random: the latents concatenated over the K
+glimpses of one fixed evaluation saccade sequence) with each label budget of
+``[probe] labels`` ("all" = the pool), and scored on the test images (or, with
+``[data] validation``, on training images held out for choosing a
+configuration). Below all labels, the score of a seed is the mean over
+``[probe] draws`` stratified label subsets (label seeds ``seed + 1000 d``),
+the supervised nets trained once per subset. For the ``[probe] decoder``
+feature sets also the paper's Dec-MSE
+(:func:`~neuro_pc.analysis.probe.decoder_mse`, on ``decoder_images`` pool
+images), next to the error of always predicting the mean training image.
+``[paper]`` holds published numbers, printed beside ours.
 """
 from __future__ import annotations
 
@@ -39,7 +47,7 @@ import numpy as np
 from neuro_pc.analysis.probe import decoder_mse, label_subset, linear_probe
 from neuro_pc.backends import compile
 from neuro_pc.backends.base import check_weights
-from neuro_pc.data import load_dataset
+from neuro_pc.data import Dataset, load_dataset
 from neuro_pc.experiments import Outcome, pyplot
 from neuro_pc.experiments.config import (Backends, ConfigError, Data, Experiment, coerce, option,
                                          section)
@@ -97,6 +105,18 @@ class Glimpse:
             raise ConfigError(key or "glimpse", str(exc)) from None
 
 
+@dataclasses.dataclass
+class MPCData(Data):
+    """``[data]``; ``validation > 0`` holds that many training images out (the
+    same ones for every seed: a permutation from ``default_rng(0)``) and
+    evaluates every method on them instead of the test set (for choosing a
+    configuration without looking at the test set); ``test = N`` scores on N
+    of the evaluation images (the same for every seed: ``default_rng(1)``;
+    default all) -- a subsample to fit a time budget, reported in the table."""
+    validation: int = option(0, ge=0)
+    test: int | None = option(None, ge=1)
+
+
 _D = DEFAULTS
 
 
@@ -131,23 +151,35 @@ class Model:
 
 @dataclasses.dataclass
 class Train:
+    """``[train]``: MPC's self-supervised training. ``images``: how many training
+    images it learns from (a random subset per seed; default all); ``dtype``: the
+    reference backend's arithmetic for every circuit of the run (MPC, the random
+    circuit, the supervised nets)."""
     epochs: int = option(4, ge=0)
     batch_size: int = option(100, ge=1)
     saccades: int = option(10, ge=1)
     seeds: list[int] = option([0, 1, 2], ge=0, unique=True, min_len=1)
+    images: int | None = option(None, ge=1)
+    dtype: str = option("float64", choices=("float64", "float32"))
 
 
 @dataclasses.dataclass
 class Probe:
+    """``[probe]``. ``pool``: the training images whose features are extracted
+    and from which every label budget is drawn ("all" = the pool; a random
+    subset per seed; default all); ``decoder_images``: how many pool images the
+    decoder is fitted on (default the pool)."""
     labels: list[int | Literal["all"]] = option([100, 300, "all"], ge=1, unique=True, min_len=1)
     layers: list[int | Literal["top"]] = option(["top"], ge=1, unique=True, min_len=1)
     variable: str = option("phi", choices=LATENT_VARIABLES)
     C: float = option(1.0, gt=0)
     draws: int = option(3, ge=1)
+    pool: int | None = option(None, ge=1)
     decoder: list[str] = option(["random", "mpc"], choices=DECODABLE, unique=True)
     decoder_hidden: int = option(1024, ge=1)
     decoder_alpha: float = option(1.0, ge=0)
     decoder_epochs: int = option(50, ge=1)
+    decoder_images: int | None = option(None, ge=1)
 
 
 @dataclasses.dataclass
@@ -158,23 +190,55 @@ class BaselineEtas:
 
 @dataclasses.dataclass
 class Baselines:
+    """``[baselines]``. The supervised nets: ``hidden`` widths (default: as many
+    layers as MPC, each as wide as MPC's layer over all streams); ``epochs`` over
+    the pool with all labels; below that, ``presentations`` samples per net
+    (default ``epochs`` x pool: the same number of updates for every budget), at
+    least ``epochs`` and at most ``max_epochs`` (default ``40 * epochs``) epochs
+    of the budget's samples."""
     methods: list[str] = option(list(METHODS), choices=METHODS, unique=True)
     act: str = option("relu", choices=ACTIVATIONS)
+    hidden: list[int] | None = option(None, ge=1, min_len=1)
     epochs: int = option(15, ge=1)    # full-label epochs
+    presentations: int | None = option(None, ge=1)
+    max_epochs: int | None = option(None, ge=1)
     batch_size: int = option(32, ge=1)
     eta: BaselineEtas = section(BaselineEtas)
+
+    def epochs_for(self, n_labels: int, pool: int) -> int:
+        """Epochs of a net trained on ``n_labels`` of a ``pool`` of training images."""
+        if n_labels >= pool:
+            return self.epochs
+        total = self.presentations if self.presentations is not None else self.epochs * pool
+        cap = self.max_epochs if self.max_epochs is not None else 40 * self.epochs
+        return max(1, min(max(self.epochs, int(round(total / n_labels))), cap))
+
+
+#: ``[paper.accuracy]`` / ``[paper.decoder]`` keys (the decoder's "mean image" is
+#: the paper's decoder on random encodings: it can only learn the mean image)
+PAPER_DECODER = (*DECODABLE, "mean image")
+
+
+@dataclasses.dataclass
+class Paper:
+    """``[paper]``: published numbers printed beside ours, as quoted text (with
+    ``source``: where they come from); nothing is computed from them."""
+    source: str | None = None
+    accuracy: dict[str, str] = option({}, keys=(*METHODS, "mpc"))
+    decoder: dict[str, str] = option({}, keys=PAPER_DECODER)
 
 
 @dataclasses.dataclass
 class Config:
     """The ``mpc`` experiment's config (see docs/configs.md)."""
     experiment: MPCExperiment = section(MPCExperiment)
-    data: Data = section(Data)
+    data: MPCData = section(MPCData)
     glimpse: Glimpse = section(Glimpse)
     model: Model = section(Model)
     train: Train = section(Train)
     probe: Probe = section(Probe)
     baselines: Baselines = section(Baselines)
+    paper: Paper = section(Paper)
     backend: Backends = section(Backends)
 
     def check(self, key: str = "") -> None:
@@ -197,13 +261,49 @@ def build(config):
 
 def preflight(cfg: Config) -> None:
     """Checks that need the data, before anything trains."""
-    data = load_dataset(cfg.data.name, seed=cfg.train.seeds[0], **cfg.data.loader_options())
+    data = load_data(cfg, cfg.train.seeds[0])
     _, sensor = build(cfg)
     side = sensor.geometry.image
     if data.n_features != side * side:
         raise ConfigError("glimpse", f"the geometry is for {side}x{side} images, the data "
                           f"({cfg.data.name}) has {data.n_features} features; set "
                           "[glimpse] image/preset")
+
+
+def load_data(cfg: Config, seed: int) -> Dataset:
+    """The data set for ``seed`` (digits: the seed picks the split; MNIST: the
+    official split); with ``[data] validation = N``, N training images (the same
+    for every seed) become the evaluation set and the rest the training set."""
+    data = load_dataset(cfg.data.name, seed=seed, **cfg.data.loader_options())
+    n_val = cfg.data.validation
+    if n_val:
+        data = _hold_out(data, n_val)
+    n_test = cfg.data.test
+    if n_test is not None and n_test < len(data.y_test):
+        idx = np.sort(np.random.default_rng(1).choice(len(data.y_test), n_test, replace=False))
+        data = Dataset(data.x_train, data.y_train, data.x_test[idx], data.y_test[idx],
+                       n_classes=data.n_classes, name=data.name)
+    return data
+
+
+def _hold_out(data: Dataset, n_val: int) -> Dataset:
+    """``n_val`` training images (a permutation from ``default_rng(0)``) as the
+    evaluation set, the rest as the training set."""
+    if n_val >= len(data.y_train):
+        raise ConfigError("data.validation", f"{n_val} images would leave none of the "
+                          f"{len(data.y_train)} training images to train on")
+    perm = np.random.default_rng(0).permutation(len(data.y_train))
+    val, rest = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    return Dataset(data.x_train[rest], data.y_train[rest], data.x_train[val],
+                   data.y_train[val], n_classes=data.n_classes, name=f"{data.name}-validation")
+
+
+def subset(n: int, size: int | None, seed, what: int) -> np.ndarray:
+    """Sorted indices of ``size`` of ``n`` items drawn with ``default_rng([seed, what])``
+    (all of them when ``size`` is None or ``>= n``)."""
+    if size is None or size >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng([seed, what]).choice(n, size, replace=False))
 
 
 def circuits(config) -> dict:
@@ -320,6 +420,8 @@ def _run(cfg: Config, backend: str | None, progress: bool, checkpoint=None,
          artifacts=None) -> Outcome:
     backend = backend or cfg.experiment.backend
     options = cfg.backend.options(backend)
+    if backend == "reference":
+        options = {**options, "dtype": cfg.train.dtype}
     tcfg, pcfg, bcfg = cfg.train, cfg.probe, cfg.baselines
     labels = _labels(pcfg.labels)
     probe_kw = dict(C=pcfg.C)
@@ -327,67 +429,93 @@ def _run(cfg: Config, backend: str | None, progress: bool, checkpoint=None,
     dec_kw = dict(hidden=pcfg.decoder_hidden, alpha=pcfg.decoder_alpha,
                   epochs=pcfg.decoder_epochs)
     dec = {}   # method -> list over seeds of the decoder's test MSE
-    results = {"seeds": list(tcfg.seeds), "labels": [lab or "all" for lab in labels],
-               "draws": n_draws, "methods": {}, "timing": {}}
+    results = {"data": cfg.data.name, "seeds": list(tcfg.seeds),
+               "labels": [lab or "all" for lab in labels], "draws": n_draws,
+               "evaluated_on": "test", "methods": {}, "timing": {}}
+    if cfg.data.validation:
+        results["evaluated_on"] = (f"validation: {cfg.data.validation} training images held "
+                                   "out (the test set is not used)")
+    if cfg.paper.source or cfg.paper.accuracy or cfg.paper.decoder:
+        results["paper"] = dataclasses.asdict(cfg.paper)
     acc = {}   # method -> label key -> list over seeds
     this_seed = {}   # the scores of the seed being run (checkpointed when it finishes)
+    timing = results["timing"]
 
     def record(method, lab, seed, value):
         acc.setdefault(method, {}).setdefault(str(lab or "all"), []).append(value)
         this_seed.setdefault("scores", {}).setdefault(method, {})[str(lab or "all")] = value
 
+    def clock(key, t):
+        timing.setdefault(key, []).append(time.time() - t)
+
     extra = {}
     for seed in tcfg.seeds:
         this_seed = {"seed": seed}
-        data = load_dataset(cfg.data.name, seed=seed, **cfg.data.loader_options())
+        data = load_data(cfg, seed)
         circuit, sensor = build(cfg)
         side = sensor.geometry.image
         if data.n_features != side * side:
             raise ValueError(f"glimpse geometry is for {side}x{side} images, the data has "
                              f"{data.n_features} features; set [glimpse] image/preset")
+        pool = subset(len(data.y_train), pcfg.pool, seed, 3)
+        x_pool, y_pool = data.x_train[pool], data.y_train[pool]
+        x_mpc = data.x_train[subset(len(data.y_train), tcfg.images, seed, 4)]
+        x_test, y_test = data.x_test, data.y_test
+        extra.setdefault("pool", len(pool))
+        extra.setdefault("mpc_images", len(x_mpc))
+        extra.setdefault("test_images", len(y_test))
         w0 = initial_weights(circuit, seed)
         K = tcfg.saccades
         eval_fix = sensor.fixed_saccades(1, K, seed + 1000)
-        fx_tr = np.broadcast_to(eval_fix, (len(data.x_train), K, 2))
-        fx_te = np.broadcast_to(eval_fix, (len(data.x_test), K, 2))
+        fx_tr = np.broadcast_to(eval_fix, (len(x_pool), K, 2))
+        fx_te = np.broadcast_to(eval_fix, (len(x_test), K, 2))
         enc_kw = dict(layers=pcfg.layers, variable=pcfg.variable)
         methods = bcfg.methods
+        dec_idx = subset(len(pool), pcfg.decoder_images, seed, 5)
 
         def draws(lab):
             """Label-draw seeds: one for all labels, ``draws`` subsets below that."""
             return [seed] if lab is None else [seed + 1000 * d for d in range(n_draws)]
 
         def probe_all(method, f_tr, f_te):
+            t = time.time()
             for lab in labels:
                 record(method, lab, seed, float(np.mean([
-                    linear_probe(f_tr, data.y_train, f_te, data.y_test, lab, ls, **probe_kw)
+                    linear_probe(f_tr, y_pool, f_te, y_test, lab, ls, **probe_kw)
                     for ls in draws(lab)])))
+            clock("probe_s", t)
             if method in pcfg.decoder:
+                t = time.time()
                 dec.setdefault(method, []).append(decoder_mse(
-                    f_tr, data.x_train, f_te, data.x_test, seed=seed, **dec_kw))
+                    f_tr[dec_idx], x_pool[dec_idx], f_te, x_test, seed=seed, **dec_kw))
                 this_seed.setdefault("decoder", {})[method] = dec[method][-1]
+                clock("decoder_s", t)
 
         if pcfg.decoder:
             dec.setdefault("mean image", []).append(float(np.mean(np.sum(
-                (data.x_test - data.x_train.mean(axis=0)) ** 2, axis=1))))
+                (x_test - x_pool[dec_idx].mean(axis=0)) ** 2, axis=1))))
 
-        t = time.time()
         if "pixels" in methods:
-            probe_all("pixels", data.x_train, data.x_test)
+            probe_all("pixels", x_pool, x_test)
         if "random" in methods:
+            t = time.time()
             sim = compile(circuit, backend=backend, weights=w0, seed=seed, **options)
-            f_tr, f_te = (encode(sim, sensor, data.x_train, fx_tr, **enc_kw),
-                          encode(sim, sensor, data.x_test, fx_te, **enc_kw))
+            f_tr, f_te = (encode(sim, sensor, x_pool, fx_tr, **enc_kw),
+                          encode(sim, sensor, x_test, fx_te, **enc_kw))
+            clock("encode_s", t)
             probe_all("random", f_tr, f_te)
+            del f_tr, f_te
         if "kmeans" in methods:
-            enc = kmeans_encoder(sensor, data.x_train, circuit.metadata["hidden"][-1], K, seed)
-            f_tr, f_te = enc(data.x_train, fx_tr), enc(data.x_test, fx_te)
+            t = time.time()
+            enc = kmeans_encoder(sensor, x_mpc, circuit.metadata["hidden"][-1], K, seed)
+            f_tr, f_te = enc(x_pool, fx_tr), enc(x_test, fx_te)
+            clock("kmeans_s", t)
             probe_all("kmeans", f_tr, f_te)
-        results["timing"].setdefault("baselines_unsupervised_s", []).append(time.time() - t)
+            del f_tr, f_te
         t = time.time()
         sim = compile(circuit, backend=backend, weights=w0, seed=seed, **options)
-        train_mpc(sim, sensor, data.x_train, tcfg.epochs, tcfg.batch_size, K, seed, progress)
-        results["timing"].setdefault("mpc_train_s", []).append(time.time() - t)
+        train_mpc(sim, sensor, x_mpc, tcfg.epochs, tcfg.batch_size, K, seed, progress)
+        clock("mpc_train_s", t)
         if artifacts is not None:   # the self-supervised encoder (no class readout)
             this_seed["artifact"] = artifacts.save(
                 f"mpc-seed{seed}", sim, experiment=cfg.experiment.name, rule="mpc",
@@ -395,36 +523,40 @@ def _run(cfg: Config, backend: str | None, progress: bool, checkpoint=None,
                 data={"name": cfg.data.name, "seed": seed,
                       "options": cfg.data.loader_options()})
             results.setdefault("artifacts", []).append(this_seed["artifact"])
-        f_tr, f_te = (encode(sim, sensor, data.x_train, fx_tr, **enc_kw),
-                      encode(sim, sensor, data.x_test, fx_te, **enc_kw))
+        t = time.time()
+        f_tr, f_te = (encode(sim, sensor, x_pool, fx_tr, **enc_kw),
+                      encode(sim, sensor, x_test, fx_te, **enc_kw))
+        clock("encode_s", t)
         probe_all("mpc", f_tr, f_te)
         extra.setdefault("feature_dim", f_tr.shape[1])
         extra.setdefault("mpc_active_fraction", []).append(float(np.mean(f_tr != 0)))
         extra.setdefault("feedback_angle_deg", []).append(_feedback_angle(sim))
+        del f_tr, f_te
         t = time.time()
-        width = sum(circuit.metadata["hidden"]) // len(circuit.metadata["hidden"])
-        hid = [width * len(circuit.metadata["streams"])] * len(circuit.metadata["hidden"])
+        hid = bcfg.hidden
+        if hid is None:
+            width = sum(circuit.metadata["hidden"]) // len(circuit.metadata["hidden"])
+            hid = [width * len(circuit.metadata["streams"])] * len(circuit.metadata["hidden"])
+        extra.setdefault("supervised_sizes", [data.n_features, *hid, data.n_classes])
         for rule in [m for m in ("bp", "pc") if m in methods]:
             for lab in labels:
-                per_draw = []
+                per_draw, own = [], []
                 for ls in draws(lab):     # a net per label draw, trained on those labels only
-                    idx = label_subset(data.y_train, lab, ls)
+                    idx = label_subset(y_pool, lab, ls)
                     net = mlp([data.n_features, *hid, data.n_classes], rule=rule,
                               act=bcfg.act, eta=getattr(bcfg.eta, rule))
                     s2 = compile(net, backend=backend, seed=seed, **options)
-                    # the same number of weight updates whatever the label budget
-                    epochs = max(1, int(round(bcfg.epochs * len(data.y_train) / len(idx))))
-                    epochs = min(epochs, 40 * bcfg.epochs)
-                    s2.train(data.x_train[idx], data.one_hot(data.y_train[idx]), epochs=epochs,
-                             seed=seed, batch_size=bcfg.batch_size)
-                    h_tr, h_te = hidden_features(s2, data.x_train), hidden_features(s2, data.x_test)
-                    per_draw.append(linear_probe(h_tr, data.y_train, h_te, data.y_test, lab, ls,
+                    s2.train(x_pool[idx], data.one_hot(y_pool[idx]),
+                             epochs=bcfg.epochs_for(len(idx), len(y_pool)), seed=seed,
+                             batch_size=bcfg.batch_size)
+                    h_tr, h_te = hidden_features(s2, x_pool), hidden_features(s2, x_test)
+                    per_draw.append(linear_probe(h_tr, y_pool, h_te, y_test, lab, ls,
                                                  **probe_kw))
-                    if lab is None:
-                        extra.setdefault(f"{rule}_readout_accuracy", []).append(
-                            s2.evaluate(data.x_test, data.y_test))
+                    own.append(s2.evaluate(x_test, y_test))
                 record(rule, lab, seed, float(np.mean(per_draw)))
-        results["timing"].setdefault("supervised_s", []).append(time.time() - t)
+                extra.setdefault(f"{rule}_readout_accuracy", {}).setdefault(
+                    str(lab or "all"), []).append(float(np.mean(own)))
+        clock("supervised_s", t)
         if checkpoint is not None:
             checkpoint(this_seed)
     for method, per in acc.items():
@@ -433,6 +565,12 @@ def _run(cfg: Config, backend: str | None, progress: bool, checkpoint=None,
             for lab, vals in per.items()}
     results["decoder"] = {m: {"runs": v, "mean": float(np.mean(v)), "std": float(np.std(v))}
                           for m, v in dec.items()}
+    if "mpc" in acc and "random" in acc:   # paired by seed: same data, weights, saccades, draws
+        results["mpc_minus_random"] = {
+            lab: {"runs": d, "mean": float(np.mean(d)), "std": float(np.std(d)),
+                  "spread": float(max(np.std(acc["mpc"][lab]), np.std(acc["random"][lab])))}
+            for lab in acc["mpc"]
+            for d in [[m - r for m, r in zip(acc["mpc"][lab], acc["random"][lab])]]}
     results["extra"] = extra
     results["circuit"] = {"name": circuit.name, "populations": len(circuit.populations),
                           "projections": len(circuit.projections),
@@ -454,61 +592,115 @@ def _feedback_angle(sim) -> float:
     return float(np.mean(angles)) if angles else 0.0
 
 
+#: the table's names of the methods (the paper's names where it has the method)
+LONG_NAMES = {"pixels": "pixels", "random": "random (untrained circuit)",
+              "kmeans": "k-means per stream", "mpc": "MPC", "bp": "BP (supervised)",
+              "pc": "PC (supervised)"}
+
+
 def _table(results: dict, backend: str) -> str:
     c = results["circuit"]
+    ex = results.get("extra", {})
     labs = [str(lab) for lab in results["labels"]]
-    lines = [f"MPC on digits glimpses  backend={backend}  seeds={results['seeds']}  "
-             f"circuit={c['name']} ({c['populations']} populations, {c['projections']} "
-             f"projections, T={c['window']})",
-             "linear-probe test accuracy, mean ± sd over seeds (probe fitted on N labels; "
-             f"below all, each seed's score is the mean of {results['draws']} label draws)",
-             f"{'method':8}" + "".join(f"{'N=' + lab:>18}" for lab in labs)]
+    paper = results.get("paper") or {}
+    pool = ex.get("pool")
+    where = results.get("evaluated_on", "test")
+    lines = [f"MPC on {results.get('data', 'digits')} glimpses  backend={backend}  "
+             f"seeds={results['seeds']}  circuit={c['name']} ({c['populations']} populations, "
+             f"{c['projections']} projections, T={c['window']})",
+             f"MPC trained on {ex.get('mpc_images', '?')} images; labels drawn from a pool of "
+             f"{pool} training images (all = {pool}); scored on {ex.get('test_images', '?')} "
+             f"{'test images' if where == 'test' else where}",
+             f"linear-probe {'test' if where == 'test' else 'validation'} accuracy (%), mean ± "
+             "sd over seeds (probe fitted on N labels; below all, each seed's score is the mean "
+             f"of {results['draws']} label draws)"]
+    acc_paper = paper.get("accuracy") or {}
+    head = f"{'method':28}" + "".join(f"{'N=' + lab:>15}" for lab in labs)
+    lines.append(head + ("   paper (all labels)" if acc_paper else ""))
     for method, per in results["methods"].items():
-        lines.append(f"{method:8}" + "".join(
-            f"{per[lab]['mean'] * 100:>11.2f} ± {per[lab]['std'] * 100:4.2f}" for lab in labs))
+        row = f"{LONG_NAMES.get(method, method):28}" + "".join(
+            f"{per[lab]['mean'] * 100:>8.2f} ± {per[lab]['std'] * 100:4.2f}" for lab in labs)
+        lines.append(row + (f"   {acc_paper[method]}" if method in acc_paper else ""))
+    diff = results.get("mpc_minus_random")
+    if diff:
+        lines.append(f"{'MPC − random (paired)':28}" + "".join(
+            f"{diff[lab]['mean'] * 100:>+8.2f} ± {diff[lab]['std'] * 100:4.2f}" for lab in labs))
+        lines.append(f"{'  seed spread (larger sd)':28}" + "".join(
+            f"{diff[lab]['spread'] * 100:>15.2f}" for lab in labs))
     if "mpc" in results["methods"] and "bp" in results["methods"]:
         gap = [(results["methods"]["bp"][lab]["mean"] - results["methods"]["mpc"][lab]["mean"])
                * 100 for lab in labs]
-        lines.append(f"{'bp-mpc':8}" + "".join(f"{g:>+18.2f}" for g in gap))
+        lines.append(f"{'BP − MPC':28}" + "".join(f"{g:>+15.2f}" for g in gap))
+    for rule in ("bp", "pc"):
+        own = ex.get(f"{rule}_readout_accuracy")
+        if isinstance(own, dict) and all(lab in own for lab in labs):
+            lines.append(f"{rule + ' own output':28}" + "".join(
+                f"{np.mean(own[lab]) * 100:>8.2f} ± {np.std(own[lab]) * 100:4.2f}"
+                for lab in labs))
     dec = results.get("decoder", {})
     if dec:
-        lines.append("decoder MSE (1024-ReLU decoder, test mean of the summed squared pixel "
-                     "error; paper's Dec-MSE): " + ", ".join(
-                         f"{m} {v['mean']:.3f} ± {v['std']:.3f}" for m, v in dec.items()))
-    ex = results.get("extra", {})
+        dec_paper = paper.get("decoder") or {}
+        lines.append("decoder MSE (1024-ReLU decoder; test mean of the summed squared pixel "
+                     "error, the paper's Dec-MSE):")
+        for m, v in dec.items():
+            lines.append(f"  {LONG_NAMES.get(m, m):26}{v['mean']:>9.3f} ± {v['std']:.3f}"
+                         + (f"   paper: {dec_paper[m]}" if m in dec_paper else ""))
+    if paper.get("source"):
+        lines.append(f"paper: {paper['source']}")
     if ex:
         lines.append(f"feature dim (mpc/random) {ex.get('feature_dim')}; active fraction "
                      f"{np.mean(ex.get('mpc_active_fraction', [0])):.3f}; learned-feedback angle "
-                     f"to transpose {np.mean(ex.get('feedback_angle_deg', [0])):.2f} deg")
-        for rule in ("bp", "pc"):
-            if f"{rule}_readout_accuracy" in ex:
-                lines.append(f"{rule} own readout accuracy (all labels): "
-                             f"{np.mean(ex[f'{rule}_readout_accuracy']) * 100:.2f}")
+                     f"to transpose {np.mean(ex.get('feedback_angle_deg', [0])):.2f} deg"
+                     + (f"; supervised nets {'-'.join(map(str, ex['supervised_sizes']))}"
+                        if "supervised_sizes" in ex else ""))
     tm = results.get("timing", {})
-    lines.append("seconds per seed: " + ", ".join(f"{k}={np.mean(v):.1f}" for k, v in tm.items()))
+    lines.append("seconds per seed: " + ", ".join(
+        f"{k}={np.sum(v) / max(1, len(results['seeds'])):.1f}" for k, v in tm.items()))
     return "\n".join(lines)
 
 
+def label_counts(results: dict) -> list[int]:
+    """The label budgets as numbers ("all" = the pool's size)."""
+    pool = (results.get("extra") or {}).get("pool")
+    return [int(pool) if (lab == "all" and pool) else (None if lab == "all" else int(lab))
+            for lab in results["labels"]]
+
+
 def figures(results: dict) -> dict:
-    """``probe_accuracy.png`` from the results (``{}`` without the plot extra)."""
+    """``sample_efficiency.png`` (probe accuracy against the number of labels, log
+    axis, every method; like the paper's Fig. 7) from the results (``{}`` without
+    the plot extra)."""
+    from neuro_pc.experiments.plots import style
+
     plt = pyplot()
     if plt is None:  # the plot extra is not installed: results only
         return {}
     labs = [str(lab) for lab in results["labels"]]
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    xs = np.arange(len(labs))
-    for method, per in results["methods"].items():
+    counts = label_counts(results)
+    numeric = all(n is not None for n in counts)
+    xs = np.array(counts, dtype=float) if numeric else np.arange(len(labs))
+    fig, ax = plt.subplots(figsize=(6.2, 4.2))
+    for k, (method, per) in enumerate(results["methods"].items()):
         m = np.array([per[lab]["mean"] for lab in labs]) * 100
-        s = np.array([per[lab]["std"] for lab in labs]) * 100
-        ax.errorbar(xs, m, yerr=s, marker="o", capsize=3, label=method)
-    ax.set_xticks(xs, [f"{lab}" for lab in labs])
-    ax.set_xlabel("labels used by the probe (and the supervised nets)")
-    ax.set_ylabel("linear-probe test accuracy (%)")
-    ax.set_title(f"digits, {len(results['seeds'])} seeds")
+        sd = np.array([per[lab]["std"] for lab in labs]) * 100
+        line, = ax.plot(xs, m, label=LONG_NAMES.get(method, method), **style(k))
+        ax.fill_between(xs, m - sd, m + sd, color=line.get_color(), alpha=0.15, linewidth=0)
+    if numeric:
+        ax.set_xscale("log")
+        ax.set_xticks(xs, [f"{n}" + (" (all)" if lab == "all" else "")
+                           for n, lab in zip(counts, labs)], fontsize=7)
+        ax.minorticks_off()
+    else:
+        ax.set_xticks(xs, labs)
+    where = results.get("evaluated_on", "test")
+    ax.set_xlabel("labelled training images (probe; supervised nets)")
+    ax.set_ylabel(f"{'test' if where == 'test' else 'validation'} accuracy (%)")
+    ax.set_title(f"{results.get('data', 'digits')}: accuracy vs labels, "
+                 f"{len(results['seeds'])} seeds (mean ± sd)", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     plt.close(fig)
-    return {"probe_accuracy.png": fig}
+    return {"sample_efficiency.png": fig}
 
 
 class _NoBar:

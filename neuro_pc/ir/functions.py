@@ -37,15 +37,35 @@ def kwta(x, k):
 
     Ties at the k-th value are broken by unit index (lower index wins), so the
     result holds exactly ``k`` non-zero positions (unless values are zero).
+
+    The k-th largest value of each row comes from one sort of the row; every
+    unit at or above it wins, and only rows with a tie at that value take the
+    slower path that keeps the lowest-index tied units. The result is the same
+    array, bit for bit, as the definition (a stable arg-sort of ``-x``, which
+    :func:`_kwta_argsort` keeps and which rows holding a NaN still use).
     """
     x = np.atleast_2d(x)
     k = int(k)
-    if k >= x.shape[-1]:
+    n = x.shape[-1]
+    if k >= n:
         return x.copy()
-    order = np.argsort(-x, axis=-1, kind="stable")[:, :k]
+    if x.ndim != 2 or k < 1 or np.isnan(x).any():
+        return _kwta_argsort(x, k)
+    thr = np.sort(x, axis=-1)[:, n - k:n - k + 1]        # the k-th largest value per row
+    keep = x >= thr
+    if not (np.count_nonzero(keep, axis=-1) == k).all():   # a tie at the k-th value
+        above = x > thr
+        tied = x == thr
+        need = k - np.count_nonzero(above, axis=-1)[:, None]
+        keep = above | (tied & (np.cumsum(tied, axis=-1) <= need))
+    return np.where(keep, x, x.dtype.type(0))
+
+
+def _kwta_argsort(x, k):
+    """:func:`kwta` by its definition: a stable arg-sort of ``-x`` per row."""
+    order = np.argsort(-x, axis=-1, kind="stable")[..., :k]
     out = np.zeros_like(x)
-    rows = np.arange(x.shape[0])[:, None]
-    out[rows, order] = x[rows, order]
+    np.put_along_axis(out, order, np.take_along_axis(x, order, axis=-1), axis=-1)
     return out
 
 

@@ -128,6 +128,95 @@ def test_mpc_circuit_unrolled_matches_loop():
         np.testing.assert_array_equal(sims[0].weights[k], sims[1].weights[k])
 
 
+# -- fixed wiring: identity and selection projections as copies and slices ----------------------
+
+def test_fixed_wiring_is_found_and_runs_as_copies_and_slices():
+    """MPC's selections ``S_<s>`` (slices of the glimpse) and its identity ``T``
+    projections are run without a product; the states and weights equal those of
+    a simulator that multiplies (the same weights given to a circuit whose wiring
+    is not recognised: one entry made 1.0 + 0.0 via a masked float)."""
+    from neuro_pc.backends.reference.codegen import fixed_wiring
+
+    circuit = mpc(hidden=(8, 6), k=3, relax_steps=4)
+    sim = ReferenceSimulator(circuit, seed=0)
+    wired = fixed_wiring(circuit, sim.weights)
+    names = {p.name for p in circuit.projections if p.rule is None}
+    assert set(wired) == names                      # every S_* and T* is wiring
+    assert all(v == (None, None) for k, v in wired.items() if k.startswith("T"))
+    assert wired["S_f1"] == (16, 32) and wired["S_a"] == (96, 98)
+    assert "F__wired(" in sim.source and "x__r @ W_S_f0.T" not in sim.source
+    x = np.random.default_rng(0).random((5, circuit.streams["x"]))
+    plain = ReferenceSimulator(circuit, seed=0)
+    plain.wiring.clear(), plain._wired.clear(), plain._generate()
+    assert "F__wired(" not in plain.source
+    for s in (sim, plain):
+        s.present(x, train=True)
+        s.present(x[::-1], train=False)
+    for k in sim.state:
+        np.testing.assert_array_equal(sim.state[k], plain.state[k], err_msg=k)
+    for k in sim.weights:
+        np.testing.assert_array_equal(sim.weights[k], plain.weights[k], err_msg=k)
+
+
+def test_changed_wiring_weights_are_multiplied_again():
+    """Weights that were wiring and are edited in place (or replaced) are noticed
+    before the next window: the window is generated again with their product."""
+    circuit = mpc(hidden=(8,), k=3, relax_steps=3)
+    sim = ReferenceSimulator(circuit, seed=0)
+    x = np.random.default_rng(1).random((2, circuit.streams["x"]))
+    sim.weights["T1_f0_f1"][0, 0] = 2.0
+    sim.present(x, train=False)
+    assert "T1_f0_f1" not in sim.wiring and "S_f0" in sim.wiring
+    assert "z1_f1__z @ W_T1_f0_f1.T" in sim.source
+    ref = ReferenceSimulator(circuit, weights=dict(sim.weights), seed=0)
+    assert "T1_f0_f1" not in ref.wiring
+    ref.present(x, train=False)
+    for k in sim.state:
+        np.testing.assert_array_equal(sim.state[k], ref.state[k], err_msg=k)
+
+
+def test_wiring_keeps_the_products_dtype():
+    """A boolean source through an identity projection gives numbers of the
+    weights' dtype, as the product does."""
+    from neuro_pc.backends.reference.codegen import wired
+
+    src = np.array([[True, False, True]])
+    for dt in (np.float32, np.float64):
+        w = np.eye(3, dtype=dt)
+        out = wired(src, w)
+        assert out.dtype == (src @ w.T).dtype and np.array_equal(out, src @ w.T)
+        sel = np.eye(3, dtype=dt)[1:]
+        assert np.array_equal(wired(src, sel, 1, 3), src @ sel.T)
+
+
+def test_kwta_equals_its_definition_bit_for_bit():
+    """The sort-based kwta and the stable arg-sort definition give the same array
+    (ties at the k-th value to the lower index, signed zeros, infinities, NaN rows)."""
+    from neuro_pc.ir.functions import _kwta_argsort, kwta
+
+    rng = np.random.default_rng(1)
+    for trial in range(300):
+        n = int(rng.integers(2, 80))
+        k, b = int(rng.integers(1, n + 1)), int(rng.integers(1, 20))
+        dt = (np.float32, np.float64)[trial % 2]
+        x = rng.normal(size=(b, n)).astype(dt)
+        if trial % 3 == 0:
+            x = np.round(x).astype(dt)                   # many ties
+        if trial % 5 == 0:
+            x[:, ::2], x[:, 1::3] = 0.0, -0.0
+        if trial % 7 == 0:
+            x[:] = 1.0
+        if trial % 11 == 0:
+            x[0, 0], x[-1, -1] = np.inf, -np.inf
+        if trial % 13 == 0:
+            x[0, -1] = np.nan
+        want = _kwta_argsort(x, k) if k < n else x.copy()
+        got = kwta(x, k)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
 # -- float32 ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("rule", ["bp", "fa", "dfa", "ss", "kp", "pc"])

@@ -86,3 +86,92 @@ def test_check_and_locality_commands_read_the_mpc_experiment(capsys):
     # kwta / the unit norms keep every one of them off chip
     assert "summary: 0/102 rules on chip" in out
     assert "'unit_rows'" in out and "kwta()" in out
+
+
+# -- the options for MNIST: validation hold-out, test subset, pools, budgets ------------------
+
+def test_validation_hold_out_and_test_subset_come_from_the_right_sets():
+    """``[data] validation`` scores on training images held out (never the test set),
+    the same for every call; ``[data] test`` keeps a fixed random subset."""
+    from neuro_pc.data import load_dataset
+    from neuro_pc.experiments import load_config
+    from neuro_pc.experiments.mpc import Config, load_data
+    from neuro_pc.experiments.config import coerce
+
+    full = load_dataset("digits", seed=0)
+    cfg = coerce(Config, load_config(CONFIG, overrides={"data.validation": 300}))
+    d = load_data(cfg, 0)
+    assert len(d.y_test) == 300 and len(d.y_train) == len(full.y_train) - 300
+    rows = {r.tobytes() for r in full.x_train}
+    assert all(r.tobytes() in rows for r in d.x_test)          # held out of the training set
+    assert not {r.tobytes() for r in d.x_train} & {r.tobytes() for r in d.x_test}
+    assert np.array_equal(load_data(cfg, 0).x_test, d.x_test)
+    cfg = coerce(Config, load_config(CONFIG, overrides={"data.test": 50}))
+    d = load_data(cfg, 0)
+    assert len(d.y_test) == 50 and len(d.y_train) == len(full.y_train)
+    test_rows = [r.tobytes() for r in full.x_test]
+    idx = [test_rows.index(r.tobytes()) for r in d.x_test]
+    assert idx == sorted(idx) and np.array_equal(load_data(cfg, 0).x_test, d.x_test)
+
+
+def test_subsets_and_supervised_epochs():
+    from neuro_pc.experiments.mpc import Baselines, subset
+
+    assert np.array_equal(subset(10, None, 0, 3), np.arange(10))
+    assert np.array_equal(subset(10, 20, 0, 3), np.arange(10))
+    s = subset(100, 7, 0, 3)
+    assert len(set(s)) == 7 and list(s) == sorted(s)
+    assert np.array_equal(s, subset(100, 7, 0, 3)) and not np.array_equal(s, subset(100, 7, 1, 3))
+    b = Baselines(epochs=10, max_epochs=100)
+    assert b.epochs_for(1000, 1000) == 10                 # all labels: the full-label epochs
+    assert b.epochs_for(500, 1000) == 20                  # the same number of updates
+    assert b.epochs_for(100, 1000) == 100                 # 10 * 1000 / 100
+    assert b.epochs_for(10, 1000) == 100                  # capped at max_epochs
+    assert Baselines(epochs=10, presentations=50).epochs_for(100, 1000) == 10   # at least epochs
+
+
+MNIST = "experiments/mpc_mnist.toml"
+MNIST_TINY = {"model.hidden": [16, 16], "model.k": 3, "model.relax_steps": 2,
+              "train.seeds": [0], "train.saccades": 2, "train.images": 200,
+              "probe.pool": 300, "data.test": 200, "probe.labels": [100, "all"],
+              "probe.draws": 1, "probe.decoder_images": 100, "probe.decoder_epochs": 5,
+              "probe.decoder_hidden": 64, "baselines.hidden": [32], "baselines.epochs": 1,
+              "baselines.max_epochs": 2}
+
+
+@pytest.mark.slow
+def test_mpc_mnist_smoke(tmp_path, mnist_dir):
+    """experiments/mpc_mnist.toml at smoke size (the paper's glimpse geometry, tiny
+    latent layers): every method at two label budgets, the paper's numbers beside
+    ours, the subsample sizes in the table, and the sample-efficiency plot."""
+    run_dir, outcome = run_experiment(MNIST, out_dir=tmp_path, progress=False,
+                                      overrides=MNIST_TINY)
+    res = json.loads((run_dir / "results.json").read_text())
+    assert set(res["methods"]) == {"pixels", "random", "kmeans", "mpc", "bp", "pc"}
+    for method, per in res["methods"].items():
+        assert set(per) == {"100", "all"}
+        assert per["all"]["mean"] > 0.3, method            # chance is 0.1
+    ex = res["extra"]
+    assert (ex["pool"], ex["mpc_images"], ex["test_images"]) == (300, 200, 200)
+    assert ex["feature_dim"] == 2 * 6 * 16 and ex["supervised_sizes"] == [784, 32, 10]
+    assert set(res["decoder"]) == {"random", "mpc", "mean image"}
+    assert "mpc_minus_random" in res and res["paper"]["accuracy"]["mpc"].startswith("97.81")
+    s = outcome.summary
+    assert "97.81 ± 0.02" in s and "98.04 ± 0.03" in s and "arXiv 2503.21796" in s
+    assert "pool of 300 training images" in s and "scored on 200 test images" in s
+    pytest.importorskip("matplotlib")
+    assert (run_dir / "sample_efficiency.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_check_reports_what_of_mpc_mnist_fits_loihi2(capsys, mnist_dir):
+    """``neuro-pc check experiments/mpc_mnist.toml --target loihi2``: the paper-size
+    circuit (6 streams, 144-unit layers) fits one chip, and every rule is off
+    chip because of kwta and the column / row norms."""
+    from neuro_pc.cli import main
+
+    assert main(["check", MNIST, "--target", "loihi2"]) == 0
+    out = capsys.readouterr().out
+    assert "summary: 0/102 rules on chip; fits" in out
+    assert "50 core(s) on 1 chip(s)" in out and "0/48 populations on Lava's own LIF" in out
+    assert "kwta()" in out and "'unit_columns'" in out and "'unit_rows'" in out

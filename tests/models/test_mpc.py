@@ -280,7 +280,53 @@ def test_linear_probe_and_label_subset():
     assert linear_probe(x, y, x, y, n_labels=50) > 0.9
 
 
-# equivalence with Brian2 and Lava: tests/conformance (feature 'mpc')
+# equivalence with Brian2 and Lava: tests/conformance (feature 'mpc'); here one window of
+# the paper's MNIST geometry
+
+def _mnist_window():
+    """The paper's MNIST geometry (6 streams of 8x8 pooled views, x 386 wide) with
+    small latent layers: one glimpse of each of 2 random 28x28 images."""
+    geometry = GlimpseGeometry.mnist()
+    sensor = GlimpseSensor(geometry)
+    imgs = np.random.default_rng(3).random((2, 28 * 28))
+    x = sensor.glimpse(imgs, sensor.saccades(2, 1, 3)[:, 0])
+    return mpc(geometry, hidden=(24, 12), k=5, relax_steps=3, eta=0.05), x
+
+
+def _mnist_equivalence(backend, **options):
+    from neuro_pc.backends import compile
+
+    c, x = _mnist_window()
+    w = initial_weights(c, 0)
+    other = compile(c, backend=backend, weights=w, seed=0, **options)
+    ref = ReferenceSimulator(c, w, seed=0)
+    for row in x:                      # online: one window per sample, learning at its end
+        ref.present(row[None], train=True)
+    other.present(x, train=True) if backend == "lava" else [other.present(r[None], train=True)
+                                                            for r in x]
+    for k, v in ref.weights.items():
+        assert np.allclose(other.weights[k], v, rtol=1e-6, atol=1e-9), k
+    for k, v in ref.state.items():
+        assert np.allclose(other.state[k], v, rtol=1e-6, atol=1e-9), k
+
+
+@pytest.mark.slow
+def test_mnist_geometry_window_brian2():
+    pytest.importorskip("brian2")
+    _mnist_equivalence("brian2", target="numpy")
+
+
+@pytest.mark.slow
+@pytest.mark.lava
+@pytest.mark.xfail(raises=ValueError, strict=False,
+                   reason="seen in 3 of 3 runs on 2026-12-01 (machine load 15+): Lava's own "
+                          "stop() for the 48-process circuit, SystemProcess.join -> close(): "
+                          "'Cannot close a process while it is still running', before the "
+                          "states are compared; not yet understood (a mismatch still fails)")
+def test_mnist_geometry_window_lava_floating_pt():
+    pytest.importorskip("neuro_pc.backends.lava", exc_type=ImportError,
+                        reason="needs lava-nc 0.10 on Python 3.10 (the lava extra)")
+    _mnist_equivalence("lava", tag="floating_pt")
 
 
 def test_anti_collapse_options_are_local_and_off_by_default():

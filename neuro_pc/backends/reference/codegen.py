@@ -19,6 +19,14 @@ few NumPy calls and no dictionary look-ups::
 
 State arrays are ``(batch, n)``; a weight ``(n_target, n_source)``; batched rules
 average the per-sample outer products over the batch.
+
+``wiring`` (both generators): ``{projection: (lo, hi)}`` for fixed projections
+whose weights are exact 0/1 wiring (:func:`fixed_wiring`): the identity
+(``(None, None)``: the term is the source itself) or a selection of the source's
+units ``lo:hi`` (the term is that slice). ``src @ I.T`` and ``src`` are the same
+numbers for every finite ``src`` (each output is one product by 1 plus products
+by 0), so this changes the speed, not the result; the simulator checks before
+every window that those weights are still the wiring.
 """
 from __future__ import annotations
 
@@ -41,12 +49,29 @@ def _fn(name: str) -> str:
 
 def function_globals() -> dict:
     """The globals the generated source needs."""
-    return {_fn(k): v for k, v in NUMPY_FUNCTIONS.items()}
+    return {**{_fn(k): v for k, v in NUMPY_FUNCTIONS.items()}, "F__wired": wired}
 
 
-def _port_expr(circuit: Circuit, proj) -> str:
+def wired(src, w, lo=None, hi=None):
+    """``src @ w.T`` for a ``w`` that is fixed 0/1 wiring (:func:`fixed_wiring`):
+    ``src`` itself (``lo`` None: the identity) or its units ``lo:hi``, in the
+    product's dtype (a boolean source becomes numbers, as in the product)."""
+    import numpy as np
+
+    if np.ndim(src) != 2:
+        return src @ w.T
+    # a slice is copied: a strided operand would take another BLAS path in the
+    # products that read it, and their sums another order (last-bit differences)
+    out = src if lo is None else np.ascontiguousarray(src[:, lo:hi])
+    return out if out.dtype == w.dtype else out.astype(np.result_type(out.dtype, w.dtype))
+
+
+def _port_expr(circuit: Circuit, proj, wiring=None) -> str:
     src = var_local(proj.source, circuit.source_variable(proj))
-    if proj.tied is None:
+    if wiring and proj.name in wiring:   # fixed 0/1 wiring: the product is a copy / slice
+        lo, hi = wiring[proj.name]
+        term = f"F__wired({src}, {weight_local(proj.name)}, {lo}, {hi})"
+    elif proj.tied is None:
         term = f"{src} @ {weight_local(proj.name)}.T"
     else:
         base = weight_local(proj.tied.to)
@@ -125,8 +150,38 @@ def apply_lines(proj, indent: str, masked: bool) -> list[str]:
     return lines
 
 
+def fixed_wiring(circuit: Circuit, weights: dict, masked=frozenset()) -> dict:
+    """``{projection: (lo, hi)}`` for every projection that no rule changes (not
+    tied, not masked, scale 1) whose weight matrix is exactly the identity
+    (``(None, None)``) or selects the consecutive source units ``lo:hi``
+    (``W[i, lo + i] = 1``, every other entry 0): the port term is then a copy
+    or a slice of the source instead of a matrix product."""
+    import numpy as np
+
+    out = {}
+    for proj in circuit.projections:
+        if proj.rule is not None or proj.tied is not None or proj.name in masked \
+                or proj.scale != 1.0 or proj.name not in weights:
+            continue
+        w = np.asarray(weights[proj.name])
+        rows, cols = w.shape
+        if rows > cols or rows == 0:
+            continue
+        first = np.flatnonzero(w[0] != 0)
+        if len(first) != 1:
+            continue
+        lo = int(first[0])
+        if lo + rows > cols:
+            continue
+        want = np.zeros_like(w)
+        want[np.arange(rows), lo + np.arange(rows)] = 1
+        if np.array_equal(w, want):
+            out[proj.name] = (None, None) if (lo == 0 and rows == cols) else (lo, lo + rows)
+    return out
+
+
 def generate_window(circuit: Circuit, masked: frozenset[str] = frozenset(),
-                    record: tuple[tuple[str, str], ...] = ()) -> str:
+                    record: tuple[tuple[str, str], ...] = (), wiring=None) -> str:
     """Source of ``window(S, W, X, train, rec, TF)`` for ``circuit``.
 
     ``record``: ``(population, variable)`` pairs appended to ``rec`` after every
@@ -158,14 +213,14 @@ def generate_window(circuit: Circuit, masked: frozenset[str] = frozenset(),
             assigned = {st.target for st in src.statements()}
             if var in src.streams or var not in assigned:
                 hoisted[proj.name] = (f"H_{proj.name}", var in src.streams)
-                lines.append(f"{I1}H_{proj.name} = {_port_expr(circuit, proj)}")
+                lines.append(f"{I1}H_{proj.name} = {_port_expr(circuit, proj, wiring)}")
     lines.append(f"{I1}for tw in range({T}):")
     # (1) ports
     for pop in circuit.populations:
         for port in pop.ports:
             projs = circuit.projections_into(pop.name, port)
             rhs = " + ".join(hoisted[p.name][0] if p.name in hoisted else
-                             _port_expr(circuit, p) for p in projs) if projs else "0.0"
+                             _port_expr(circuit, p, wiring) for p in projs) if projs else "0.0"
             lines.append(f"{I2}{var_local(pop.name, port)} = {rhs}")
     # (2) populations
     for pop in circuit.populations:
@@ -179,7 +234,8 @@ def generate_window(circuit: Circuit, masked: frozenset[str] = frozenset(),
     refresh = [name for name, (_, again) in hoisted.items() if again]
     if refresh:
         lines.append(f"{I2}if tw == 0:")
-        lines += [f"{I2}{I1}H_{name} = {_port_expr(circuit, circuit.projection(name))}"
+        lines += [f"{I2}{I1}H_{name} = "
+                  f"{_port_expr(circuit, circuit.projection(name), wiring)}"
                   for name in refresh]
     # (3) every-step plasticity (training only)
     if step_rules:
@@ -448,7 +504,7 @@ def ast_text(expr) -> str:
 
 
 def generate_window_unrolled(circuit: Circuit, masked: frozenset[str] = frozenset(),
-                             train: float | None = None) -> str:
+                             train: float | None = None, wiring=None) -> str:
     """Source of ``window(S, W, X, train, learn, rec, TF)``: the loop of
     :func:`generate_window` unrolled over the window's steps, without dead and
     unchanged values (see above). ``train`` (1.0 or 0.0): the function is for
@@ -498,7 +554,8 @@ def generate_window_unrolled(circuit: Circuit, masked: frozenset[str] = frozense
             for port in pop.ports:
                 projs = circuit.projections_into(pop.name, port)
                 for p in projs:
-                    emit(("term", p.name, t), f"T_{p.name}", _port_expr(circuit, p), step)
+                    emit(("term", p.name, t), f"T_{p.name}", _port_expr(circuit, p, wiring),
+                         step)
                 rhs = " + ".join(f"T_{p.name}" for p in projs) if projs else "0.0"
                 emit(("port", (pop.name, port), t), var_local(pop.name, port), rhs, step)
         # (2) populations: streams, then the statements in order

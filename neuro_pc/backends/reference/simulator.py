@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from neuro_pc.backends.base import Simulator, streams_for
-from neuro_pc.backends.reference.codegen import (function_globals, generate_updates,
-                                                 generate_window, generate_window_unrolled)
+from neuro_pc.backends.reference.codegen import (fixed_wiring, function_globals,
+                                                 generate_updates, generate_window,
+                                                 generate_window_unrolled)
 from neuro_pc.ir import Circuit
 
 
@@ -85,18 +86,11 @@ class ReferenceSimulator(Simulator):
         step_rules = any(p.rule.every_step for p in circuit.plastic)
         self.unrolled = bool(unrolled) and not self.record and not step_rules and \
             circuit.schedule.window <= self.MAX_UNROLLED
-        if self.unrolled:   # one function for training windows, one for inference
-            self.sources = {t: generate_window_unrolled(circuit, frozenset(self.masks), t)
-                            for t in (1.0, 0.0)}
-        else:
-            self.sources = {None: generate_window(circuit, frozenset(self.masks), self.record)}
-        self._windows = {}
-        for t, src in self.sources.items():
-            namespace = function_globals()
-            exec(compile(src, f"<neuro_pc window {circuit.name} train={t}>", "exec"), namespace)
-            self._windows[t] = namespace["window"]
-        #: the source of the training window (the one window with ``unrolled=False``)
-        self.source = self.sources.get(1.0, self.sources.get(None))
+        #: fixed projections whose weights are 0/1 wiring (identity, a selection),
+        #: run as copies/slices (codegen.fixed_wiring); checked before every window
+        self.wiring = fixed_wiring(circuit, self.weights, frozenset(self.masks))
+        self._wired = {k: self.weights[k].copy() for k in self.wiring}
+        self._generate()
         namespace = function_globals()
         exec(compile(generate_updates(circuit), f"<neuro_pc updates {circuit.name}>", "exec"),
              namespace)
@@ -121,6 +115,32 @@ class ReferenceSimulator(Simulator):
         self.state: dict[str, np.ndarray] = {}
         self.monitor: dict[str, np.ndarray] = {}
         self.reset(1)
+
+    def _generate(self) -> None:
+        """Generate and compile the window function(s) (``sources``, ``source``)."""
+        circuit, masked = self.circuit, frozenset(self.masks)
+        if self.unrolled:   # one function for training windows, one for inference
+            self.sources = {t: generate_window_unrolled(circuit, masked, t, self.wiring)
+                            for t in (1.0, 0.0)}
+        else:
+            self.sources = {None: generate_window(circuit, masked, self.record, self.wiring)}
+        self._windows = {}
+        for t, src in self.sources.items():
+            namespace = function_globals()
+            exec(compile(src, f"<neuro_pc window {circuit.name} train={t}>", "exec"), namespace)
+            self._windows[t] = namespace["window"]
+        #: the source of the training window (the one window with ``unrolled=False``)
+        self.source = self.sources.get(1.0, self.sources.get(None))
+
+    def _check_wiring(self) -> None:
+        """Weights run as wiring that were changed (replaced or edited in place)
+        since the window was generated: generate it again with products for them."""
+        changed = [k for k, w in self._wired.items()
+                   if not np.array_equal(self.weights.get(k), w)]
+        if changed:
+            for k in changed:
+                del self.wiring[k], self._wired[k]
+            self._generate()
 
     def reset(self, batch: int = 1) -> None:
         """Set every state variable to its initial value, for ``batch`` samples."""
@@ -169,6 +189,8 @@ class ReferenceSimulator(Simulator):
         batch = next(iter(streams.values())).shape[0] if streams else 1
         self._ensure_batch(batch)
         rec = [] if self.record else None
+        if self._wired:
+            self._check_wiring()
         t = 1.0 if train else 0.0
         window = self._windows[t] if self.unrolled else self._windows[None]
         window(self.state, self.weights, streams, t, bool(train if learn is None else learn),
