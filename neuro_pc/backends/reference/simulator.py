@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from neuro_pc.backends.base import Simulator, streams_for
-from neuro_pc.backends.reference.codegen import (function_globals, generate_updates,
-                                                 generate_window, generate_window_unrolled)
+from neuro_pc.backends.reference.codegen import (conv_globals, function_globals,
+                                                 generate_updates, generate_window,
+                                                 generate_window_unrolled)
 from neuro_pc.ir import Circuit
 
 
@@ -91,13 +92,15 @@ class ReferenceSimulator(Simulator):
         else:
             self.sources = {None: generate_window(circuit, frozenset(self.masks), self.record)}
         self._windows = {}
+        #: the fast convolution of every conv projection (shared by the generated functions)
+        self.convs = conv_globals(circuit)
         for t, src in self.sources.items():
-            namespace = function_globals()
+            namespace = {**function_globals(), **self.convs}
             exec(compile(src, f"<neuro_pc window {circuit.name} train={t}>", "exec"), namespace)
             self._windows[t] = namespace["window"]
         #: the source of the training window (the one window with ``unrolled=False``)
         self.source = self.sources.get(1.0, self.sources.get(None))
-        namespace = function_globals()
+        namespace = {**function_globals(), **self.convs}
         exec(compile(generate_updates(circuit), f"<neuro_pc updates {circuit.name}>", "exec"),
              namespace)
         self._updates = namespace["updates"]
@@ -205,5 +208,10 @@ def _dtype(dtype, allowed) -> np.dtype:
 
 
 def p_size(circuit: Circuit, proj) -> int:
-    """Multiply-adds per sample of one projection's product (``n_target * n_source``)."""
+    """Multiply-adds per sample of one projection's product (``n_target * n_source``;
+    a convolution's ``O*H'*W'*C*kh*kw``)."""
+    conv = circuit.conv_of(proj)
+    if conv is not None:
+        O, Ho, Wo = conv.out_shape
+        return O * Ho * Wo * conv.patch
     return circuit.population(proj.target).size * circuit.population(proj.source).size
