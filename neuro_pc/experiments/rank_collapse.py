@@ -248,31 +248,7 @@ def run(config, backend: str | None = None, progress: bool = True,
         if checkpoint is not None:
             checkpoint(r)
 
-    if workers > 1 and len(jobs) > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed, wait
-
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as ex:
-            futures = [ex.submit(_one, j, cfg, backend, options, artifacts) for j in order]
-            recorded = set()
-            try:
-                for f in as_completed(futures):
-                    recorded.add(f)
-                    finished(f.result())
-            except BaseException as exc:
-                # train no more jobs, but keep those that were running (unless interrupted)
-                for f in futures:
-                    f.cancel()
-                if not isinstance(exc, KeyboardInterrupt):
-                    wait([f for f in futures if not f.cancelled()])
-                for f in futures:
-                    if f.done() and f not in recorded and not f.cancelled() \
-                            and f.exception() is None:
-                        finished(f.result())
-                raise
-    else:
-        for j in order:
-            finished(_one(j, cfg, backend, options, artifacts))
+    run_jobs(_one, order, (cfg, backend, options, artifacts), workers, finished)
     results = {"datasets": {}, "depths": depths, "width": model.width,
                "variants": variants, "seeds": seeds, "batch_size": train.batch_size,
                "probe_samples": cfg.record.samples,
@@ -293,6 +269,38 @@ def run(config, backend: str | None = None, progress: bool = True,
     results["seconds_total"] = round(time.time() - started, 1)
     return Outcome(results=results, summary=_summary(results, backend),
                    figures=figures(results))
+
+
+def run_jobs(fn, jobs: list, args: tuple, workers: int, finished) -> None:
+    """``finished(fn(job, *args))`` for every job, in ``workers`` processes (forked;
+    one: in this process), in completion order. The first failing job cancels the
+    jobs not yet started; those running finish and are reported (unless
+    interrupted), then the error propagates."""
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed, wait
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as ex:
+            futures = [ex.submit(fn, j, *args) for j in jobs]
+            recorded = set()
+            try:
+                for f in as_completed(futures):
+                    recorded.add(f)
+                    finished(f.result())
+            except BaseException as exc:
+                # train no more jobs, but keep those that were running (unless interrupted)
+                for f in futures:
+                    f.cancel()
+                if not isinstance(exc, KeyboardInterrupt):
+                    wait([f for f in futures if not f.cancelled()])
+                for f in futures:
+                    if f.done() and f not in recorded and not f.cancelled() \
+                            and f.exception() is None:
+                        finished(f.result())
+                raise
+    else:
+        for j in jobs:
+            finished(fn(j, *args))
 
 
 def _tell(progress: bool, r: dict, k: int, n: int, started: float) -> None:

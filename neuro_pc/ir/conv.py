@@ -47,7 +47,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Conv", "ConvOp", "expand", "kernel_update_from_dense", "conv_output_size"]
+__all__ = ["Conv", "ConvOp", "expand", "kernel_update_from_dense", "conv_output_size",
+           "synapse_list", "correlation_form"]
 
 
 def _pair(v, what: str) -> tuple[int, int]:
@@ -196,6 +197,36 @@ def _index_map(conv: Conv):
     cols = ((c * H + y) * W + x)[inside]
     kidx = (o * conv.patch + (c * kh + u) * kw + v)[inside]
     return rows, cols, kidx
+
+
+def synapse_list(conv: Conv) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every synapse of the projection: ``(target unit, source unit, flat kernel
+    entry)`` arrays (only inputs inside the image; for a transposed convolution the
+    roles of the two sides are swapped). A backend without weight sharing gives
+    synapse ``k`` the weight ``K.flat[kernel[k]]``."""
+    rows, cols, kidx = _index_map(conv)
+    return (cols, rows, kidx) if conv.transpose else (rows, cols, kidx)
+
+
+def correlation_form(conv: Conv, kernel):
+    """The projection as a forward convolution (a cross-correlation) from its source
+    to its target: ``(geometry, kernel)``, or None when it has none. A forward
+    convolution is its own; a transposed one with stride 1 is the correlation of
+    its ``(O, H', W')`` maps, padded by ``k - 1 - p``, with the kernel flipped in
+    space and its channel axes swapped (``(C, O*kh*kw)``); a transposed one with
+    stride > 1 spreads its inputs apart (zeros between them), which no
+    correlation of the unspread maps expresses: None."""
+    K = np.asarray(kernel)
+    if not conv.transpose:
+        return conv, K
+    if conv.stride != (1, 1):
+        return None
+    C, H, W = conv.in_shape
+    O, Ho, Wo = conv.out_shape
+    (kh, kw), (ph, pw) = conv.kernel, conv.padding
+    flipped = K.reshape(O, C, kh, kw).transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+    g = Conv((O, Ho, Wo), C, kernel=(kh, kw), stride=1, padding=(kh - 1 - ph, kw - 1 - pw))
+    return g, np.ascontiguousarray(flipped).reshape(C, O * kh * kw)
 
 
 def expand(conv: Conv, kernel) -> np.ndarray:

@@ -196,9 +196,15 @@ def test_json_round_trip_and_init_of_a_kernel():
     assert again.projection("W1").conv == Conv((1, 6, 6), 2, kernel=3, stride=2, padding=1)
     w = c.init_weights(0)
     assert w["W2"].shape == (3, 2 * 9) and w["B1"].shape == (3, 2 * 9)
-    # Xavier from the convolution's fans (C*k*k, O*k*k), not the kernel matrix's shape
+    # Xavier from the convolution's fans (C*k*k, O*k*k), not the kernel matrix's shape;
+    # B1 drawn like the kernel it stands in for
     bound = np.sqrt(6.0 / (2 * 9 + 3 * 9))
-    assert np.abs(w["W2"]).max() <= bound and np.abs(w["W2"]).max() > 0.8 * bound
+    for name in ("W2", "B1"):
+        assert bound >= np.abs(w[name]).max() > 0.8 * bound
+    # He: uniform ±sqrt(6 / fan_in), fan_in = C*k*k
+    wh = cnn((1, 6, 6), (2, 3), n_out=4, init="he").init_weights(0)["W2"]
+    bound = np.sqrt(6.0 / (2 * 9))
+    assert bound >= np.abs(wh).max() > 0.8 * bound
     # KP's decay on a shared kernel is scaled by the positions (it acts once per position)
     assert c.projection("W2").rule.params["lam"] == pytest.approx(1e-3 / 9)
     assert c.projection("W3").rule.params["lam"] == pytest.approx(1e-3)
@@ -360,3 +366,23 @@ def test_online_training_equals_batch_one_and_the_loop_driven_window():
                                                                  batch_size=batch)
         for k in a.weights:
             np.testing.assert_array_equal(a.weights[k], b.weights[k], err_msg=k)
+
+
+@pytest.mark.parametrize("geom", GEOMETRIES)
+def test_correlation_form_of_a_transposed_convolution(geom):
+    """A stride-1 transposed convolution is a correlation with the flipped, channel-swapped
+    kernel (how Lava's Conv runs it); a strided one has no such form."""
+    from neuro_pc.ir.conv import correlation_form
+
+    in_shape, O, k, s, p = geom
+    conv = Conv(in_shape, O, kernel=k, stride=s, padding=p, transpose=True)
+    K = np.random.default_rng(3).normal(size=conv.weight_shape)
+    form = correlation_form(conv, K)
+    if s != (1, 1):
+        assert form is None
+        return
+    g, Kc = form
+    assert not g.transpose and g.in_shape == conv.out_shape and g.out_shape == conv.in_shape
+    np.testing.assert_allclose(expand(g, Kc), expand(conv, K))
+    fwd = Conv(in_shape, O, kernel=k, stride=s, padding=p)
+    assert correlation_form(fwd, K)[0] is fwd
