@@ -35,6 +35,7 @@ from neuro_pc.experiments.config import (Backends, ConfigError, Experiment, coer
 from neuro_pc.experiments.rank_collapse import parse_variant, run_jobs
 from neuro_pc.models import ACTIVATIONS
 from neuro_pc.models.conv import CNN_RULES, cnn
+from neuro_pc.numerics import NonFiniteError
 
 #: the data sets this kind can use (images: ``C=1``, square)
 IMAGE_SETS = ("mnist", "digits")
@@ -221,15 +222,22 @@ def _one(job: tuple, cfg: Config, options: dict, artifacts=None) -> dict:
         rec_seconds += time.perf_counter() - t
 
     t0 = time.perf_counter()
-    sim.train(data.x_train, Y, epochs=train.epochs, seed=seed, batch_size=train.batch_size,
-              progress=False, callback=callback)
+    diverged = None
+    try:
+        # a diverging run overflows on its way to NaN: the end-of-epoch check says so, once
+        with np.errstate(over="ignore", invalid="ignore"):
+            sim.train(data.x_train, Y, epochs=train.epochs, seed=seed,
+                      batch_size=train.batch_size, progress=False, callback=callback)
+    except NonFiniteError as exc:   # reported as such (a sweep goes on); never averaged in
+        diverged = str(exc).split(";")[0]
     seconds = time.perf_counter() - t0
-    out = {"depth": depth, "variant": variant, "seed": seed,
-           "accuracy": curve[-1] if curve else None, "curve": curve, "epochs": train.epochs,
+    out = {"depth": depth, "variant": variant, "seed": seed, "diverged": diverged,
+           "accuracy": None if diverged else (curve[-1] if curve else None), "curve": curve,
+           "epochs": train.epochs,
            "seconds": round(seconds, 2), "record_seconds": round(rec_seconds, 2),
            "sizes": circuit.metadata["sizes"], "channels": circuit.metadata["channels"],
            "strides": circuit.metadata["strides"], "record": rec.results()}
-    if artifacts is not None:
+    if artifacts is not None and not diverged:
         out["artifact"] = artifacts.save(
             f"depth{depth}-{variant}-seed{seed}", sim, experiment=cfg.experiment.name,
             rule=variant, task="classification",
@@ -281,10 +289,11 @@ def run(config, backend: str | None = None, progress: bool = True,
     def finished(r):
         done.append(r)
         if progress:
+            acc = f"DIVERGED ({r['diverged']})" if r["diverged"] else \
+                f"accuracy {r['accuracy']:.4f}"
             print(f"[{len(done)}/{len(jobs)} {time.time() - started:6.0f} s] depth "
-                  f"{r['depth']} {r['variant']:18} seed {r['seed']}: accuracy "
-                  f"{r['accuracy']:.4f} ({r['seconds']:.0f} s + {r['record_seconds']:.0f} s "
-                  "recording)", flush=True)
+                  f"{r['depth']} {r['variant']:18} seed {r['seed']}: {acc} ({r['seconds']:.0f} "
+                  f"s + {r['record_seconds']:.0f} s recording)", flush=True)
         if checkpoint is not None:
             checkpoint(r)
 
@@ -321,9 +330,12 @@ def _ms(values) -> dict:
 
 def aggregate(runs: list[dict]) -> dict:
     """Mean ± sd over seeds of a (depth, variant)'s runs: accuracy, each rank measure of
-    the error signal (mean over conv layers, per layer, and over training), angles."""
-    recs = [r["record"] for r in runs]
-    out = {"accuracy": _ms([r["accuracy"] for r in runs])}
+    the error signal (mean over conv layers, per layer, and over training), angles.
+    Diverged runs are counted (``diverged``) and left out of every mean."""
+    ok = [r for r in runs if not r.get("diverged")]
+    recs = [r["record"] for r in ok]
+    out = {"accuracy": _ms([r["accuracy"] for r in ok]),
+           "diverged": len(runs) - len(ok), "n": len(runs)}
     if not recs:
         return {**out, "runs": runs}
     layers = conv_layers(recs[0])
@@ -347,12 +359,20 @@ def aggregate(runs: list[dict]) -> dict:
     wa = [np.mean([v["angle_deg"][-1] for v in rec["weight_alignment"].values()])
           for rec in recs if rec.get("weight_alignment")]
     out["weight_angle_deg"] = _ms(wa) if wa else None
-    out["seconds"] = _ms([r["seconds"] for r in runs])
+    out["seconds"] = _ms([r["seconds"] for r in ok])
     return {**out, "runs": runs}
 
 
 def _pm(d: dict, scale: float = 1.0, digits: int = 1) -> str:
+    if d is None or not np.isfinite(d["mean"]):
+        return "-"
     return f"{scale * d['mean']:.{digits}f} ± {scale * d['sd']:.{digits}f}"
+
+
+def _acc(r: dict) -> str:
+    """Accuracy (%) mean ± sd, with the diverged runs counted."""
+    text = _pm(r["accuracy"], 100, 2)
+    return text + (f" ({r['diverged']}/{r['n']} div.)" if r.get("diverged") else "")
 
 
 def summary(results: dict) -> str:
@@ -368,22 +388,23 @@ def summary(results: dict) -> str:
              f"({results['seconds_total']:.0f} s)"]
     head = f"{'variant':20}" + "".join(f"{f'{x} conv':>16}" for x in depths)
     blocks = [
-        ("accuracy (%), mean ± sd over seeds", lambda r: _pm(r["accuracy"], 100, 2)),
+        ("accuracy (%), mean ± sd over seeds (div.: runs that diverged, left out)", _acc),
         ("erank of the error signal (batch x C·H·W), mean over conv layers",
-         lambda r: _pm(r["signal/erank"])),
+         lambda r: _pm(r.get("signal/erank"))),
         ("erank of BP's error signal on the same weights",
-         lambda r: _pm(r["signal_bp/erank"])),
+         lambda r: _pm(r.get("signal_bp/erank"))),
         ("channel erank of the error signal (batch·H·W x C), mean over conv layers",
-         lambda r: _pm(r["signal_channels/erank"], digits=2)),
+         lambda r: _pm(r.get("signal_channels/erank"), digits=2)),
         ("participation ratio / stable rank of the error signal",
-         lambda r: f"{r['signal/participation_ratio']['mean']:.1f} / "
-                   f"{r['signal/stable_rank']['mean']:.2f}"),
+         lambda r: "-" if "signal/stable_rank" not in r else
+         f"{r['signal/participation_ratio']['mean']:.1f} / "
+         f"{r['signal/stable_rank']['mean']:.2f}"),
         ("angle of the error signal to BP's (deg), mean over conv layers",
-         lambda r: _pm(r["angle_signal_deg"])),
+         lambda r: _pm(r.get("angle_signal_deg"))),
         ("angle of the update to BP's (deg), mean over hidden weights",
-         lambda r: _pm(r["angle_update_deg"])),
+         lambda r: _pm(r.get("angle_update_deg"))),
         ("angle K_{l+1} vs B_l (deg), mean over feedback",
-         lambda r: "-" if r["weight_angle_deg"] is None else _pm(r["weight_angle_deg"])),
+         lambda r: _pm(r.get("weight_angle_deg"))),
     ]
     for title, fmt in blocks:
         lines += [f"-- {title}", head]
@@ -411,15 +432,19 @@ def figures(results: dict) -> dict:
     ax.legend(fontsize=7)
     fig.tight_layout()
     figs["accuracy_vs_depth.png"] = fig
+    def get(d, v, key, what="mean"):
+        x = R[str(d)][v].get(key)
+        return float("nan") if x is None else x[what]
+
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, kind, title in ((axes[0], "signal", "over samples (batch x C·H·W)"),
                             (axes[1], "signal_channels", "over channels (batch·H·W x C)")):
         for k, v in enumerate(variants):
-            m = [R[str(d)][v][f"{kind}/erank"]["mean"] for d in depths]
-            s = [R[str(d)][v][f"{kind}/erank"]["sd"] for d in depths]
+            m = [get(d, v, f"{kind}/erank") for d in depths]
+            s = [get(d, v, f"{kind}/erank", "sd") for d in depths]
             ax.errorbar(depths, m, yerr=s, marker="o", capsize=3, color=f"C{k}", label=v)
             if v == "fa":
-                bp = [R[str(d)][v][f"{kind}_bp/erank"]["mean"] for d in depths]
+                bp = [get(d, v, f"{kind}_bp/erank") for d in depths]
                 ax.plot(depths, bp, ls=":", color=f"C{k}", label="BP δ on fa's weights")
         ax.set(xlabel="conv layers", ylabel="erank, mean over conv layers",
                title=f"error-signal erank {title}", xticks=depths)
@@ -429,7 +454,7 @@ def figures(results: dict) -> dict:
     fig, axes = plt.subplots(1, len(depths), figsize=(3.8 * len(depths), 3.4), squeeze=False)
     for ax, d in zip(axes[0], depths):
         for k, v in enumerate(variants):
-            series = R[str(d)][v]["signal/erank/over_training"]
+            series = R[str(d)][v].get("signal/erank/over_training", [])
             x = np.arange(len(series))
             m = np.array([p["mean"] for p in series])
             s = np.array([p["sd"] for p in series])
@@ -443,7 +468,7 @@ def figures(results: dict) -> dict:
     fig, axes = plt.subplots(1, len(depths), figsize=(3.8 * len(depths), 3.4), squeeze=False)
     for ax, d in zip(axes[0], depths):
         for k, v in enumerate(variants):
-            per = R[str(d)][v]["signal/erank/per_layer"]
+            per = R[str(d)][v].get("signal/erank/per_layer", [])
             ax.plot(range(1, len(per) + 1), [p["mean"] for p in per], marker="o",
                     color=f"C{k}", label=v)
         ax.set(title=f"{d} conv layers", xlabel="conv layer", xticks=range(1, d + 1))
