@@ -10,8 +10,8 @@ weights stored (``weight_format``), how wide are neuron state registers
     >>> get_target("loihi2").weight_format("mixed").mantissa_range
     (-128, 127)
 
-Backends reach chip numbers only through this interface (DESIGN.md: the Lava
-fixed-point backend asks ``hardware_targets`` for precisions).
+Backends reach chip numbers only through this interface (the Lava fixed-point
+backend asks ``hardware_targets`` for precisions; ``docs/semantics.md``, Numbers).
 """
 from __future__ import annotations
 

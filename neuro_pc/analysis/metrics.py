@@ -1,6 +1,6 @@
 """Pure-NumPy metrics for studying how local a learning rule is and what it learns.
 
-See ``algorithms.md`` §6 for where each metric comes from. Everything here is a
+Each entry below names where its metric comes from. Everything here is a
 plain function of NumPy arrays: no backend, no circuit, no state. All
 computations are done in float64 and scalar results are returned as Python
 ``float``.

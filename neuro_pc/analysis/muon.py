@@ -176,6 +176,19 @@ class Muon:
             return float(max(1.0, rows / cols) ** 0.5)
         return float(self.scale)
 
+    @classmethod
+    def from_rule(cls, params: dict, shape: tuple[int, int]) -> "Muon":
+        """The optimiser a rule's ``"muon"`` transform means (docs/semantics.md, applying
+        an update): ``muon_beta`` (0.95), ``muon_steps`` (5) and, with ``muon_lr``, the
+        orthogonalised update scaled to ``muon_lr · max(1, rows/cols)^½`` (Keller
+        Jordan's Muon); without it, by ``max(1, rows/cols)^½`` alone. Every backend
+        builds its Muon here."""
+        rows, cols = shape
+        scale = (float(params["muon_lr"]) * max(1.0, rows / cols) ** 0.5
+                 if "muon_lr" in params else "shape")
+        return cls(beta=params.get("muon_beta", 0.95), steps=int(params.get("muon_steps", 5)),
+                   scale=scale)
+
     def step(self, update) -> np.ndarray:
         """Accumulate ``update`` (shape ``(rows, cols)``) and return the orthogonalised update."""
         G = _float_array(update)

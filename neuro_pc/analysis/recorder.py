@@ -9,7 +9,7 @@ batch ``(x, y)`` and the same weights, and records, per layer:
 
 ``angle_update_deg``
     angle between the rule's update of each forward matrix ``W_l`` and BP's
-    (``angle(ΔW_rule, ΔW_BP)``, algorithms.md §6.1), before any population-level
+    (``angle(ΔW_rule, ΔW_BP)``), before any population-level
     transform (Muon) is applied;
 ``angle_signal_deg``
     angle between the delivered error signal ``Δ_l`` (batch × n_l) and BP's

@@ -65,11 +65,11 @@ class Rate:
 
 @dataclasses.dataclass
 class Spiking:
-    hidden: list[int] = option([64, 64], ge=1, min_len=1)
+    hidden: list[int] = option([128], ge=1, min_len=1)
     window: int = option(16, ge=4)
     tau: int = option(4, ge=1, le=255)
     eta: float = option(0.01, gt=0)
-    epochs: int = option(3, ge=0)
+    epochs: int = option(5, ge=0)
     init_scale: float = option(1.0, gt=0)
     feedback_scale: float = option(1.0, gt=0)
 
@@ -77,9 +77,12 @@ class Spiking:
 @dataclasses.dataclass
 class Train:
     """``[train]``: limit_train / limit_test take the first rows of the fixed split
-    (a smaller, honestly stated run; unset: all)."""
+    (a smaller, honestly stated run; unset: all). ``float_seeds``: floating_pt runs
+    on the first that many seeds only (unset: all) - it is the float engine, held to
+    the emulation to 1e-9; fixed_pt, the deployment format, runs on every seed."""
     seeds: list[int] = option([0, 1, 2], ge=0, unique=True, min_len=1)
     tags: list[str] = option(list(TAGS), choices=TAGS, unique=True, min_len=1)
+    float_seeds: int | None = option(None, ge=1)
     emulate: bool = True
     limit_train: int | None = option(None, ge=1)
     limit_test: int | None = option(None, ge=1)
@@ -108,10 +111,10 @@ class Config:
     def check(self, key: str = "") -> None:
         from neuro_pc.experiments.config import ConfigError
 
-        if self.experiment.backend == "brian2":
+        if self.experiment.backend != "lava":
             raise ConfigError("experiment.backend", "the onchip experiment trains inside Lava "
                               "beside the float reference (it always runs both): use 'lava', "
-                              "got 'brian2'")
+                              f"got {self.experiment.backend!r}")
         if not (self.circuits.rate or self.circuits.spiking):
             raise ConfigError("circuits", "name at least one rule in circuits.rate or "
                               "circuits.spiking")
@@ -172,8 +175,10 @@ def _plan_options(cfg: Config) -> dict:
 
 # -- running -------------------------------------------------------------------------------------
 def run(config, backend: str | None = None, progress: bool = True,
-        checkpoint=None) -> Outcome:
-    """Train every circuit, seed and tag inside Lava; the float reference beside it."""
+        checkpoint=None, artifacts=None) -> Outcome:
+    """Train every circuit, seed and tag inside Lava; the float reference beside it.
+    ``artifacts`` (an :class:`~neuro_pc.experiments.runs.ArtifactStore`) keeps every
+    circuit trained inside Lava, with the weights Lava learned."""
     from neuro_pc.backends.lava import LavaSimulator
     from neuro_pc.backends.reference.engine import EngineSimulator, window_end_activity
 
@@ -199,6 +204,9 @@ def run(config, backend: str | None = None, progress: bool = True,
             activity = window_end_activity(circuit, w0, data.x_train[:n_cal], Y[:n_cal],
                                            seed=seed)
             for tag in cfg.train.tags:
+                if (tag == "floating_pt" and cfg.train.float_seeds is not None
+                        and seed not in cfg.train.seeds[:cfg.train.float_seeds]):
+                    continue
                 t0 = time.time()
                 sim = LavaSimulator(circuit, seed=seed, tag=tag, learning="engine",
                                     activity=activity, plan_options=_plan_options(cfg))
@@ -216,6 +224,12 @@ def run(config, backend: str | None = None, progress: bool = True,
                     emu.train(data.x_train, Y, epochs=epochs, seed=seed)
                     emu_acc = emu.evaluate(data.x_test, data.y_test)
                     run_["emulation"] = dict(_equality(sim, emu, tag), accuracy=emu_acc)
+                if artifacts is not None:
+                    run_["artifact"] = artifacts.save(
+                        f"{fam}_{rule}-{tag}-seed{seed}", sim, experiment=cfg.experiment.name,
+                        rule=rule, task="classification", data={"name": cfg.data.name, "seed": 0,
+                              "options": cfg.data.loader_options()},
+                        epochs=epochs, test_accuracy=acc, trained_on=f"lava {tag}")
                 entry["engine"].setdefault(tag, []).append(run_)
                 if checkpoint is not None:
                     checkpoint({"circuit": circuit.name, "tag": tag, **{k: v for k, v in
@@ -246,7 +260,8 @@ def summary(results: dict) -> str:
             acc = np.array([r["accuracy"] for r in runs]) * 100
             speed = np.mean([r["steps_per_s"] for r in runs if r["steps_per_s"]])
             line = (f"  {e['rule']:4s}{tag:26s} {acc.mean():6.2f} ± {acc.std():.2f}"
-                    f"   ({acc.mean() - ref.mean():+.2f} vs reference; {speed:.0f} steps/s)")
+                    f"   ({len(acc)} seed{'s' if len(acc) > 1 else ''}; "
+                    f"{acc.mean() - ref.mean():+.2f} vs reference; {speed:.0f} steps/s)")
             em = next((r["emulation"] for r in runs if "emulation" in r), None)
             if em is not None:
                 line += (f"; emulation {'equal' if em['equal'] else 'DIFFERENT'} "

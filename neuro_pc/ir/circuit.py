@@ -1,6 +1,7 @@
 """The circuit IR: populations, projections, rules and a schedule, as plain data.
 
-Semantics (the contract of every backend; DESIGN.md): discrete time, step ``dt``.
+Semantics (the contract of every backend; ``docs/semantics.md`` states it in full):
+discrete time, step ``dt``.
 Within one step
 
 1. every input port is recomputed from the *previous* step's outputs:

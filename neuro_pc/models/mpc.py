@@ -1,9 +1,8 @@
 """Meta-representational predictive coding (MPC) as a neuro_pc circuit.
 
 Ororbia, Friston & Rao, *Meta-Representational Predictive Coding: Biomimetic
-Self-Supervised Learning* (arXiv 2503.21796v1), Eqs. 2-11; the notes and the
-list of gaps in the text are in ``reference/algorithms.md`` §1, and every
-choice made here is in ``docs/models/mpc.md``.
+Self-Supervised Learning* (arXiv 2503.21796v1), Eqs. 2-11; the gaps in the text
+and every choice made here are in ``docs/models/mpc.md``.
 
 Streams ``v`` (one per view of the glimpse sensor, :mod:`neuro_pc.models.glimpse`)
 each have a sensory layer ``z^0 = g_v`` and ``L`` latent layers. With
@@ -15,7 +14,7 @@ each have a sensory layer ``z^0 = g_v`` and ``L`` latent layers. With
     e_C^{l,v,q}  = z^{l,q} - mu_C^{l,v,q}                      (7)
     F = 1/2 sum ||e||^2 + 1/2 sum ||e_C||^2   (sigma = 1)
 
-and the E-step is Eq. 8 with its sign fixed (algorithms.md §1.10):
+and the E-step is Eq. 8 with its sign fixed (``docs/models/mpc.md``, choice 1):
 
     z^{l,v} += gamma * ( -e^{l,v} + phi'(z^{l,v}) * (E_W^{l+1,v} e^{l+1,v}
                                    + sum_q E_R^{l,v,q} e_C^{l,v,q})

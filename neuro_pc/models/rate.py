@@ -11,7 +11,7 @@ Error-driven family (BP/FA/DFA/SS/KP), loss ``½‖r_out − y‖²`` with a lin
 output: every layer has ``a = ff`` (pre-activation), ``r = f(a)`` and
 ``delta = fb * f'(a)`` (``= ∂L/∂a`` under BP), the output ``delta = r − y``.
 Every forward rule is ``dw = -eta * post.delta * pre.r``: the rules differ
-only in the feedback projection that delivers ``fb`` (algorithms.md §3):
+only in the feedback projection that delivers ``fb`` (``docs/models/rate.md``):
 
 * **BP**: ``B_l`` tied to ``W_{l+1}ᵀ`` (weight transport: a marked baseline);
 * **FA** (Lillicrap et al. 2016): ``B_l`` fixed random, from ``h_{l+1}.delta``;

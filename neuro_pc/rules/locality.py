@@ -1,6 +1,6 @@
 """The locality report: which information each plastic projection's rule uses.
 
-Levels, from most to least local (DESIGN.md):
+Levels, from most to least local (``docs/rules.md``):
 
 ``synapse-local``
     the rule reads only the synapse itself (its weight): pure decay.

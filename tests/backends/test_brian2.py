@@ -217,7 +217,8 @@ def _transform_circuit(transforms=("unit_columns",)):
     c = mlp([4, 5, 3], rule="fa")
     projs = tuple(p if p.name != "W1" else Projection(
         "W1", "x", "h1", "ff", init=Init("xavier"),
-        rule=Rule(p.rule.text, {**p.rule.params, "muon_steps": 3}, transforms=transforms))
+        rule=Rule(p.rule.text, {**p.rule.params, "muon_steps": 3, "muon_lr": 0.03},
+                  transforms=transforms))
         for p in c.projections)
     return c.replace(projections=projs, name="fa_transforms")
 
@@ -228,6 +229,14 @@ def _transform_circuit(transforms=("unit_columns",)):
 def test_transforms_on_runtime(transforms):
     ref, b2, *_ = train_both(_transform_circuit(transforms), n=20)
     assert_same(ref, b2, str(transforms))
+
+
+def test_muon_step_size_is_the_rules_on_brian2():
+    """mlp(muon=True) carries muon_lr: Brian2's update must be scaled like the
+    reference's (it once built Muon without it, ~50x the reference's step)."""
+    c = mlp([4, 5, 3], rule="fa", muon=True, muon_lr=0.02)
+    ref, b2, *_ = train_both(c, n=10)
+    assert_same(ref, b2, "mlp(muon=True)")
 
 
 def _popfn_circuit():

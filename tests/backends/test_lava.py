@@ -115,6 +115,19 @@ def test_train_predict_match_reference():
         lav.train(x, y, batch_size=4)
 
 
+def test_muon_step_size_is_the_rules_on_lava():
+    """mlp(muon=True) carries muon_lr; Lava's PlasticDense once built Muon without it
+    (an update ~50x the reference's). Both now build Muon.from_rule."""
+    x, y = _data(3)
+    c = mlp([8, 6, 4], rule="fa", muon=True, muon_lr=0.02)
+    ref = compile(c, "reference", seed=3).train(x, y, epochs=1, seed=7)
+    lav = compile(c, "lava", seed=3).train(x, y, epochs=1, seed=7)
+    init = c.init_weights(3)
+    for k in ref.weights:
+        assert _rel(ref.weights[k], lav.weights[k]) < 1e-6, k
+    assert np.abs(ref.weights["W1"] - init["W1"]).max() > 1e-3
+
+
 @pytest.mark.parametrize("name", list(CIRCUITS))
 def test_fixed_pt_equals_quantised_reference_bit_for_bit(float_runs, name):
     ref = float_runs[name][0]           # trained weights

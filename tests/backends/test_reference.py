@@ -1,4 +1,4 @@
-"""The reference backend executes the semantics of DESIGN.md."""
+"""The reference backend executes the semantics of docs/semantics.md."""
 import dataclasses
 
 import numpy as np

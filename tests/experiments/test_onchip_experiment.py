@@ -7,14 +7,16 @@ import numpy as np
 import pytest
 
 from neuro_pc.experiments import ConfigError, load_config, run_experiment
+from neuro_pc.ir.artifact import load_artifact
 
 pytest.importorskip("lava", exc_type=ImportError)
 pytestmark = [pytest.mark.lava, pytest.mark.slow]
 
 CONFIG = "experiments/onchip_fa_digits.toml"
 TINY = {"rate.hidden": [8], "rate.epochs": 1, "spiking.hidden": [6, 6], "spiking.window": 8,
-        "spiking.epochs": 1, "train.seeds": [0], "train.limit_train": 30,
-        "train.limit_test": 20, "engine.calibration": 30}
+        "spiking.epochs": 1, "circuits.spiking": ["fa", "dfa"], "train.seeds": [0, 1],
+        "train.float_seeds": 1, "train.limit_train": 30, "train.limit_test": 20,
+        "engine.calibration": 30}
 
 
 def test_tiny_onchip_experiment_trains_inside_lava(tmp_path):
@@ -23,11 +25,20 @@ def test_tiny_onchip_experiment_trains_inside_lava(tmp_path):
     assert set(res["circuits"]) == {"rate_fa", "spiking_fa", "spiking_dfa"}
     for name, e in res["circuits"].items():
         assert set(e["engine"]) == {"floating_pt", "fixed_pt"}
+        # float_seeds = 1: floating_pt on seed 0 only, fixed_pt on both seeds
+        assert [r["seed"] for r in e["engine"]["floating_pt"]] == [0]
+        assert [r["seed"] for r in e["engine"]["fixed_pt"]] == [0, 1]
+        assert len(e["reference"]) == 2
         for tag, runs in e["engine"].items():
-            (r,) = runs
+            r = runs[0]
+            assert "emulation" not in runs[-1] or len(runs) == 1   # seed 0 only
             assert 0.0 <= r["accuracy"] <= 1.0 and r["steps_per_s"] > 0
             # seed 0 is repeated on the reference's emulation of the engine: equal
             assert r["emulation"]["equal"], (name, tag, r["emulation"])
+            # the circuit Lava trained is kept, with the number formats it learned in
+            art = load_artifact(run_dir / r["artifact"])
+            assert art.metadata["onchip"] and art.metadata["test_accuracy"] == r["accuracy"]
+            assert art.metadata["trained_on"] == f"lava {tag}"
             if tag == "fixed_pt":
                 assert r["emulation"]["max_abs_difference"] == 0.0
             # the plan names a LearningDense rule for every plastic projection
@@ -52,7 +63,7 @@ def test_check_executes_the_onchip_rules(capsys):
 
     assert main(["check", CONFIG, "--target", "loihi2", "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
-    assert set(rep) == {"rate_fa", "spiking_fa", "spiking_dfa"}
+    assert set(rep) == {"rate_fa", "spiking_fa"}
     for name, r in rep.items():
         for e in r["expressibility"]:
             ex = e["executed"]

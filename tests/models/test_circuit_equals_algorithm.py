@@ -1,4 +1,4 @@
-"""The circuit equals the algorithm (DESIGN.md, 'FA in this semantics').
+"""The circuit equals the algorithm (docs/semantics.md, 'Windows').
 
 A layered rate circuit with the input held for T >= 2*depth + 1 steps settles
 to the algorithm's forward and feedback values, and its window-end update is

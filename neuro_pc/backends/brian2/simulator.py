@@ -59,9 +59,9 @@ class Brian2Simulator(Simulator):
             if "muon" in proj.rule.transforms:
                 from neuro_pc.analysis.muon import Muon
 
-                p = proj.rule.params
-                self._tf[("muon", proj.name)] = Muon(
-                    beta=p.get("muon_beta", 0.95), steps=int(p.get("muon_steps", 5))).step
+                self._tf[("muon", proj.name)] = Muon.from_rule(
+                    proj.rule.params, (self.circuit.population(proj.target).size,
+                                       self.circuit.population(proj.source).size)).step
         self.monitor: dict[str, np.ndarray] = {}
         self.state: dict[str, np.ndarray] = {}
         self.reset()

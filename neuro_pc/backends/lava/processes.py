@@ -393,8 +393,8 @@ def plastic_dense_classes(name: str, shape, *, members, post_vars, pre_vars, pos
         if "muon" in self._transforms:
             from neuro_pc.analysis.muon import Muon
 
-            p = cfg.get("rule_params", {})
-            self._muon = Muon(beta=p.get("muon_beta", 0.95), steps=int(p.get("muon_steps", 5)))
+            self._muon = Muon.from_rule(cfg.get("rule_params", {}),
+                                        (int(cfg["post_size"]), int(cfg["pre_size"])))
         self._cfg = cfg
         self._failed = False
 

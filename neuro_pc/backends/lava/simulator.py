@@ -580,6 +580,8 @@ class _Network:
                    "send": send, "mask": sim.masks.get(name),
                    "transforms": tuple(proj.rule.transforms) if proj.rule else (),
                    "rule_params": dict(proj.rule.params) if proj.rule else {},
+                   "post_size": c.population(proj.target).size,
+                   "pre_size": c.population(proj.source).size,
                    "rule_source": sim._rule_sources.get(name), "globals": codegen.float_globals(),
                    "error_dir": error_dir}
             pd = P(weights=np.array(sim.weights[name], dtype=float), buffers=buffers, cfg=cfg)

@@ -1,4 +1,4 @@
-"""The reference backend: the semantics of DESIGN.md, executed in NumPy.
+"""The reference backend: the semantics of ``docs/semantics.md``, executed in NumPy.
 
 It is the oracle every other backend is tested against. ``batch_size=1`` is
 the online regime every backend shares; ``batch_size>1`` is the *batched*
@@ -112,14 +112,8 @@ class ReferenceSimulator(Simulator):
                 if t == "muon":
                     from neuro_pc.analysis.muon import Muon
 
-                    p = proj.rule.params
-                    rows, cols = self.weights[proj.name].shape
-                    # with muon_lr, the orthogonalised update (~1 per singular
-                    # direction) is scaled to that step, as in Keller Jordan's Muon
-                    scale = (float(p["muon_lr"]) * max(1.0, rows / cols) ** 0.5
-                             if "muon_lr" in p else "shape")
-                    self.muon[proj.name] = Muon(beta=p.get("muon_beta", 0.95),
-                                                steps=int(p.get("muon_steps", 5)), scale=scale)
+                    self.muon[proj.name] = Muon.from_rule(proj.rule.params,
+                                                          self.weights[proj.name].shape)
                     self._tf[("muon", proj.name)] = self.muon[proj.name].step
                 elif t == "unit_columns":
                     self._tf[("unit_columns", proj.name)] = _unit_columns
