@@ -164,7 +164,7 @@ class Config:
             raise ConfigError("experiment.backend", f"{self.experiment.backend!r} cannot train "
                               "these CNNs: learning a shared kernel is the reference "
                               "backend's only (Brian2 and Loihi's learning engine update each "
-                              "synapse on its own; docs/concepts.md, 'Convolutions'); use "
+                              "synapse on its own; docs/semantics.md, 'Convolutional projections'); use "
                               "'reference' and deploy trained artifacts")
 
 
@@ -280,8 +280,10 @@ def run(config, backend: str | None = None, progress: bool = True,
     depths, variants, seeds = list(cfg.model.depths), list(cfg.train.variants), \
         list(cfg.train.seeds)
     jobs = [(d, v, s) for d in depths for v in variants for s in seeds]
+    # seed by seed (an interrupted run leaves whole seeds in partial.json), within a seed
     # longest first (deep, normalised) so that the workers finish together
-    order = sorted(jobs, key=lambda j: -(j[0] * (2 if "norm" in j[1] else 1)))
+    order = sorted(jobs, key=lambda j: (seeds.index(j[2]),
+                                        -(j[0] * (2 if "norm" in j[1] else 1))))
     data = _data_of(cfg)
     started = time.time()
     done = []
@@ -303,7 +305,9 @@ def run(config, backend: str | None = None, progress: bool = True,
                         "evaluation": int(len(data.y_test)),
                         "evaluated_on": "validation" if cfg.data.validation else "test"},
                "channels": list(cfg.model.channels), "strides": list(cfg.model.strides),
-               "kernel": cfg.model.kernel, "act": cfg.model.act, "epochs": cfg.train.epochs,
+               "kernel": cfg.model.kernel, "act": cfg.model.act, "init": cfg.model.init,
+               "eta": {v: cfg.train.eta_of(v) for v in variants},
+               "muon_lr": cfg.train.muon_lr, "epochs": cfg.train.epochs,
                "batch_size": cfg.train.batch_size, "dtype": cfg.train.dtype,
                "probe_samples": min(cfg.record.samples, len(data.y_train)),
                "workers": cfg.run.workers, "results": {}}
@@ -382,11 +386,14 @@ def summary(results: dict) -> str:
     d = results["data"]
     lines = [f"cnn depth: {d['name']} ({d['train']} training samples, accuracy on "
              f"{d['evaluation']} {d['evaluated_on']} samples)  channels={results['channels']} "
-             f"strides={results['strides']} kernel={results['kernel']} act={results['act']}  "
+             f"strides={results['strides']} kernel={results['kernel']} act={results['act']} "
+             f"init={results.get('init', 'xavier')}  "
              f"epochs={results['epochs']} batch={results['batch_size']} {results['dtype']}  "
              f"seeds={results['seeds']}  probe={results['probe_samples']}  "
              f"({results['seconds_total']:.0f} s)"]
-    head = f"{'variant':20}" + "".join(f"{f'{x} conv':>16}" for x in depths)
+    if "eta" in results:
+        lines.append("eta: " + ", ".join(f"{v} {e:g}" for v, e in results["eta"].items())
+                     + f"; muon_lr {results['muon_lr']:g}")
     blocks = [
         ("accuracy (%), mean ± sd over seeds (div.: runs that diverged, left out)", _acc),
         ("erank of the error signal (batch x C·H·W), mean over conv layers",
@@ -407,9 +414,14 @@ def summary(results: dict) -> str:
          lambda r: _pm(r.get("weight_angle_deg"))),
     ]
     for title, fmt in blocks:
-        lines += [f"-- {title}", head]
+        cells = {v: [fmt(R[str(x)][v]) for x in depths] for v in variants}
+        # every column as wide as its widest cell (a "(1/3 div.)" note widens it), one
+        # space at least between columns
+        w = max([16] + [len(c) + 2 for row in cells.values() for c in row])
+        lines += [f"-- {title}", f"{'variant':20}" + "".join(f"{f'{x} conv':>{w}}"
+                                                             for x in depths)]
         for v in variants:
-            lines.append(f"{v:20}" + "".join(f"{fmt(R[str(x)][v]):>16}" for x in depths))
+            lines.append(f"{v:20}" + "".join(f"{c:>{w}}" for c in cells[v]))
     return "\n".join(lines)
 
 
