@@ -5,7 +5,7 @@ plus :class:`AlignmentRecorder`, the training callback that records them per lay
 from neuro_pc.analysis.metrics import (angle, entropy_effective_rank, norm_ratio,
                                        participation_ratio, pc_energy, rank_measures,
                                        singular_values, stable_rank, weight_alignment)
-from neuro_pc.analysis.muon import NS_COEFFS, Muon, newton_schulz, orthogonalize_exact
+from neuro_pc.rules.muon import NS_COEFFS, Muon, newton_schulz, orthogonalize_exact
 from neuro_pc.analysis.recorder import RANK_MEASURES, AlignmentRecorder, bp_counterpart
 
 __all__ = ["angle", "norm_ratio", "weight_alignment", "singular_values",

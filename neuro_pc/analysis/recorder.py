@@ -60,7 +60,7 @@ import re
 import numpy as np
 
 from neuro_pc.analysis.metrics import angle, pc_energy, rank_measures, weight_alignment
-from neuro_pc.analysis.muon import newton_schulz
+from neuro_pc.rules.muon import newton_schulz
 
 __all__ = ["AlignmentRecorder", "bp_counterpart", "RANK_MEASURES"]
 

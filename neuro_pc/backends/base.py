@@ -87,7 +87,7 @@ class Simulator(ABC):
         learn at its end if ``train``. Returns the readout ``(B, n_readout)``."""
 
     # -- shared ------------------------------------------------------------------
-    def train(self, x: np.ndarray, y: np.ndarray, epochs: int = 1, seed: int = 0,
+    def train(self, x: np.ndarray, y: np.ndarray | None = None, epochs: int = 1, seed: int = 0,
               batch_size: int = 1, progress: bool = False,
               callback: Callable[[int, "Simulator"], None] | None = None) -> "Simulator":
         """Online (``batch_size=1``) or batched training over ``epochs`` passes in
@@ -95,7 +95,7 @@ class Simulator(ABC):
 
         Raises :class:`NonFiniteError` for NaN/inf in ``x`` or ``y``, and when a
         weight matrix is non-finite at the end of an epoch (naming it)."""
-        x, y = self._training_inputs(*training_arrays(x, y))
+        x, y = self._training_inputs(*training_arrays(x, y, self.circuit))
         _check_schedule(epochs, batch_size)
         n = len(x)
         bar = _progress(epochs * n, progress, f"train {self.circuit.name} [{self.backend}]")
@@ -170,10 +170,18 @@ class Simulator(ABC):
                    seed=artifact.metadata.get("seed", 0), **kwargs)
 
 
-def training_arrays(x, y) -> tuple[np.ndarray, np.ndarray]:
+def training_arrays(x, y, circuit=None) -> tuple[np.ndarray, np.ndarray]:
     """``x`` and ``y`` as float64 arrays of the same length, every entry finite
-    (else :class:`NonFiniteError` naming the array and the first bad index)."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    (else :class:`NonFiniteError` naming the array and the first bad index).
+    ``y=None`` trains a circuit without targets (no stream ``"y"``, e.g. MPC): it
+    becomes ``(n, 0)``; for a circuit that reads targets it is an error."""
+    x = np.asarray(x, dtype=np.float64)
+    if y is None:
+        if circuit is not None and "y" in circuit.streams:
+            raise ValueError(f"circuit {circuit.name!r} learns from targets (stream 'y' of "
+                             f"width {circuit.streams['y']}): pass y to train()")
+        y = np.zeros((len(x), 0))
+    y = np.asarray(y, dtype=np.float64)
     if len(x) != len(y):
         raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
     require_finite(x, "x (training inputs)")

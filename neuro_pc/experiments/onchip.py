@@ -40,7 +40,8 @@ import numpy as np
 
 from neuro_pc.backends.reference import ReferenceSimulator
 from neuro_pc.experiments import Outcome
-from neuro_pc.experiments.config import (Data, Experiment, coerce, option, section)
+from neuro_pc.experiments.config import (BACKEND_NAMES, Data, Experiment, coerce, option,
+                                         section)
 from neuro_pc.models import mlp
 from neuro_pc.models.spiking import Trace, spiking_mlp
 
@@ -98,9 +99,15 @@ class Engine:
 
 
 @dataclasses.dataclass
+class OnchipExperiment(Experiment):
+    """``[experiment]``: as every kind's, but the backend is Lava (the only one)."""
+    backend: str = option("lava", choices=BACKEND_NAMES)
+
+
+@dataclasses.dataclass
 class Config:
     """The ``onchip`` experiment's config (see the module docstring)."""
-    experiment: Experiment = section(Experiment)
+    experiment: OnchipExperiment = section(OnchipExperiment)
     data: Data = section(Data)
     circuits: Circuits = section(Circuits)
     rate: Rate = section(Rate)

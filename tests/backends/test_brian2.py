@@ -13,6 +13,7 @@ from neuro_pc.backends.brian2 import Brian2BackendError, Brian2Simulator
 from neuro_pc.backends.reference import ReferenceSimulator
 from neuro_pc.ir import Circuit, Init, Population, Projection, Rule, Schedule, Tied, load_artifact
 from neuro_pc.models import mlp, shipped_circuits
+from neuro_pc.models.conformance import language_circuit
 
 RTOL = 1e-6
 N_TRAIN = 60
@@ -169,38 +170,8 @@ def test_several_simulators_interleaved():
 
 
 # -- the language: names, functions, scalars, sparse, every-step, transforms -------------
-def _language_circuit():
-    """Variables named like Brian2's reserved names, every neuron function,
-    comparisons, tw/train/dt, a sparse projection and an every-step rule."""
-    pops = (
-        Population("inp", 4, ("r",), streams={"r": "x"}, model="input"),
-        Population("N", 5, ("e", "t", "i", "pi", "xi", "r", "_u", "in_ff"), ports=("dt_in",),
-                   output="r", params={"inf": 0.5, "j": 2.0},
-                   init={"e": 0.1},
-                   update=("t = dt_in + inf * e",
-                           "e = clip(t, -1, 1) + 0.01 * tw * dt",
-                           "i = where(tw >= 2, sigmoid(t), relu(t)) + step(t - 0.1)",
-                           "pi = minimum(i, 0.7) + maximum(e, -0.2) + abs(t) ** 1.5",
-                           "xi = exp(-abs(t)) + log(1 + t ** 2) + sqrt(abs(e)) + sign(t)",
-                           "_u = (t > 0) * 1.0 + (t <= 0.2) - (e == e) + (e != 0) / j",
-                           "in_ff = train * (tw < 3) + tanh(xi)",
-                           "r = tanh(t) + 0.1 * pi + 0.01 * _u + 0.01 * in_ff")),
-        Population("out", 3, ("a", "y", "d"), ports=("ff",), streams={"y": "y"}, output="a",
-                   update=("a = ff", "d = a - y")),
-    )
-    projs = (
-        Projection("W1", "inp", "N", "dt_in", init=Init("xavier"), connectivity=0.6,
-                   rule=Rule("dw = -eta * post.t * pre.r + 0.001 * sign(w)", {"eta": 0.01})),
-        Projection("W2", "N", "out", "ff", init=Init("xavier"), scale=0.9,
-                   rule=Rule("dw = -eta * post.d * pre.r * (1 + 0 * tw)", {"eta": 0.02},
-                             every_step=True)),
-    )
-    return Circuit("language", pops, projs, Schedule(window=5, dt=0.5), streams={"x": 4, "y": 3},
-                   readout=("out", "a"))
-
-
 def test_reserved_names_functions_sparse_every_step():
-    circuit = _language_circuit()
+    circuit = language_circuit()
     ref, b2, x, y = train_both(circuit, n=30)
     assert_same(ref, b2, "language")
     text = b2.describe()

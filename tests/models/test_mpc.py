@@ -280,50 +280,7 @@ def test_linear_probe_and_label_subset():
     assert linear_probe(x, y, x, y, n_labels=50) > 0.9
 
 
-# -- equivalence with the other backends (activates when they run MPC) ----------------
-
-def _tiny():
-    return mpc(TINY, hidden=(4, 3), k=2, relax_steps=4, eta=0.05)
-
-
-def _equivalence(backend, **options):
-    from neuro_pc.backends import compile
-
-    c = _tiny()
-    w = initial_weights(c, 0)
-    x = _glimpses(TINY, 3, 8)
-    try:
-        other = compile(c, backend=backend, weights=w, seed=0, **options)
-    except (NotImplementedError, ImportError) as exc:
-        pytest.skip(f"{backend} cannot compile MPC yet: {exc}")
-    except ValueError as exc:    # CircuitError / backend errors for population-level ops
-        if "population-level" in str(exc) or "kwta" in str(exc) or "transform" in str(exc):
-            pytest.skip(f"{backend} does not run population-level operations yet: {exc}")
-        raise
-    ref = ReferenceSimulator(c, w, seed=0)
-    for row in x:                      # online: one window per sample, learning at its end
-        ref.present(row[None], train=True)
-    other.present(x, train=True) if backend == "lava" else [other.present(r[None], train=True)
-                                                            for r in x]
-    for k, v in ref.weights.items():
-        assert np.allclose(other.weights[k], v, rtol=1e-6, atol=1e-9), k
-    for k, v in ref.state.items():
-        assert np.allclose(other.state[k], v, rtol=1e-6, atol=1e-9), k
-
-
-@pytest.mark.slow
-def test_equivalence_brian2():
-    pytest.importorskip("brian2")
-    pytest.importorskip("neuro_pc.backends.brian2")
-    _equivalence("brian2", target="numpy")
-
-
-@pytest.mark.slow
-@pytest.mark.lava
-def test_equivalence_lava_floating_pt():
-    pytest.importorskip("neuro_pc.backends.lava", exc_type=ImportError,
-                        reason="needs lava-nc 0.10 on Python 3.10 (the lava extra)")
-    _equivalence("lava", tag="floating_pt")
+# equivalence with Brian2 and Lava: tests/conformance (feature 'mpc')
 
 
 def test_anti_collapse_options_are_local_and_off_by_default():

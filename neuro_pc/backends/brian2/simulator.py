@@ -57,7 +57,7 @@ class Brian2Simulator(Simulator):
         self._tf = {}
         for proj in self.circuit.plastic:
             if "muon" in proj.rule.transforms:
-                from neuro_pc.analysis.muon import Muon
+                from neuro_pc.rules.muon import Muon
 
                 self._tf[("muon", proj.name)] = Muon.from_rule(
                     proj.rule.params, (self.circuit.population(proj.target).size,
@@ -124,13 +124,13 @@ class Brian2Simulator(Simulator):
         _one(x.shape[0], what="present() got a batch of")
         return self.stream(x, y, train=train, learn=learn)
 
-    def train(self, x: np.ndarray, y: np.ndarray, epochs: int = 1, seed: int = 0,
+    def train(self, x: np.ndarray, y: np.ndarray | None = None, epochs: int = 1, seed: int = 0,
               batch_size: int = 1, progress: bool = False,
               callback: Callable[[int, "Simulator"], None] | None = None) -> "Brian2Simulator":
         """Online training over ``epochs`` passes in :func:`sample_order` — all
         samples streamed in one Brian2 run (one run per epoch if ``callback``)."""
         _one(batch_size, what="batch_size is")
-        x, y = training_arrays(x, y)
+        x, y = training_arrays(x, y, self.circuit)
         n = len(x)
         if epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {epochs}")

@@ -16,7 +16,6 @@ exactly as in the reference. The Lava models keep 1-D Vars and reshape.
 """
 from __future__ import annotations
 
-import ast
 
 from neuro_pc.ir import Circuit, Population, Projection, parse_expression, translate
 from neuro_pc.ir.functions import NUMPY_FUNCTIONS
@@ -124,8 +123,3 @@ def rule_variables(proj: Projection) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def compile_function(source: str, name: str, namespace: dict, filename: str):
     exec(compile(source, filename, "exec"), namespace)
     return namespace[name]
-
-
-def names_in(text: str) -> frozenset[str]:
-    tree = parse_expression(text)
-    return frozenset(n.id for n in ast.walk(tree) if isinstance(n, ast.Name))

@@ -391,7 +391,7 @@ def plastic_dense_classes(name: str, shape, *, members, post_vars, pre_vars, pos
             self._rule = namespace["rule"]
         self._muon = None
         if "muon" in self._transforms:
-            from neuro_pc.analysis.muon import Muon
+            from neuro_pc.rules.muon import Muon
 
             self._muon = Muon.from_rule(cfg.get("rule_params", {}),
                                         (int(cfg["post_size"]), int(cfg["pre_size"])))

@@ -222,7 +222,7 @@ class LavaSimulator(Simulator):
         With ``record``, :attr:`monitor` holds every presented window: ``(T, B, n)``."""
         return self._windows(x, y, train=train, learn=learn, monitor="windows")
 
-    def train(self, x, y, epochs: int = 1, seed: int = 0, batch_size: int = 1,
+    def train(self, x, y=None, epochs: int = 1, seed: int = 0, batch_size: int = 1,
               progress: bool = False, callback=None) -> "LavaSimulator":
         """Online training in :func:`~neuro_pc.backends.base.sample_order`: one Lava
         run for all epochs (one per epoch if ``callback`` is given)."""
@@ -231,7 +231,7 @@ class LavaSimulator(Simulator):
                              f"batch_size={batch_size}. Batched training is the reference's "
                              "fast-sweep regime.")
         self._check_trainable()
-        x, y = training_arrays(x, y)
+        x, y = training_arrays(x, y, self.circuit)
         order = sample_order(len(x), epochs, seed)
         if progress and len(order):   # a Lava run shows nothing until it ends
             print(f"lava: {self.circuit.name}: training on {len(x)} samples x {epochs} "

@@ -36,7 +36,7 @@ import operator
 
 import numpy as np
 
-from neuro_pc.backends.base import Simulator, sample_order, streams_for
+from neuro_pc.backends.base import Simulator, sample_order, streams_for, training_arrays
 from neuro_pc.backends.reference.quantized import (FRAC_BITS, QuantizedReferenceSimulator,
                                                    QuantizedScopeError, _check)
 from neuro_pc.ir import Circuit, CircuitError
@@ -156,13 +156,13 @@ class EngineSimulator(Simulator):
         """Windows for the rows of ``x``, one after the other, in one run."""
         return self.run_windows(x, y, train=train, learn=learn)
 
-    def train(self, x, y, epochs: int = 1, seed: int = 0, batch_size: int = 1,
+    def train(self, x, y=None, epochs: int = 1, seed: int = 0, batch_size: int = 1,
               progress: bool = False, callback=None) -> "EngineSimulator":
         """As :meth:`LavaSimulator.train`: one run for all epochs, or one per
         epoch when ``callback`` is given."""
         if batch_size != 1:
             raise ValueError("the learning engine learns online (batch_size=1)")
-        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        x, y = training_arrays(x, y, self.circuit)
         order = sample_order(len(x), epochs, seed)
         if callback is None:
             if len(order):

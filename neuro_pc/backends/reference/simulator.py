@@ -110,7 +110,7 @@ class ReferenceSimulator(Simulator):
         for proj in circuit.plastic:
             for t in proj.rule.transforms:
                 if t == "muon":
-                    from neuro_pc.analysis.muon import Muon
+                    from neuro_pc.rules.muon import Muon
 
                     self.muon[proj.name] = Muon.from_rule(proj.rule.params,
                                                           self.weights[proj.name].shape)
@@ -134,7 +134,7 @@ class ReferenceSimulator(Simulator):
     def _training_inputs(self, x, y):
         return (np.asarray(x, dtype=self.dtype), np.asarray(y, dtype=self.dtype))
 
-    def train(self, x, y, epochs: int = 1, seed: int = 0, batch_size: int = 1,
+    def train(self, x, y=None, epochs: int = 1, seed: int = 0, batch_size: int = 1,
               progress: bool = False, callback=None):
         with self.blas_limits(batch_size):
             return super().train(x, y, epochs=epochs, seed=seed, batch_size=batch_size,

@@ -1,4 +1,4 @@
-"""Tests for neuro_pc.analysis.muon: quintic Newton–Schulz, exact orthogonalisation, Muon state."""
+"""Tests for neuro_pc.rules.muon: quintic Newton–Schulz, exact orthogonalisation, Muon state."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
