@@ -69,6 +69,9 @@ def test_brian2_runs_a_trained_cnn_and_refuses_to_learn_its_kernels():
     b2 = compile(c, "brian2", seed=0, target="numpy")
     want = np.concatenate([ref.present(x[i:i + 1], None, train=False) for i in range(len(x))])
     np.testing.assert_allclose(b2.readouts(x), want, rtol=1e-9, atol=1e-12)
+    from neuro_pc.backends.support import unsupported
+
+    assert unsupported("brian2-numpy", ["learning a shared kernel"])   # declared, refused:
     with pytest.raises(Brian2BackendError, match=r"projection 'W1' is a convolution with a "
                        r"plastic shared kernel .*weight sharing.*fixed_convs") as err:
         b2.train(x, y)
@@ -118,6 +121,9 @@ def test_lava_deploys_a_trained_cnn_and_refuses_to_learn_its_kernels():
     ref = compile(c, "reference", seed=0).train(*_data(), epochs=1, batch_size=4)
     lav = compile(c, "lava", ref.weights, seed=0, tag="floating_pt")
     np.testing.assert_array_equal(lav.predict(x), ref.predict(x, batch_size=1))
+    from neuro_pc.backends.support import unsupported
+
+    assert unsupported("lava-floating_pt", ["learning a shared kernel"])   # declared, refused:
     with pytest.raises(CircuitError, match=r"projection 'W1' is a convolution with a plastic "
                        r"shared kernel .*Lava runs it on its Conv process") as err:
         lav.train(x, y)
