@@ -13,7 +13,13 @@
   :func:`format_check`;
 * ``"neurons"``: per population, its neuron model: Lava's own LIF (with its
   bit-accurate parameters) or a custom model that needs a microcode neuron on
-  Loihi 2, and why (:func:`hardware_targets.neurons.neuron_report`).
+  Loihi 2, and why (:func:`hardware_targets.neurons.neuron_report`);
+* ``"convolutions"``: per convolutional projection (:func:`conv_report`): its
+  geometry, its shared kernel and the synapses of its expansion, how it runs on
+  the target (Lava's ``Conv`` process, or a ``Dense`` of the expansion for a
+  transposed convolution with stride > 1, which Lava's ``Conv`` cannot express)
+  and what the chip can learn of it (nothing: the engine cannot learn a shared
+  kernel; a fixed kernel runs).
 
 Everything is JSON-able. Without trained ``weights`` the initial weights
 ``circuit.init_weights(seed)`` set the weight exponents the learning-rate
@@ -79,7 +85,42 @@ def check_report(circuit, target: str = "loihi2", *, weights: dict | None = None
         "quantization": quant.report(),
         "fixed_point": fixed,
         "neurons": neuron_report(circuit, tgt),
+        "convolutions": conv_report(circuit),
     }
+
+
+def conv_report(circuit) -> list[dict]:
+    """One dict per convolutional projection (own kernel or tied to one): geometry,
+    kernel weights, synapses of the expansion and per target neuron, how Lava runs it,
+    and whether the chip can learn it (with the reason)."""
+    from hardware_targets.mapping import conv_fan_in
+    from neuro_pc.ir.conv import synapse_list
+
+    out = []
+    for proj in circuit.projections:
+        conv = circuit.conv_of(proj)
+        if conv is None:
+            continue
+        runs = ("Lava Conv (a correlation with the transposed, flipped kernel)"
+                if conv.transpose and conv.stride == (1, 1) else
+                "Lava Dense of its expansion (Lava's Conv has no transposed convolution with "
+                "stride > 1)" if conv.transpose else "Lava Conv")
+        if proj.tied is not None:
+            learns = (f"tied to {proj.tied.to!r} (weight transport): not on chip, a synapse "
+                      "cannot read another projection's weights")
+        elif proj.rule is not None:
+            learns = (f"no: weight sharing (the kernel's update sums over its {conv.positions} "
+                      "positions; the engine updates each synapse from its own traces): train "
+                      "off chip and deploy the kernel fixed")
+        else:
+            learns = "fixed kernel: runs on chip"
+        out.append({"projection": proj.name, "geometry": conv.describe(),
+                    "kernel": list(conv.weight_shape),
+                    "shared_weights": int(conv.weight_shape[0] * conv.weight_shape[1]),
+                    "positions": conv.positions, "synapses": int(len(synapse_list(conv)[0])),
+                    "fan_in": conv_fan_in(conv), "runs_as": runs, "learning": learns,
+                    "plastic": proj.rule is not None})
+    return out
 
 
 def _resources(circuit, tgt, bits_of=None) -> dict:
@@ -125,6 +166,9 @@ def format_check(report: dict) -> str:
     if report.get("neurons"):
         out += ["", f"-- neuron models on {report.get('target', '?')}",
                 format_neurons(report["neurons"])]
+    if report.get("convolutions"):
+        out += ["", f"-- convolutions on {report.get('target', '?')}", _format_convs(
+            report["convolutions"])]
     if report.get("resources_learning"):
         res = report["resources_learning"]
         out += ["", f"-- resources on {report.get('target', '?')} with the learning blocks",
@@ -146,6 +190,20 @@ def format_check(report: dict) -> str:
             + (f"; {n_not} compile but were NOT executed" if n_not else "")
             + ("; fits" if report["resources"].get("fits") else "; does NOT fit")]
     return "\n".join(out)
+
+
+def _format_convs(rows: list[dict]) -> str:
+    table = [("projection", "geometry", "kernel", "synapses (max/neuron)", "runs as",
+              "learning on chip")]
+    for r in rows:
+        table.append((r["projection"], r["geometry"],
+                      f"{r['kernel'][0]}x{r['kernel'][1]} = {r['shared_weights']}",
+                      f"{r['synapses']} ({r['fan_in']})", r["runs_as"], r["learning"]))
+    n_plastic = sum(r["plastic"] for r in rows)
+    return format_table(table) + (
+        f"\n{len(rows)} convolution(s), {n_plastic} with a plastic kernel that the chip cannot "
+        "learn; each runs with one kernel shared by its positions (the resource table counts "
+        "every neuron's synapses: an upper bound where the chip stores a shared kernel once)")
 
 
 def _format_locality(rows: list[dict]) -> str:

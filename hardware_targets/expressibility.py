@@ -5,8 +5,9 @@ Two stages, both in :func:`expressibility_report`:
 1. **Structure** (:func:`rule_expressibility`, :func:`static_report`): can a
    rule's terms be products of traces, the synapse's own weight and constants
    at all? A rule is **not expressible** when (each gives its own reason): its
-   locality is network-global (weight or sign transport), it is
-   population-level (a normalisation, k-WTA, softmax on its path; a Muon,
+   locality is network-global (weight or sign transport), it updates a
+   convolution's shared kernel (weight sharing: the update sums over positions),
+   it is population-level (a normalisation, k-WTA, softmax on its path; a Muon,
    ``unit_columns`` or ``unit_rows`` transform), a factor is a nonlinear
    function or a division instead of a trace, a pre factor is neither the
    carried variable, an exponential trace of its spikes (:func:`spike_trace`:
@@ -429,6 +430,13 @@ def _x_trace_params(tr: SpikeTrace, x: str, trace_frac_bits: int, window: int, l
 # --------------------------------------------------------------------------
 def _locality_reasons(loc) -> list[str]:
     out = []
+    if getattr(loc, "weight_sharing", 0):
+        out.append(f"weight sharing: the rule updates a convolution's kernel, shared by "
+                   f"{loc.weight_sharing} positions, by the sum of the pre/post products at all "
+                   "of them; the learning engine updates each synapse from its own pre and post "
+                   "traces only, and no synapse reads another's. On chip the convolution can "
+                   "run with a kernel trained off chip (fixed); what learns on chip must be a "
+                   "dense projection")
     if loc.weight_transport is not None:
         kind = "sign transport" if loc.weight_transport == "sign" else "weight transport"
         what = "; ".join(r for r in loc.reasons if "transport" in r)

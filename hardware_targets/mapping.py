@@ -7,7 +7,11 @@ The rule (docs/targets/loihi2.md, "Resource mapping"):
    a chip they need weights of their own): ``n_source`` for a dense
    projection, ``ceil(connectivity * n_source)`` for a sparse one (the
    expected count; the index overhead of sparse formats is not public and
-   not counted). Each synapse takes ``synapse_bits`` of the core's synaptic
+   not counted), and for a convolution the synapses of its expansion into
+   the fullest neuron (``C*kh*kw`` for a forward one). A convolution's
+   neurons all hold copies of one kernel; Loihi 2 can store a shared kernel
+   once (its convolutional synapse encoding), but that layout is not public,
+   so the count here is the per-neuron upper bound. Each synapse takes ``synapse_bits`` of the core's synaptic
    memory (``Loihi2Spec.synapse_memory_bits``, a parameter, default 8).
 2. **A core holds at most** ``neurons_per_core`` neurons
    (``max_neurons_per_core``, 8192) **and** ``memory_bits`` of synapses
@@ -38,6 +42,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from hardware_targets.base import get_target
 
@@ -182,8 +188,21 @@ def _incoming(circuit, population: str):
     sizes = {p.name: p.size for p in circuit.populations}
     for proj in circuit.projections:
         if proj.target == population:
+            conv = circuit.conv_of(proj)
+            if conv is not None:     # the most synapses one neuron of the expansion has
+                yield proj.name, conv_fan_in(conv)
+                continue
             n = sizes[proj.source]
             yield proj.name, (n if proj.connectivity >= 1.0 else math.ceil(proj.connectivity * n))
+
+
+def conv_fan_in(conv) -> int:
+    """Synapses into the fullest target neuron of a convolution's expansion
+    (``C*kh*kw`` for a forward one; a transposed one's is border- and stride-aware)."""
+    from neuro_pc.ir.conv import synapse_list
+
+    tgt, _, _ = synapse_list(conv)
+    return int(np.bincount(tgt, minlength=conv.target_size).max()) if len(tgt) else 0
 
 
 def fan_in_bits(circuit, population: str, bits: int, bits_of: dict | None = None) -> int:

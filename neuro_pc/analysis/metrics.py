@@ -181,9 +181,10 @@ def singular_values(M) -> np.ndarray:
     return np.linalg.svd(M, compute_uv=False)
 
 
-def _normalised_spectrum(M) -> np.ndarray | None:
-    """``s / s_max``; None for the zero (or empty) matrix; all-nan if non-finite."""
-    s = singular_values(M)
+def _normalised_spectrum(M, s=None) -> np.ndarray | None:
+    """``s / s_max``; None for the zero (or empty) matrix; all-nan if non-finite.
+    ``s``: ``M``'s singular values when already computed."""
+    s = singular_values(M) if s is None else s
     if s.size == 0:
         return None
     if np.isnan(s[0]):
@@ -193,7 +194,7 @@ def _normalised_spectrum(M) -> np.ndarray | None:
     return s / s[0]
 
 
-def entropy_effective_rank(M, eps: float = 1e-12) -> float:
+def entropy_effective_rank(M, eps: float = 1e-12, *, _s=None) -> float:
     """Entropy effective rank (Roy & Vetterli 2007, EUSIPCO).
 
     With singular values ``s_i`` of ``M`` (shape ``(m, n)``):
@@ -209,7 +210,7 @@ def entropy_effective_rank(M, eps: float = 1e-12) -> float:
     Returns 0.0 for the zero matrix (and for an empty one); nan if ``M``
     contains nan/inf.
     """
-    s = _normalised_spectrum(M)
+    s = _normalised_spectrum(M, _s)
     if s is None:
         return 0.0
     if np.isnan(s[0]):
@@ -219,7 +220,7 @@ def entropy_effective_rank(M, eps: float = 1e-12) -> float:
     return float(np.exp(-np.sum(p * np.log(p))))
 
 
-def participation_ratio(M) -> float:
+def participation_ratio(M, *, _s=None) -> float:
     """Participation ratio of the spectrum of ``M`` (shape ``(m, n)``).
 
     ``PR = (Σ_i s_i²)² / Σ_i s_i⁴``, i.e. ``(Σ λ_i)² / Σ λ_i²`` for the
@@ -229,7 +230,7 @@ def participation_ratio(M) -> float:
 
     Returns 0.0 for the zero (or empty) matrix; nan if ``M`` contains nan/inf.
     """
-    s = _normalised_spectrum(M)
+    s = _normalised_spectrum(M, _s)
     if s is None:
         return 0.0
     if np.isnan(s[0]):
@@ -238,13 +239,13 @@ def participation_ratio(M) -> float:
     return float(lam.sum() ** 2 / np.sum(lam * lam))
 
 
-def stable_rank(M) -> float:
+def stable_rank(M, *, _s=None) -> float:
     """Stable (numerical) rank ``‖M‖_F² / ‖M‖_2² = Σ_i s_i² / s_max²``.
 
     ``M`` has shape ``(m, n)``. Dimensionless, in ``[1, rank M]``.
     Returns 0.0 for the zero (or empty) matrix; nan if ``M`` contains nan/inf.
     """
-    s = _normalised_spectrum(M)
+    s = _normalised_spectrum(M, _s)
     if s is None:
         return 0.0
     if np.isnan(s[0]):
@@ -257,12 +258,14 @@ def rank_measures(M) -> dict:
 
     Returns ``{"erank": entropy_effective_rank(M),
     "participation_ratio": participation_ratio(M),
-    "stable_rank": stable_rank(M)}`` (one SVD each; all 0.0 for the zero matrix).
+    "stable_rank": stable_rank(M)}`` (all three from one SVD; all 0.0 for the zero
+    matrix).
     """
+    s = singular_values(M)
     return {
-        "erank": entropy_effective_rank(M),
-        "participation_ratio": participation_ratio(M),
-        "stable_rank": stable_rank(M),
+        "erank": entropy_effective_rank(M, _s=s),
+        "participation_ratio": participation_ratio(M, _s=s),
+        "stable_rank": stable_rank(M, _s=s),
     }
 
 

@@ -19,13 +19,20 @@ batch ``(x, y)`` and the same weights, and records, per layer:
     angle and norm ratio ``‖B‖_F/‖M‖_F`` between each stored feedback matrix
     ``B`` and the transport it stands in for, ``M = Wᵀ`` of the forward
     projection it mirrors (FA, KP, PC), or the transposed product of the
-    forward matrices it skips (DFA: ``(W_L ⋯ W_{l+1})ᵀ``) (§6.2);
+    forward matrices it skips (DFA: ``(W_L ⋯ W_{l+1})ᵀ``) (§6.2); a transposed
+    convolution's kernel is compared with the forward kernel it mirrors (the
+    same ``(O, C·kh·kw)`` layout), and DFA's product through convolutions is
+    computed by applying each map to the ``n_out`` unit vectors;
 ``rank``
     the three effective-rank measures (:func:`~neuro_pc.analysis.rank_measures`:
     ``erank`` = exp of the entropy of the normalised singular values,
     ``participation_ratio`` = (Σσ²)²/Σσ⁴, ``stable_rank`` = Σσ²/σ_max²) of the
     rule's error signal ``Δ_l`` (batch × n_l) and update ``ΔW_l``, and of BP's
-    (§6.3), under ``signal``, ``signal_bp``, ``update``, ``update_bp``;
+    (§6.3), under ``signal``, ``signal_bp``, ``update``, ``update_bp``; for a
+    convolutional layer (``metadata["shapes"]``, :func:`neuro_pc.models.cnn`) also
+    of its channel view ``(batch·H·W) × C`` (``signal_channels``,
+    ``signal_channels_bp``: how many channel directions the error uses, at most C);
+    a kernel's update is its ``(O, C·kh·kw)`` matrix;
 ``muon``
     for rules with the Muon transform: the erank of the batch update before and
     after Newton–Schulz, and, when the simulator exposes its Muon state (the
@@ -67,13 +74,19 @@ def bp_counterpart(circuit):
     """The backprop circuit with the same forward network as ``circuit``.
 
     ``circuit`` must come from :func:`neuro_pc.models.mlp` (``metadata["builder"]
-    == "mlp"``). Returns an ``mlp(sizes, rule="bp", act=..., norm=...)`` circuit
+    == "mlp"``) or :func:`neuro_pc.models.cnn` (``"cnn"``). Returns an ``mlp(sizes,
+    rule="bp", act=..., norm=...)`` (or the same CNN with ``rule="bp"``) circuit
     with ``eta = 1`` (so its updates are ``−∂L/∂W``, the negative gradient of the
     batch-mean loss ``½‖r_out − y‖²``).
     """
     from neuro_pc.models import mlp
 
     meta = circuit.metadata
+    if meta.get("builder") == "cnn":
+        from neuro_pc.models.conv import cnn_from_metadata
+
+        return cnn_from_metadata(meta, rule="bp", eta=1.0, lam=0.0,
+                                 name=f"bp_reference_of_{circuit.name}")
     if meta.get("builder") != "mlp":
         raise ValueError(f"circuit {circuit.name!r} was not built by neuro_pc.models.mlp; pass "
                          "reference=<a BP circuit with the same forward projections>")
@@ -141,6 +154,7 @@ class AlignmentRecorder:
                 chain = self._forward_chain(p.target, p.source)
                 if chain:
                     self.feedback[p.name] = chain
+        self._shapes = {k: tuple(v) for k, v in circuit.metadata.get("shapes", {}).items()}
         self._energy_pops = [p.name for p in circuit.populations
                              if p.model == "pc" and "eps" in p.variables] if energy else []
         record = tuple((p, "eps") for p in self._energy_pops)
@@ -222,11 +236,14 @@ class AlignmentRecorder:
                 put("rank", "signal", layer, m, v)
             for m, v in rank_measures(bp_sig).items():
                 put("rank", "signal_bp", layer, m, v)
+            shape = self._shapes.get(layer)
+            if shape is not None:       # a conv layer: (batch·H·W) × C
+                for kind, arr in (("signal_channels", sig), ("signal_channels_bp", bp_sig)):
+                    chan = np.asarray(arr).reshape(len(arr), shape[0], -1).transpose(0, 2, 1)
+                    for m, v in rank_measures(chan.reshape(-1, shape[0])).items():
+                        put("rank", kind, layer, m, v)
         for b, chain in self.feedback.items():
-            M = rule_w[chain[0]]
-            for name in chain[1:]:
-                M = rule_w[name] @ M
-            wa = weight_alignment(M, rule_w[b])
+            wa = self._weight_alignment(b, chain, rule_w)
             put("weight_alignment", b, "angle_deg", wa["angle_deg"])
             put("weight_alignment", b, "norm_ratio", wa["norm_ratio"])
         muons = getattr(sim, "muon", {})
@@ -247,6 +264,31 @@ class AlignmentRecorder:
             self._append("pc_energy", "per_step", per_step.tolist())
             put("pc_energy", "total_final", float(per_step[-1].sum()))
         return point
+
+    def _weight_alignment(self, b: str, chain: list, w: dict) -> dict:
+        """``weight_alignment`` of feedback ``b`` with the forward ``chain`` it skips."""
+        c = self.circuit
+        bconv = c.projection(b).conv
+        if bconv is not None:         # a transposed kernel mirrors one forward kernel
+            fconv = c.projection(chain[0]).conv
+            if len(chain) != 1 or fconv is None or not fconv.same_geometry(bconv):
+                raise ValueError(f"feedback {b!r} is a convolution that does not mirror "
+                                 f"{chain}")
+            return weight_alignment(w[chain[0]], w[b].T)
+        if not any(c.projection(n).conv is not None for n in chain):
+            M = w[chain[0]]
+            for name in chain[1:]:
+                M = w[name] @ M
+            return weight_alignment(M, w[b])
+        # through convolutions: the unit vectors of the end, carried back by each transposed map
+        from neuro_pc.ir import ConvOp
+
+        end = c.population(c.projection(chain[-1]).target).size
+        G = np.eye(end)
+        for name in reversed(chain):
+            p = c.projection(name)
+            G = ConvOp(p.conv).conv_t(G, w[name]) if p.conv is not None else G @ w[name]
+        return weight_alignment(G, w[b])       # the rows of G are e_kᵀ M: G = M (n_end, n_l)
 
     # -- output -----------------------------------------------------------------
     def results(self) -> dict:

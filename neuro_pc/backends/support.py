@@ -13,10 +13,20 @@ UNSUPPORTED: dict[str, dict[str, str]] = {
     "brian2-*": {
         "batched training": "Brian2 runs one sample per window (online); batched training "
                             "is the reference's fast-sweep regime",
+        "learning a shared kernel": "a Brian2 synapse updates its own weight from its own "
+                                    "pre/post, while a conv kernel's update sums the terms "
+                                    "of every position that shares it (weight sharing, "
+                                    "docs/semantics.md): train on the reference, run the "
+                                    "kernel fixed",
     },
     "lava-*": {
         "batched training": "Lava runs one sample per window (online), as the chip does; "
                             "batched training is the reference's fast-sweep regime",
+        "learning a shared kernel": "Lava's Conv process and Loihi's learning engine update "
+                                    "each synapse from its own traces; a conv kernel's "
+                                    "update sums over every position that shares it "
+                                    "(weight sharing): train on the reference, deploy the "
+                                    "kernel fixed",
     },
     "lava-fixed_pt": {
         "population functions": "popmean/popsum/layernorm/kwta/softmax read the other neurons "

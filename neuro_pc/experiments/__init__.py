@@ -36,6 +36,7 @@ else:  # pragma: no cover - Python 3.10
 KINDS = {
     "compare_rules": "neuro_pc.experiments.compare_rules",
     "rank_collapse": "neuro_pc.experiments.rank_collapse",
+    "cnn_depth": "neuro_pc.experiments.cnn_depth",
     "mpc": "neuro_pc.experiments.mpc",
     "spiking": "neuro_pc.experiments.spiking",
     "onchip": "neuro_pc.experiments.onchip",

@@ -8,12 +8,13 @@ from neuro_pc.ir.artifact import (Artifact, atomic_write_bytes, load_artifact, r
                                   save_artifact)
 from neuro_pc.ir.circuit import (RULE_TRANSFORMS, Circuit, CircuitError, Init, Population,
                                  Projection, Rule, Schedule, Tied)
+from neuro_pc.ir.conv import Conv, ConvOp
 from neuro_pc.ir.expr import (BUILTIN_SCALARS, NEURON_FUNCTIONS, POPULATION_FUNCTIONS,
                               ExpressionError, Statement, parse_expression, parse_statement,
                               translate)
 
 __all__ = ["Artifact", "atomic_write_bytes", "load_artifact", "read_circuit", "save_artifact",
            "Circuit",
-           "CircuitError", "Init", "Population", "Projection", "Rule", "Schedule", "Tied",
+           "CircuitError", "Conv", "ConvOp", "Init", "Population", "Projection", "Rule", "Schedule", "Tied",
            "RULE_TRANSFORMS", "BUILTIN_SCALARS", "NEURON_FUNCTIONS", "POPULATION_FUNCTIONS",
            "ExpressionError", "Statement", "parse_expression", "parse_statement", "translate"]

@@ -5,7 +5,8 @@ Format (documented in docs/artifacts.md): a NumPy ``.npz`` archive with
 * ``circuit.json``: the circuit IR (:meth:`Circuit.to_json`) as UTF-8 bytes;
 * ``metadata.json``: free metadata (backend, seed, accuracy, versions...);
 * ``W/<projection>``: one ``float64`` array ``(n_target, n_source)`` per
-  projection that owns weights (fixed feedback matrices included);
+  projection that owns weights (fixed feedback matrices included); a
+  convolution's is its kernel ``(O, C*kh*kw)``;
 * ``M/<projection>``: the 0/1 mask of each sparse projection.
 
 Every backend saves and loads this one format, so weights trained on one load
@@ -43,7 +44,8 @@ class Artifact:
         for proj in self.circuit.stored:
             if proj.name not in self.weights:
                 raise CircuitError(f"artifact: no weights for projection {proj.name!r}")
-            want = (sizes[proj.target], sizes[proj.source])
+            want = proj.conv.weight_shape if proj.conv is not None else \
+                (sizes[proj.target], sizes[proj.source])
             if self.weights[proj.name].shape != want:
                 raise CircuitError(f"artifact: weights of {proj.name!r} have shape "
                                    f"{self.weights[proj.name].shape}, the circuit needs {want}")

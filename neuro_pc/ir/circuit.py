@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from neuro_pc.ir.conv import Conv
 from neuro_pc.ir.expr import BUILTIN_SCALARS, ExpressionError, Statement, parse_statement
 
 
@@ -136,6 +137,12 @@ class Projection:
     ``tied`` makes it a view of another projection's weights (no matrix of its
     own); ``connectivity`` < 1 draws a fixed sparse mask (probability of a
     synapse, seeded with the weights), kept by every update.
+
+    ``conv``: convolutional connectivity (:class:`~neuro_pc.ir.conv.Conv`): the
+    stored weights are one kernel ``(O, C*kh*kw)`` shared by every position, the
+    matrix applied is its expansion ``E(K)`` (or ``E(K)ᵀ`` for a transposed
+    convolution), and a rule's update of the kernel is the sum of its
+    per-position terms (:mod:`neuro_pc.ir.conv`).
     """
 
     name: str
@@ -148,6 +155,7 @@ class Projection:
     tied: Tied | None = None
     scale: float = 1.0
     connectivity: float = 1.0
+    conv: Conv | None = None
 
     @property
     def plastic(self) -> bool:
@@ -226,7 +234,8 @@ class Circuit:
 
         Each projection draws from its own stream ``default_rng([seed, k])``
         (``k`` its index), so adding a projection does not change the others.
-        Sparse projections are multiplied by their mask (see :meth:`masks`).
+        Sparse projections are multiplied by their mask (see :meth:`masks`). A
+        convolution's entry is its kernel ``(O, C*kh*kw)``.
         """
         sizes = {p.name: p.size for p in self.populations}
         weights: dict[str, np.ndarray] = {}
@@ -238,18 +247,38 @@ class Circuit:
             if proj.init.kind == "transpose_of":
                 pending.append(proj)
                 continue
-            shape = (sizes[proj.target], sizes[proj.source])
-            w = _draw(proj.init, shape, np.random.default_rng([seed, k]))
+            if proj.conv is not None:   # one kernel (O, C*kh*kw), Xavier from its fans
+                w = _draw(proj.init, proj.conv.weight_shape, np.random.default_rng([seed, k]),
+                          fans=proj.conv.fans)
+            else:
+                shape = (sizes[proj.target], sizes[proj.source])
+                w = _draw(proj.init, shape, np.random.default_rng([seed, k]))
             weights[proj.name] = w * masks[proj.name] if proj.name in masks else w
         for proj in pending:
-            weights[proj.name] = weights[proj.init.of].T.copy()
+            other = weights[proj.init.of]
+            # a kernel mirrored by a transposed convolution is the same kernel
+            weights[proj.name] = other.copy() if proj.conv is not None else other.T.copy()
         return weights
+
+    def conv_of(self, proj) -> Conv | None:
+        """The convolution geometry a projection applies, with its direction: its
+        own ``conv``, or for a tied projection the geometry of the projection it
+        reads (reversed if ``tied.transpose``); None for a dense projection."""
+        proj = self.projection(proj) if isinstance(proj, str) else proj
+        if proj.tied is None:
+            return proj.conv
+        other = self.projection(proj.tied.to).conv
+        if other is None:
+            return None
+        return other.transposed() if proj.tied.transpose else other
 
     def effective_matrix(self, weights: dict, proj) -> np.ndarray:
         """The real matrix a projection applies, ``port += M @ src``, shape
         ``(n_target, n_source)``: its own weights times ``scale``, or for a tied
         projection ``scale * tied.scale * fn(W_to)`` (transposed if
-        ``tied.transpose``). The one definition every backend uses."""
+        ``tied.transpose``). For a convolution, the kernel's expansion
+        (:func:`neuro_pc.ir.conv.expand`; large for large maps: backends use the
+        kernel itself where they can). The one definition every backend uses."""
         proj = self.projection(proj) if isinstance(proj, str) else proj
         key = proj.name if proj.tied is None else proj.tied.to
         if key not in weights:
@@ -257,10 +286,17 @@ class Circuit:
             raise CircuitError(f"projection {proj.name!r} {what}has no weights: "
                                f"{key!r} is not among {sorted(weights)}")
         m = np.asarray(weights[key], dtype=np.float64)
+        conv = self.conv_of(proj)
         if proj.tied is not None:
             if proj.tied.fn == "sign":
                 m = np.sign(m)
-            m = (m.T if proj.tied.transpose else m) * proj.tied.scale
+            if conv is None:
+                m = m.T if proj.tied.transpose else m
+            m = m * proj.tied.scale
+        if conv is not None:   # the kernel's expansion (memory: n_target x n_source)
+            from neuro_pc.ir.conv import expand
+
+            m = expand(conv, m)
         return m * proj.scale
 
     def masks(self, seed: int) -> dict[str, np.ndarray]:
@@ -268,7 +304,7 @@ class Circuit:
         sizes = {p.name: p.size for p in self.populations}
         out = {}
         for k, proj in enumerate(self.projections):
-            if proj.connectivity < 1.0 and proj.tied is None:
+            if proj.connectivity < 1.0 and proj.tied is None and proj.conv is None:
                 rng = np.random.default_rng([seed, k, 1])
                 shape = (sizes[proj.target], sizes[proj.source])
                 out[proj.name] = (rng.random(shape) < proj.connectivity).astype(np.float64)
@@ -308,8 +344,12 @@ class Circuit:
         pops = tuple(Population(**{**p, "variables": tuple(p["variables"]),
                                    "update": tuple(p.get("update", ())),
                                    "ports": tuple(p.get("ports", ()))}) for p in d["populations"])
+        def conv(c):
+            return None if c is None else Conv(**c)
+
         projs = tuple(Projection(**{**p, "init": Init(**p["init"]), "rule": rule(p.get("rule")),
-                                    "tied": None if p.get("tied") is None else Tied(**p["tied"])})
+                                    "tied": None if p.get("tied") is None else Tied(**p["tied"]),
+                                    "conv": conv(p.get("conv"))})
                       for p in d["projections"])
         readout = d.get("readout")
         return cls(name=d["name"], populations=pops, projections=projs,
@@ -335,8 +375,9 @@ class Circuit:
         for pr in self.projections:
             how = (f"tied to {pr.tied.to}{'ᵀ' if pr.tied.transpose else ''} ({pr.tied.fn})"
                    if pr.tied else ("plastic: " + pr.rule.text if pr.rule else "fixed"))
+            geom = f" [{pr.conv.describe()}]" if pr.conv is not None else ""
             lines.append(f"  projection {pr.name}: {pr.source}.{self.source_variable(pr)} -> "
-                         f"{pr.target}.{pr.port}  {how}")
+                         f"{pr.target}.{pr.port}  {how}{geom}")
         return "\n".join(lines)
 
 
@@ -346,9 +387,12 @@ def _statements(name: str, update: tuple[str, ...]) -> tuple[Statement, ...]:
     return tuple(parse_statement(s, where=f"population {name!r}") for s in update)
 
 
-def _draw(init: Init, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+def _draw(init: Init, shape: tuple[int, int], rng: np.random.Generator,
+          fans: tuple[int, int] | None = None) -> np.ndarray:
     n_out, n_in = shape
     if init.kind == "xavier":
+        if fans is not None:   # a kernel: Glorot's fans of the convolution
+            n_in, n_out = fans
         a = init.scale * np.sqrt(6.0 / (n_in + n_out))
         return rng.uniform(-a, a, size=shape)
     if init.kind == "uniform":
@@ -367,4 +411,4 @@ def _draw(init: Init, shape: tuple[int, int], rng: np.random.Generator) -> np.nd
 
 
 __all__ = ["CircuitError", "Init", "Tied", "Rule", "Population", "Projection", "Schedule",
-           "Circuit", "ExpressionError", "BUILTIN_SCALARS", "RULE_TRANSFORMS"]
+           "Circuit", "Conv", "ExpressionError", "BUILTIN_SCALARS", "RULE_TRANSFORMS"]

@@ -161,6 +161,8 @@ def _validate_projection(c: Circuit, proj) -> None:
                            f"(ports: {list(tgt.ports)}); add it to the population's ports")
     if not 0.0 < proj.connectivity <= 1.0:
         raise CircuitError(f"{where}: connectivity must be in (0, 1], got {proj.connectivity}")
+    if proj.conv is not None:
+        _validate_conv(c, proj, src, tgt, where)
     if proj.tied is not None:
         if proj.rule is not None:
             raise CircuitError(f"{where}: a tied projection has no weights of its own and cannot "
@@ -182,6 +184,20 @@ def _validate_projection(c: Circuit, proj) -> None:
     _finite(proj.init.offset, "init.offset", where, integer=True)
     if proj.init.kind not in INIT_KINDS:
         raise CircuitError(f"{where}: unknown initialiser {proj.init.kind!r}; use {INIT_KINDS}")
+    if proj.conv is not None and proj.init.kind in ("identity", "select"):
+        raise CircuitError(f"{where}: the {proj.init.kind!r} initialiser draws a dense matrix; "
+                           "a convolution's kernel takes xavier, uniform, normal, zeros, "
+                           "constant or transpose_of")
+    if proj.init.kind == "transpose_of" and proj.conv is not None:
+        other = c.projection(proj.init.of or "")
+        if other.conv is None or not other.conv.same_geometry(proj.conv) or \
+                other.conv.transpose == proj.conv.transpose:
+            raise CircuitError(f"{where}: transpose_of {other.name!r} copies a kernel into the "
+                               "transposed convolution of the same geometry; "
+                               f"{other.name!r} is "
+                               f"{other.conv.describe() if other.conv else 'dense'}, this "
+                               f"projection {proj.conv.describe()}")
+        return _validate_rule(proj, where)
     if proj.init.kind == "identity" and tgt.size != src.size:
         raise CircuitError(f"{where}: identity initialiser needs a square matrix, "
                            f"got ({tgt.size}, {src.size})")
@@ -195,6 +211,44 @@ def _validate_projection(c: Circuit, proj) -> None:
         if shape != (tgt.size, src.size):
             raise CircuitError(f"{where}: transpose_of {other.name!r} gives {shape}, "
                                f"needs ({tgt.size}, {src.size})")
+        if other.conv is not None:
+            raise CircuitError(f"{where}: transpose_of {other.name!r} (a convolution) gives a "
+                               "kernel, not a matrix; make this projection the transposed "
+                               "convolution (Conv(..., transpose=True)) of the same geometry")
+    _validate_rule(proj, where)
+
+
+def _validate_conv(c: Circuit, proj, src, tgt, where: str) -> None:
+    """A convolution's geometry fits its populations (errors name the shapes)."""
+    from neuro_pc.ir.conv import Conv
+
+    conv = proj.conv
+    if not isinstance(conv, Conv):
+        raise CircuitError(f"{where}: conv must be a neuro_pc.ir.Conv, got {conv!r}")
+    problem = conv.problem()
+    if problem:
+        raise CircuitError(f"{where}: {problem}")
+    if proj.tied is not None:
+        raise CircuitError(f"{where}: a tied projection takes its geometry from the projection "
+                           f"it reads ({proj.tied.to!r}); remove conv=")
+    if proj.connectivity < 1.0:
+        raise CircuitError(f"{where}: a convolution's connectivity is its kernel; "
+                           "connectivity < 1 is for dense projections (set it to 1)")
+    C, H, W = conv.in_shape
+    O, Ho, Wo = conv.out_shape
+    ins, outs = (f"{C}x{H}x{W} = {conv.in_size}", f"{O}x{Ho}x{Wo} = {conv.out_size}")
+    src_need, tgt_need = (outs, ins) if conv.transpose else (ins, outs)
+    if conv.source_size != src.size:
+        raise CircuitError(f"{where}: {conv.describe()} reads {src_need} units, but its source "
+                           f"{src.name!r} has {src.size}; make the population that size or "
+                           "change in_shape")
+    if conv.target_size != tgt.size:
+        raise CircuitError(f"{where}: {conv.describe()} writes {tgt_need} units, but its target "
+                           f"{tgt.name!r} has {tgt.size}; make the population that size (the "
+                           "output is (in + 2*padding - kernel) // stride + 1 per side)")
+
+
+def _validate_rule(proj, where: str) -> None:
     if proj.rule is not None:
         from neuro_pc.rules.parse import RuleError, check_rule_params
 
@@ -207,3 +261,10 @@ def _validate_projection(c: Circuit, proj) -> None:
         if bad:
             raise CircuitError(f"{where}: unknown rule transform {bad[0]!r}; "
                                f"known: {RULE_TRANSFORMS}")
+        if proj.conv is not None:
+            dense_only = [t for t in proj.rule.transforms if t in ("unit_columns", "unit_rows")]
+            if dense_only:
+                raise CircuitError(f"{where}: the transform {dense_only[0]!r} rescales the "
+                                   "columns or rows of a dense matrix; a convolution's shared "
+                                   "kernel has neither (its matrix's rows share entries); "
+                                   "remove it (Muon applies to the kernel)")

@@ -1,7 +1,8 @@
 """Circuit builders: they return IR (:class:`neuro_pc.ir.Circuit`)."""
+from neuro_pc.models.conv import CNN_RULES, cnn
 from neuro_pc.models.rate import ACTIVATIONS, RULES, mlp
 
-__all__ = ["ACTIVATIONS", "RULES", "mlp"]
+__all__ = ["ACTIVATIONS", "RULES", "CNN_RULES", "cnn", "mlp"]
 
 
 def shipped_circuits(sizes=(8, 6, 4), **kw) -> dict:

@@ -8,6 +8,12 @@ Levels, from most to least local (``docs/rules.md``):
     it reads one variable of the pre- and/or post-synaptic unit, and what those
     variables depend on within the window came through ordinary projections
     (own weights, fixed or plastic feedback matrices) and element-wise updates.
+``weight-shared``
+    the projection is a convolution whose kernel is shared by every position:
+    one synapse's update is the sum of the pre/post products of *all* the
+    synapses that share its weight, so it reads other synapses' pre- and
+    post-synaptic units (the flag :attr:`RuleLocality.weight_sharing` says so at
+    every level, also when a less local level wins).
 ``population-level``
     somewhere on that path a population-level function (a normalisation,
     k-winners-take-all, softmax) reads the whole layer, or the rule applies a
@@ -30,7 +36,7 @@ from dataclasses import dataclass, field
 
 from neuro_pc.rules.parse import parse_rule
 
-LEVELS = ("synapse-local", "neuron-local", "population-level", "network-global")
+LEVELS = ("synapse-local", "neuron-local", "weight-shared", "population-level", "network-global")
 
 
 @dataclass(frozen=True)
@@ -47,12 +53,15 @@ class RuleLocality:
     #: every population the rule reads through a population-level function, with
     #: those functions (the reasons name at most three populations per function set)
     population_reads: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: the rule updates a kernel shared by this many positions (a convolution), else 0
+    weight_sharing: int = 0
 
     def as_dict(self) -> dict:
         return {"projection": self.projection, "rule": self.rule, "level": self.level,
                 "weight_transport": self.weight_transport, "reasons": list(self.reasons),
                 "baseline": self.baseline, "transforms": list(self.transforms),
-                "population_reads": {pop: list(fns) for pop, fns in self.population_reads}}
+                "population_reads": {pop: list(fns) for pop, fns in self.population_reads},
+                "weight_sharing": self.weight_sharing}
 
 
 @dataclass
@@ -100,6 +109,16 @@ def rule_locality(circuit, proj) -> RuleLocality:
     level = parsed.level
     transport = None
     pop_transforms = tuple(t for t in rule.transforms)
+    conv = getattr(proj, "conv", None)
+    shared = 0
+    if conv is not None:
+        shared = conv.positions
+        level = "weight-shared"
+        reasons.append(f"weight sharing: its {conv.out_channels}x{conv.patch} kernel is shared "
+                       f"by the {shared} positions of the convolution ({conv.describe()}), so "
+                       "one synapse's update sums the pre/post products of all the synapses "
+                       "that hold the same weight: it reads other synapses' pre- and "
+                       "post-synaptic units")
     if path.population_fns or pop_transforms:
         level = "population-level"
         by_fns: dict[tuple, list] = {}
@@ -135,7 +154,8 @@ def rule_locality(circuit, proj) -> RuleLocality:
                         baseline=rule.baseline, post_vars=tuple(sorted(parsed.post_vars)),
                         pre_vars=tuple(sorted(parsed.pre_vars)), transforms=pop_transforms,
                         population_reads=tuple((pop, tuple(sorted(fns))) for pop, fns
-                                               in sorted(path.population_fns.items())))
+                                               in sorted(path.population_fns.items())),
+                        weight_sharing=shared)
 
 
 def locality_report(circuit) -> list[RuleLocality]:

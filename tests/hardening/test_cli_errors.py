@@ -107,7 +107,8 @@ def test_toml_syntax_error_and_unknown_kind(tmp_path, capsys):
     bad.write_text('[experiment]\nkind = "nope"\n')
     for cmd in ("run", "locality", "check"):
         line = run_cli(capsys, cmd, bad)
-        assert "[experiment] kind = 'nope' is not a known kind; known kinds: compare_rules" in line
+        assert ("[experiment] kind = 'nope' is not a known kind; known kinds: cnn_depth, "
+                "compare_rules") in line
 
 
 def test_missing_files(tmp_path, capsys):

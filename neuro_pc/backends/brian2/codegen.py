@@ -19,6 +19,13 @@ The mapping (the executable semantics are :mod:`neuro_pc.backends.reference`):
   the last step of every window, reading the settled state and the weights
   before any of this window's updates (every Synapses updates only its own ``w``).
   Rules with ``every_step=True`` run in the same slot at every step;
+* a convolution (``Projection.conv``) is a ``Synapses`` object holding only
+  the synapses of its expansion (``neuro_pc.ir.conv.synapse_list``), each with
+  its kernel entry as ``w``, fixed. A *plastic* one runs with its kernel as
+  given (inference) and learning with it is refused: Brian2 gives every synapse
+  its own ``w`` and runs a rule per synapse, while a shared kernel's update sums
+  the per-position terms of all the synapses that hold it (weight sharing),
+  which synapse code cannot express;
 * a tied projection (``Tied``) is one more summed variable of the projection it
   reads: ``in_B1_pre = scale * sign(w) * delta_post`` for ``fn="sign"``,
   transposed by writing to the *pre*-synaptic group, so it uses that
@@ -124,6 +131,7 @@ class SynapseSpec:
     transforms: tuple[str, ...] = ()
     params: dict[str, float] = field(default_factory=dict)
     tied: list[str] = field(default_factory=list)   # tied projections read from here
+    conv: object = None           # a fixed convolution: its geometry (neuro_pc.ir.Conv)
 
 
 @dataclass
@@ -132,6 +140,8 @@ class Brian2Model:
     groups: dict[str, GroupSpec]
     synapses: dict[str, SynapseSpec]
     streams: dict[str, str]       # stream name -> TimedArray name
+    #: plastic convolutions, run with their kernel fixed (learning with them is refused)
+    shared_kernels: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """The generated equations and code, for reading."""
@@ -220,6 +230,7 @@ def generate(circuit: Circuit) -> Brian2Model:
         groups[pop.name] = g
 
     synapses: dict[str, SynapseSpec] = {}
+    shared: list[str] = []
     for k, proj in enumerate(circuit.projections):
         if proj.tied is not None:
             continue
@@ -229,8 +240,10 @@ def generate(circuit: Circuit) -> Brian2Model:
         scale = "" if proj.scale == 1.0 else f"{float(proj.scale)!r} * "
         model = ["w : 1", f"{tgt.names['in:' + proj.name]}_post = {scale}w * {var}_pre : 1 (summed)"]
         spec = SynapseSpec(proj=proj.name, name=f"npc_s{k}_{_ident(proj.name)}",
-                           source=proj.source, target=proj.target, model=model)
-        if proj.rule is not None:
+                           source=proj.source, target=proj.target, model=model, conv=proj.conv)
+        if proj.conv is not None and proj.rule is not None:
+            shared.append(proj.name)   # runs with its kernel fixed; learning is refused
+        elif proj.rule is not None:
             spec.rule_code = rule_code(circuit, proj, src, tgt)
             spec.every_step = proj.rule.every_step
             spec.transforms = tuple(proj.rule.transforms)
@@ -267,7 +280,21 @@ def generate(circuit: Circuit) -> Brian2Model:
         spec.model.append(f"{tgt.names['in:' + proj.name]}_{side} = {scale}{w} * {var}_{other} "
                           ": 1 (summed)")
         spec.tied.append(proj.name)
-    return Brian2Model(circuit=circuit, groups=groups, synapses=synapses, streams=streams)
+    return Brian2Model(circuit=circuit, groups=groups, synapses=synapses, streams=streams,
+                       shared_kernels=tuple(shared))
+
+
+def shared_kernel_error(circuit: Circuit, name: str) -> Brian2BackendError:
+    """The error for learning with a plastic convolution on Brian2."""
+    conv = circuit.projection(name).conv
+    return Brian2BackendError(
+        f"projection {name!r} is a convolution with a plastic shared kernel "
+        f"({conv.describe()}): Brian2 gives every synapse its own weight and runs the rule "
+        "per synapse, but the kernel's update is the sum of the per-position terms of all "
+        f"{conv.positions} positions (weight sharing), which Brian2's synapse code cannot "
+        "express. Train it on the reference backend and run the trained circuit here "
+        "(inference), or fix the convolutions (neuro_pc.models.conv.fixed_convs) to learn the "
+        "rest on Brian2")
 
 
 def rule_code(circuit: Circuit, proj, src: GroupSpec, tgt: GroupSpec) -> str:

@@ -175,14 +175,20 @@ def run_stream(model: Brian2Model, weights: dict[str, np.ndarray], masks: dict[s
         for proj, spec in model.synapses.items():
             w = np.asarray(weights[proj], dtype=np.float64)
             mask = masks.get(proj)
-            ii, jj, needs_mask = connectivity(w, mask, dense="muon" in spec.transforms)
+            if spec.conv is not None:   # a fixed convolution: the synapses of its expansion
+                from neuro_pc.ir.conv import synapse_list
+
+                jj, ii, kidx = synapse_list(spec.conv)
+                ii, jj, needs_mask = ii.astype(np.int32), jj.astype(np.int32), False
+            else:
+                ii, jj, needs_mask = connectivity(w, mask, dense="muon" in spec.transforms)
             eqs = list(spec.model)
             if needs_mask and spec.rule_code and not spec.transforms:
                 eqs.append("npc_m : 1 (constant)")
             s = b2.Synapses(groups[spec.source], groups[spec.target], "\n".join(eqs), clock=clock,
                             name=spec.name)
             s.connect(i=ii, j=jj)
-            s.w = w[jj, ii]
+            s.w = w.reshape(-1)[kidx] if spec.conv is not None else w[jj, ii]
             if needs_mask and spec.rule_code and not spec.transforms:
                 s.npc_m = mask[jj, ii]
             if learn and spec.rule_code:
@@ -235,6 +241,9 @@ def run_stream(model: Brian2Model, weights: dict[str, np.ndarray], masks: dict[s
             out_w = {}
             for proj, (s, ii, jj) in synapses.items():
                 w = np.array(weights[proj], dtype=np.float64, copy=True)
+                if model.synapses[proj].conv is not None:   # fixed: its kernel as given
+                    out_w[proj] = w
+                    continue
                 pre = np.asarray(s.variables["_synaptic_pre"].get_value())
                 post = np.asarray(s.variables["_synaptic_post"].get_value())
                 w[post, pre] = s.variables["w"].get_value()

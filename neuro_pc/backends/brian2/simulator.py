@@ -94,6 +94,10 @@ class Brian2Simulator(Simulator):
         if n == 0:
             return np.zeros((0, self.circuit.population(self.readout_var[0]).size))
         learn = bool(train if learn is None else learn)
+        if learn and self.model.shared_kernels:
+            from neuro_pc.backends.brian2.codegen import shared_kernel_error
+
+            raise shared_kernel_error(self.circuit, self.model.shared_kernels[0])
         bar = None
         report = None
         if progress:

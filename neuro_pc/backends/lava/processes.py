@@ -69,7 +69,8 @@ def _finish(model_cls, proc_cls, tag_name):
 # -- populations ---------------------------------------------------------------
 def population_classes(name: str, size: int, *, variables, in_ports, streams, outs,
                        record: str | None, fixed: bool, monitor=(), engine_out=(),
-                       learning_neuron: bool = False, third_factor: str | None = None):
+                       learning_neuron: bool = False, third_factor: str | None = None,
+                       shifted=()):
     """(Process class, ProcessModel class) for one population.
 
     record: the readout variable (``rec``: its value at each window's last step);
@@ -84,9 +85,15 @@ def population_classes(name: str, size: int, *, variables, in_ports, streams, ou
     ``s_out_bap`` carry the post traces and the back-propagating action potential
     (``cfg["post_code"]``); third_factor: the port whose projections arrive at
     Lava's third-factor port ``a_third_factor_in`` instead of ``in_<port>``.
+
+    shifted (``fixed_pt``): ``(port, in-port name)`` pairs: in-ports of their own
+    for projections whose process applies no weight exponent (Lava's ``Conv``);
+    what arrives is shifted by ``cfg["shifts"][name]`` (``<<`` if positive, an
+    arithmetic ``>>`` if negative: what Lava's ``Dense`` does in its synapse) and
+    added to the port before it saturates.
     """
-    variables, in_ports, streams, outs, monitor, engine_out = map(
-        tuple, (variables, in_ports, streams, outs, monitor, engine_out))
+    variables, in_ports, streams, outs, monitor, engine_out, shifted = map(
+        tuple, (variables, in_ports, streams, outs, monitor, engine_out, shifted))
     port_attr = {p: ("a_third_factor_in" if p == third_factor else f"in_{p}") for p in in_ports}
     bases = (AbstractProcess,)
     if learning_neuron:
@@ -104,6 +111,8 @@ def population_classes(name: str, size: int, *, variables, in_ports, streams, ou
             for p in in_ports:
                 if port_attr[p] != "a_third_factor_in":
                     setattr(self, port_attr[p], InPort(shape=(size,)))
+            for _, attr in shifted:
+                setattr(self, attr, InPort(shape=(size,)))
             for b in engine_out:
                 setattr(self, f"eng_{b}", OutPort(shape=(size,)))
             for v in outs:
@@ -127,6 +136,8 @@ def population_classes(name: str, size: int, *, variables, in_ports, streams, ou
     attrs = {}
     for p in in_ports:
         attrs[port_attr[p]] = LavaPyType(PyInPort.VEC_DENSE, dtype, precision=24)
+    for _, attr in shifted:
+        attrs[attr] = LavaPyType(PyInPort.VEC_DENSE, dtype, precision=24)
     for b in engine_out:
         attrs[f"eng_{b}"] = LavaPyType(PyOutPort.VEC_DENSE, dtype, precision=24)
     for v in outs:
@@ -158,6 +169,7 @@ def population_classes(name: str, size: int, *, variables, in_ports, streams, ou
         self._step = namespace["step"]
         self._I = namespace.get("I")
         self._sat = cfg.get("port_range")
+        self._shifts = {attr: int(cfg.get("shifts", {})[attr]) for _, attr in shifted}
         self._cfg = cfg
         self._failed = False
         # monitors hold the last mon_steps steps of the run: step t goes to column t - t0
@@ -168,10 +180,16 @@ def population_classes(name: str, size: int, *, variables, in_ports, streams, ou
         w, tw = divmod(t, self._T)
         P = {}
         for p in self._all_ports:
-            if p in in_ports:
-                a = getattr(self, port_attr[p]).recv()
+            extra = [attr for q, attr in shifted if q == p]
+            if p in in_ports or extra:
+                a = getattr(self, port_attr[p]).recv() if p in in_ports else \
+                    np.zeros(size, dtype=np.int64)
                 if fixed:
                     a = a.astype(np.int64)
+                    for attr in extra:      # Lava's Conv: its exponent is applied here
+                        part = getattr(self, attr).recv().astype(np.int64)
+                        e = self._shifts[attr]
+                        a = a + (part << e if e > 0 else part >> -e)
                     self.n_sat[0] += np.count_nonzero((a < self._sat[0]) | (a > self._sat[1]))
                     a = np.clip(a, *self._sat)
                 P[p] = a.reshape(1, -1)

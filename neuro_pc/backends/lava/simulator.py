@@ -10,6 +10,11 @@ Mapping (docs/backends/lava.md):
 * fixed projection (no rule, not read by a tied projection) → Lava ``Dense``
   with graded spikes (``num_message_bits=24``); its ``a_buff`` starts at
   ``W @ s0`` so the first step sees the initial state, as in the reference;
+* convolution (its own kernel, or tied to one) → Lava's own ``Conv`` process
+  with a fixed kernel, in both tags (:mod:`neuro_pc.backends.lava.conv`; a
+  transposed one with stride > 1 → a ``Dense`` of its expansion). A plastic
+  kernel runs fixed, and learning with it is an error: nothing in Lava learns
+  a shared kernel (its update sums over positions);
 * plastic projection, and every projection tied to it → one ``PlasticDense``
   process applying the IR rule (``floating_pt`` only);
 * ``fixed_pt``: every projection → Lava's bit-accurate ``Dense`` with weights
@@ -255,6 +260,17 @@ class LavaSimulator(Simulator):
         return self.run_windows(x, y, train=train)
 
     def _check_trainable(self):
+        convs = [p for p in self.circuit.plastic if p.conv is not None]
+        if convs and self.learning != "engine":
+            p = convs[0]
+            raise CircuitError(
+                f"projection {p.name!r} is a convolution with a plastic shared kernel "
+                f"({p.conv.describe()}): Lava runs it on its Conv process with the kernel "
+                "fixed, and neither the project's PlasticDense (a rule per synapse) nor "
+                f"Loihi's learning engine can learn a kernel whose update sums the "
+                f"per-position terms of {p.conv.positions} positions. Train it on the "
+                "reference backend and deploy the artifact here (inference), or fix the "
+                "convolutions (neuro_pc.models.conv.fixed_convs) to learn the rest on Lava")
         if self.fixed and self.circuit.plastic and self.learning != "engine":
             raise FixedPointError(
                 "fixed_pt learns only on Lava's learning engine: compile with "
@@ -390,12 +406,19 @@ class _Network:
         groups = {}
         plan = sim.plan
         blocks = dict(plan.projections) if plan is not None else {}
+        from neuro_pc.backends.lava.conv import lava_conv_projections
+
+        #: projections that run as Lava's Conv (the rest of the convolutions: Dense)
+        conv_projs = lava_conv_projections(c)
+        convish = {p.name for p in c.projections if c.conv_of(p) is not None}
         if fixed:
-            dense_projs = [p for p in c.projections if p.name not in blocks]
+            dense_projs = [p for p in c.projections if p.name not in blocks
+                           and p.name not in conv_projs]
         else:
-            dense_projs = []
+            dense_projs = [p for p in c.projections if p.name in convish
+                           and p.name not in conv_projs]
             for proj in c.stored:
-                if proj.name in blocks:
+                if proj.name in blocks or proj.name in convish:
                     continue
                 ties = [t for t in c.projections if t.tied is not None and t.tied.to == proj.name]
                 if proj.plastic or ties:
@@ -405,6 +428,26 @@ class _Network:
         for proj in c.projections:
             if proj.name not in blocks:
                 outs[proj.source].add(c.source_variable(proj))
+        # fixed_pt: each Lava Conv arrives on an in-port of its own, where its exponent is applied
+        shifted = {p.name: [] for p in c.populations}
+        shifts = {p.name: {} for p in c.populations}
+        self.conv_params = {}
+        if fixed:
+            from neuro_pc.backends.lava.conv import correlation
+
+            for name in conv_projs:
+                proj = c.projection(name)
+                if proj.target in sim.lif:
+                    raise FixedPointError(
+                        f"projection {name!r} is a convolution into {proj.target!r}, which runs "
+                        "on Lava's LIF: in fixed_pt Lava's Conv applies no weight exponent and "
+                        "Lava's LIF cannot apply one on its input; use floating_pt or "
+                        "lava_lif=False")
+                shifted[proj.target].append((proj.port, f"conv_{name}"))
+                geom, kernel = correlation(c, sim.weights, proj)
+                dp = dense_params(kernel, sim.precision, spike_source=proj.source in sim.lif)
+                self.conv_params[name] = (geom, dp)
+                shifts[proj.target][f"conv_{name}"] = dp.weight_exp
         for name in groups:
             proj = c.projection(name)
             if proj.plastic:
@@ -421,7 +464,9 @@ class _Network:
             if pop.name in sim.lif:
                 self._lif_population(pop, n, monitored.get(pop.name, ()), error_dir, state)
                 continue
-            in_ports = [p for p in pop.ports if c.projections_into(pop.name, p)]
+            in_ports = [p for p in pop.ports
+                        if any(q.name not in conv_projs or not fixed
+                               for q in c.projections_into(pop.name, p))]
             feeds = [b for b, ep in blocks.items() if c.projection(b).source == pop.name]
             code = post_codes.get(pop.name)
             P, M = population_classes(
@@ -430,7 +475,8 @@ class _Network:
                 record=self.readout[1] if pop.name == self.readout[0] else None, fixed=fixed,
                 monitor=monitored.get(pop.name, ()), engine_out=feeds,
                 learning_neuron=code is not None,
-                third_factor=code.third_factor if code is not None else None)
+                third_factor=code.third_factor if code is not None else None,
+                shifted=shifted.get(pop.name, ()))
             cfg = {"T": T, "train_flags": train_flags.astype(np.int64), "dt": dt,
                    "learn_flags": learn_flags.astype(np.int64),
                    "n_steps": n * T, "mon_steps": self.mon_steps,
@@ -438,6 +484,7 @@ class _Network:
                    "step_source": sim._step_sources[pop.name], "port_range": port_range,
                    "error_dir": error_dir, "pre_codes": {b: blocks[b].pre for b in feeds},
                    "post_code": code, "frac_bits": plan.frac_bits if plan else 12,
+                   "shifts": shifts[pop.name],
                    "streams": {var: (quantize_input(streams[st], sim.precision) if fixed
                                      else np.asarray(streams[st], dtype=np.float64))
                                for var, st in pop.streams.items()}}
@@ -472,6 +519,11 @@ class _Network:
                 d.a_buff.init = M @ s0
             self._out_port(proj.source, src_var).connect(d.s_in)
             d.a_out.connect(self._in_port(proj))
+
+        # convolutions -> Lava's own Conv (the kernel fixed for the run)
+        self.convs = {}
+        for name in conv_projs:
+            self._conv(c.projection(name), state)
 
         # learning blocks -> Lava LearningDense (Lava's learning engine)
         self.blocks = {}
@@ -544,6 +596,43 @@ class _Network:
                 if v != carried:
                     self._out_port(proj.source, v).connect(getattr(pd, f"pre_{v}"))
             self.plastic[name] = pd
+
+    def _conv(self, proj, state) -> None:
+        """One convolution as Lava's ``Conv`` (:mod:`neuro_pc.backends.lava.conv`)."""
+        from lava.proc.conv.process import Conv as LavaConv
+
+        from neuro_pc.backends.lava.conv import (correlation, initial_output, lava_kernel,
+                                                 lava_shape, wrap24)
+
+        sim, c = self.sim, self.sim.circuit
+        src_var = c.source_variable(proj)
+        s0 = np.asarray(state(proj.source, src_var)).reshape(-1)
+        spikes = proj.source in sim.lif
+        if sim.fixed:
+            geom, dp = self.conv_params[proj.name]
+            if spikes:
+                s0 = (s0 != 0).astype(np.int64)
+            w = lava_kernel(geom, dp.weights.astype(np.int64)).astype(np.int32)
+            a0 = wrap24(initial_output(geom, dp.weights.astype(np.int64), s0.astype(np.int64)))
+            d = LavaConv(weight=w, input_shape=lava_shape(geom.in_shape),
+                         padding=geom.padding[::-1], stride=geom.stride[::-1],
+                         num_message_bits=0 if spikes else sim.precision.message_bits,
+                         name=proj.name)
+            d.a_buf.init = a0.astype(np.int32)
+            self.plan[proj.name] = dp
+            port = getattr(self.pops[proj.target], f"conv_{proj.name}")
+        else:
+            geom, kernel = correlation(c, sim.weights, proj)
+            d = LavaConv(weight=lava_kernel(geom, kernel), input_shape=lava_shape(geom.in_shape),
+                         padding=geom.padding[::-1], stride=geom.stride[::-1],
+                         num_message_bits=24, name=proj.name)
+            d.a_buf.init = initial_output(geom, kernel, s0)
+            port = self._in_port(proj)
+        C, H, W = geom.in_shape
+        self._out_port(proj.source, src_var).reshape((C, H, W)).transpose([2, 1, 0]) \
+            .connect(d.s_in)
+        d.a_out.transpose([2, 1, 0]).reshape((geom.out_size,)).connect(port)
+        self.convs[proj.name] = d
 
     def _lif_population(self, pop, n_windows: int, monitor, error_dir, state) -> None:
         """Population ``pop`` as Lava's own LIF / LIFReset process and model."""

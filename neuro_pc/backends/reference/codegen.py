@@ -66,9 +66,25 @@ def wired(src, w, lo=None, hi=None):
     return out if out.dtype == w.dtype else out.astype(np.result_type(out.dtype, w.dtype))
 
 
+def conv_local(proj: str) -> str:
+    return f"C_{proj}"
+
+
+def conv_globals(circuit: Circuit, cache: bool = True) -> dict:
+    """``{C_<projection>: ConvOp}`` for every convolution of ``circuit`` (the fast
+    convolution the generated source calls; tied projections use their
+    projection's)."""
+    from neuro_pc.ir.conv import ConvOp
+
+    return {conv_local(p.name): ConvOp(p.conv, cache=cache) for p in circuit.projections
+            if p.conv is not None}
+
+
 def _port_expr(circuit: Circuit, proj, wiring=None) -> str:
     src = var_local(proj.source, circuit.source_variable(proj))
-    if wiring and proj.name in wiring:   # fixed 0/1 wiring: the product is a copy / slice
+    if proj.tied is None and proj.conv is not None:
+        term = f"{conv_local(proj.name)}.apply({src}, {weight_local(proj.name)})"
+    elif wiring and proj.name in wiring:   # fixed 0/1 wiring: the product is a copy / slice
         lo, hi = wiring[proj.name]
         term = f"F__wired({src}, {weight_local(proj.name)}, {lo}, {hi})"
     elif proj.tied is None:
@@ -77,8 +93,12 @@ def _port_expr(circuit: Circuit, proj, wiring=None) -> str:
         base = weight_local(proj.tied.to)
         if proj.tied.fn == "sign":
             base = f"F_sign({base})"
-        # effective matrix M = fn(W_to).T if transpose; port = src @ M.T
-        term = f"{src} @ {base}" if proj.tied.transpose else f"{src} @ {base}.T"
+        conv = circuit.conv_of(proj)
+        if conv is not None:   # the tied kernel, the other way if transposed
+            term = f"{conv_local(proj.tied.to)}.apply({src}, {base}, {conv.transpose!r})"
+        else:
+            # effective matrix M = fn(W_to).T if transpose; port = src @ M.T
+            term = f"{src} @ {base}" if proj.tied.transpose else f"{src} @ {base}.T"
         if proj.tied.scale != 1.0:
             term = f"({term}) * {float(proj.tied.scale)!r}"
     if proj.scale != 1.0:
@@ -107,6 +127,8 @@ def rule_lines(circuit: Circuit, proj, indent: str) -> list[str]:
 
     out = f"dW_{proj.name}"
     lines = []
+    if proj.conv is not None:
+        return _conv_rule_lines(proj, parsed, side, coef, syn, indent)
     full = False
     for k, t in enumerate(parsed.terms):
         full = full or bool((t.post and t.pre) or t.syn)
@@ -125,6 +147,25 @@ def rule_lines(circuit: Circuit, proj, indent: str) -> list[str]:
         lines.append(f"{indent}{out} = {expr}" if k == 0 else f"{indent}{out} = {out} + {expr}")
     if not full:  # every term broadcasts: give dW the weight's shape
         lines.append(f"{indent}{out} = {out} + 0.0 * {weight_local(proj.name)}")
+    return lines
+
+
+def _conv_rule_lines(proj, parsed, side, coef, syn, indent) -> list[str]:
+    """``dW_<proj>``, the kernel's update: per term, the batch mean of the per-position
+    products summed over positions (:meth:`neuro_pc.ir.conv.ConvOp.kernel_grad`; a
+    missing factor is ones, both missing the count of positions per kernel entry)."""
+    out, op, w = f"dW_{proj.name}", conv_local(proj.name), weight_local(proj.name)
+    lines = []
+    for k, t in enumerate(parsed.terms):
+        post = side(t.post, proj.target) if t.post else None
+        pre = side(t.pre, proj.source) if t.pre else None
+        grad = f"{op}.kernel_grad({post or 'None'}, {pre or 'None'}, {w}.dtype)"
+        batch = f"{post or pre}.shape[0]"
+        expr = f"({coef(t.coef)} / {batch}) * {grad}" if (post or pre) else \
+            f"{coef(t.coef)} * {grad}"
+        if t.syn:
+            expr += f" * {syn(t.syn)}"
+        lines.append(f"{indent}{out} = {expr}" if k == 0 else f"{indent}{out} = {out} + {expr}")
     return lines
 
 
@@ -160,7 +201,8 @@ def fixed_wiring(circuit: Circuit, weights: dict, masked=frozenset()) -> dict:
 
     out = {}
     for proj in circuit.projections:
-        if proj.rule is not None or proj.tied is not None or proj.name in masked \
+        if proj.rule is not None or proj.tied is not None or proj.conv is not None \
+                or proj.name in masked \
                 or proj.scale != 1.0 or proj.name not in weights:
             continue
         w = np.asarray(weights[proj.name])

@@ -19,6 +19,12 @@ equality test compares two implementations of one specification):
   and written as Lava ``Dense`` parameters ``to_lava_dense(0)``:
   ``port_part = (weights @ s) >> -weight_exp`` (arithmetic shift: floor), the
   accumulator a 32-bit integer (overflow is an error here; Lava would wrap);
+* a convolution that runs on Lava's ``Conv`` (a forward one, or a transposed one
+  with stride 1; :mod:`neuro_pc.backends.lava.conv`) is quantised the same way
+  (its expansion holds the kernel's values, so the same mantissas and exponent),
+  but its sum is a 24-bit integer before the exponent is applied (Lava's
+  ``PyConvModelFixed`` wraps it and has no exponent; the receiving process
+  shifts): a sum outside 24 bits is an error here;
 * streams: ``quantize_state(x, state_bits, frac_bits=F)`` (nearest, ties to even);
 * expressions: numbers ``rint(c·2**F)``; ``+``/``-`` exact; ``a*b = (a·b) >> F``;
   ``a / c = (a·rint(2**F/c)) >> F`` for a number ``c``; ``a**k`` for an integer
@@ -252,6 +258,11 @@ class QuantizedReferenceSimulator(Simulator):
             for st in sts:
                 _check(st.expr, f"population {pop.name!r}: {st.text!r}")
             self._stmts[pop.name] = sts
+        #: convolutions that run on Lava's Conv (a 24-bit sum before the exponent)
+        self._lava_convs = {p.name for p in circuit.projections
+                            if circuit.conv_of(p) is not None and (
+                                not circuit.conv_of(p).transpose
+                                or circuit.conv_of(p).stride == (1, 1))}
         self.qstate: dict[str, np.ndarray] = {}
         self.reset(1)
 
@@ -362,6 +373,16 @@ class QuantizedReferenceSimulator(Simulator):
                             raise QuantizedScopeError(
                                 f"projection {proj.name!r}: the 32-bit synaptic accumulator "
                                 "overflows; lower frac_bits")
+                        if proj.name in self._lava_convs and acc.size:
+                            # Lava's Conv sums spikes as 1, graded values as they are
+                            top = np.abs(acc >> A.F if proj.source in self.lif else acc).max()
+                            if top >= 2 ** 23:
+                                raise QuantizedScopeError(
+                                    f"projection {proj.name!r} (a convolution on Lava's Conv): "
+                                    f"its integer sum reaches {int(top)}, beyond the 24 bits "
+                                    "Lava's fixed-point Conv keeps before the weight exponent "
+                                    "(it would wrap); lower frac_bits or scale the inputs or "
+                                    "the kernel down")
                         total = total + (acc << exp if exp > 0 else acc >> -exp)
                     # Lava's LIF takes the plain sum; every other port saturates
                     ports[f"{pop.name}.{port}"] = total if pop.name in self.lif else A.sat(total)

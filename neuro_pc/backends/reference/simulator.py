@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from neuro_pc.backends.base import Simulator, streams_for
-from neuro_pc.backends.reference.codegen import (fixed_wiring, function_globals,
+from neuro_pc.backends.reference.codegen import (conv_globals, fixed_wiring, function_globals,
                                                  generate_updates, generate_window,
                                                  generate_window_unrolled)
 from neuro_pc.ir import Circuit
@@ -86,12 +86,14 @@ class ReferenceSimulator(Simulator):
         step_rules = any(p.rule.every_step for p in circuit.plastic)
         self.unrolled = bool(unrolled) and not self.record and not step_rules and \
             circuit.schedule.window <= self.MAX_UNROLLED
+        #: the fast convolution of every conv projection (shared by the generated functions)
+        self.convs = conv_globals(circuit)
         #: fixed projections whose weights are 0/1 wiring (identity, a selection),
         #: run as copies/slices (codegen.fixed_wiring); checked before every window
         self.wiring = fixed_wiring(circuit, self.weights, frozenset(self.masks))
         self._wired = {k: self.weights[k].copy() for k in self.wiring}
         self._generate()
-        namespace = function_globals()
+        namespace = {**function_globals(), **self.convs}
         exec(compile(generate_updates(circuit), f"<neuro_pc updates {circuit.name}>", "exec"),
              namespace)
         self._updates = namespace["updates"]
@@ -126,7 +128,7 @@ class ReferenceSimulator(Simulator):
             self.sources = {None: generate_window(circuit, masked, self.record, self.wiring)}
         self._windows = {}
         for t, src in self.sources.items():
-            namespace = function_globals()
+            namespace = {**function_globals(), **self.convs}
             exec(compile(src, f"<neuro_pc window {circuit.name} train={t}>", "exec"), namespace)
             self._windows[t] = namespace["window"]
         #: the source of the training window (the one window with ``unrolled=False``)
@@ -221,5 +223,10 @@ def _dtype(dtype, allowed) -> np.dtype:
 
 
 def p_size(circuit: Circuit, proj) -> int:
-    """Multiply-adds per sample of one projection's product (``n_target * n_source``)."""
+    """Multiply-adds per sample of one projection's product (``n_target * n_source``;
+    a convolution's ``O*H'*W'*C*kh*kw``)."""
+    conv = circuit.conv_of(proj)
+    if conv is not None:
+        O, Ho, Wo = conv.out_shape
+        return O * Ho * Wo * conv.patch
     return circuit.population(proj.target).size * circuit.population(proj.source).size
