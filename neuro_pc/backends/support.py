@@ -19,6 +19,11 @@ UNSUPPORTED: dict[str, dict[str, str]] = {
                                     "docs/semantics.md): train on the reference, run the "
                                     "kernel fixed",
     },
+    "brian2-cpp_standalone": {
+        "rule transforms": "muon, unit_columns and unit_rows act on the whole weight matrix "
+                           "in a NumPy network_operation, which a standalone C++ build cannot "
+                           "run (use target numpy or cython)",
+    },
     "lava-*": {
         "batched training": "Lava runs one sample per window (online), as the chip does; "
                             "batched training is the reference's fast-sweep regime",

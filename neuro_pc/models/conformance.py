@@ -58,14 +58,15 @@ FEATURES = {
     **{f"act_{a}": (lambda a=a: mlp([8, 6, 4], rule="fa", act=a), ())
        for a in ("relu", "sigmoid", "linear")},
     "no_bias": (lambda: mlp([8, 6, 4], rule="fa", bias=False), ()),
-    "muon": (lambda: mlp([8, 6, 5, 4], rule="fa", muon=True, muon_lr=0.02), ()),
+    "muon": (lambda: mlp([8, 6, 5, 4], rule="fa", muon=True, muon_lr=0.02),
+             ("rule transforms",)),
     "layernorm": (lambda: mlp([8, 6, 4], rule="fa", norm="layernorm"),
                   ("population functions",)),
     "leaky_units": (lambda: mlp([8, 6, 4], rule="fa", leak=0.5, window=9), ()),
     "pc_tied_feedback": (lambda: mlp([8, 6, 4], rule="pc", feedback="tied"), ()),
     "language": (language_circuit, ("transcendental functions",)),
     "mpc": (lambda: mpc(TINY_GLIMPSES, hidden=(4, 3), k=2, relax_steps=4, eta=0.05),
-            ("population functions",)),
+            ("population functions", "rule transforms")),
     **{name: (lambda name=name: shipped_spiking_circuits()[name],
               ("division by a variable",) if name == "spiking_pc" else ())
        for name in shipped_spiking_circuits()},

@@ -1,6 +1,6 @@
 """Every backend at MNIST size (slow): a 784-500-10 FA circuit trained online on
 MNIST samples equals the reference on Brian2 (cython, cpp_standalone; 200 samples)
-and on Lava floating_pt (the first 60: Lava's CPU simulator moves the 392k-weight
+and on Lava floating_pt (the first 20: Lava's CPU simulator moves the 392k-weight
 plastic block at a few steps per second on 2 shared cores); a 784-500-10 spiking FA circuit gives the same spike trains on
 Brian2 and Lava as on the reference. Needs MNIST (NEURO_PC_DATA; CI fails without)."""
 from __future__ import annotations
@@ -28,7 +28,7 @@ def mnist(mnist_dir):
     return d.x_train, d.one_hot(d.y_train), d.x_test
 
 
-N_LAVA = 60
+N_LAVA = 20
 
 
 @pytest.fixture(scope="module")

@@ -316,19 +316,6 @@ def test_mnist_geometry_window_brian2():
     _mnist_equivalence("brian2", target="numpy")
 
 
-@pytest.mark.slow
-@pytest.mark.lava
-@pytest.mark.xfail(raises=ValueError, strict=False,
-                   reason="seen in 3 of 3 runs on 2026-12-01 (machine load 15+): Lava's own "
-                          "stop() for the 48-process circuit, SystemProcess.join -> close(): "
-                          "'Cannot close a process while it is still running', before the "
-                          "states are compared; not yet understood (a mismatch still fails)")
-def test_mnist_geometry_window_lava_floating_pt():
-    pytest.importorskip("neuro_pc.backends.lava", exc_type=ImportError,
-                        reason="needs lava-nc 0.10 on Python 3.10 (the lava extra)")
-    _mnist_equivalence("lava", tag="floating_pt")
-
-
 def test_anti_collapse_options_are_local_and_off_by_default():
     base = small()
     assert not any(p.name.startswith("D") for p in base.projections)
