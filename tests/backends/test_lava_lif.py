@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 pytestmark = pytest.mark.lava
-pytest.importorskip("neuro_pc.backends.lava", reason="lava-nc (Python 3.10) is not installed")
+pytest.importorskip("neuro_pc.backends.lava", exc_type=ImportError,
+                    reason="lava-nc (Python 3.10) is not installed")
 
 from neuro_pc.backends import compile  # noqa: E402
 from neuro_pc.backends.reference import ReferenceSimulator  # noqa: E402

@@ -244,8 +244,8 @@ def test_ctrl_c_on_a_joblib_sweep_keeps_the_finished_jobs_and_resumes(tmp_path):
 @pytest.mark.slow
 @pytest.mark.lava
 def test_lava_jobs_run_each_in_a_process_of_their_own(tmp_path):
-    pytest.importorskip("neuro_pc.backends.lava", reason="lava-nc (Python 3.10) is not "
-                                                         "installed")
+    pytest.importorskip("neuro_pc.backends.lava", exc_type=ImportError,
+                        reason="lava-nc (Python 3.10) is not installed")
     folder, _ = _sweep(tmp_path, backend="lava", jobs=2, seeds=[0],
                        overrides={**TINY, "model.hidden": [8],
                                   "backend.lava.tags": ["floating_pt"]})
