@@ -33,7 +33,7 @@ from neuro_pc.experiments import Outcome, pyplot
 from neuro_pc.experiments.config import (Backends, ConfigError, Experiment, coerce,
                                          dataset_problem, option, section, unknown_key)
 from neuro_pc.experiments.jobs import run_jobs
-from neuro_pc.experiments.rank_collapse import parse_variant
+from neuro_pc.experiments.rank_collapse import Run, parse_variant
 from neuro_pc.models import ACTIVATIONS
 from neuro_pc.models.conv import CNN_RULES, cnn
 from neuro_pc.numerics import NonFiniteError
@@ -142,11 +142,6 @@ class Record:
     often to record (every ``every`` epochs; always before training)."""
     samples: int = option(256, ge=1)
     every: int = option(1, ge=1)
-
-
-@dataclasses.dataclass
-class Run:
-    workers: int = option(2, ge=1)
 
 
 @dataclasses.dataclass

@@ -290,6 +290,14 @@ def generate_window(circuit: Circuit, masked: frozenset[str] = frozenset(),
         lines.append(f"{I2}if rec is not None:")
         lines.append(f"{I2}{I1}rec.append(({', '.join(var_local(a, b) for a, b in record)},))")
     # (3) window-end plasticity (training only)
+    return "\n".join(lines + _window_end_lines(circuit, end_rules, masked)) + "\n"
+
+
+def _window_end_lines(circuit: Circuit, end_rules, masked) -> list[str]:
+    """The window's end, in both window generators: the window-end rules (when
+    learning) and the state written back."""
+    I1 = "    "
+    lines = []
     if end_rules:
         lines.append(f"{I1}if learn:")
         for p in end_rules:
@@ -299,7 +307,7 @@ def generate_window(circuit: Circuit, masked: frozenset[str] = frozenset(),
     for pop in circuit.populations:
         for v in pop.variables:
             lines.append(f"{I1}S[{pop.name + '.' + v!r}] = {var_local(pop.name, v)}")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def generate_updates(circuit: Circuit) -> str:
@@ -617,14 +625,4 @@ def generate_window_unrolled(circuit: Circuit, masked: frozenset[str] = frozense
             lines.append(f"{I1}tw = {t}")
             lines += step
     lines.append(f"{I1}tw = {T - 1}")
-    end_rules = list(circuit.plastic)
-    if end_rules:
-        lines.append(f"{I1}if learn:")
-        for p in end_rules:
-            lines += rule_lines(circuit, p, I1 + I1)
-        for p in end_rules:
-            lines += apply_lines(p, I1 + I1, p.name in masked)
-    for pop in circuit.populations:
-        for v in pop.variables:
-            lines.append(f"{I1}S[{pop.name + '.' + v!r}] = {var_local(pop.name, v)}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _window_end_lines(circuit, list(circuit.plastic), masked)) + "\n"
