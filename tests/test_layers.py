@@ -85,6 +85,91 @@ def violations(root: Path = ROOT) -> list[str]:
     return list(dict.fromkeys(bad))   # one line per import statement and unit
 
 
+def _type_checking_only(node) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def module_edges(path: Path, modules: set[str], root: Path = ROOT) -> set[str]:
+    """The project modules ``path`` imports at run time (``if TYPE_CHECKING:``
+    blocks left out); ``from pkg import sub`` is an edge to ``pkg.sub`` only."""
+    mod = module_name(path, root)
+    package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+    out: set[str] = set()
+    stack = [ast.parse(path.read_text(), str(path))]
+    while stack:
+        node = stack.pop()
+        if _type_checking_only(node):
+            stack.extend(node.orelse)
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name in modules)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                name = ".".join(base + ([node.module] if node.module else []))
+            else:
+                name = node.module or ""
+            subs = [f"{name}.{a.name}" for a in node.names]
+            if all(s in modules for s in subs):
+                out.update(subs)
+            elif name in modules:
+                out.add(name)
+    out.discard(mod)
+    return out
+
+
+def import_cycles(root: Path = ROOT) -> list[list[str]]:
+    """The strongly connected components (more than one module) of the import graph."""
+    paths = {module_name(p, root): p for p in sources(root)}
+    graph = {m: module_edges(p, set(paths), root) for m, p in paths.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def visit(v):   # Tarjan's algorithm
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = stack[stack.index(v):]
+            del stack[stack.index(v):]
+            if len(comp) > 1:
+                cycles.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+def test_no_import_cycle_between_modules():
+    """Within a unit too: two modules that import each other (even lazily, inside a
+    function) are one concept cut in two, or one that belongs below both."""
+    cycles = import_cycles()
+    assert not cycles, "modules that import each other:\n" + "\n".join(map(str, cycles))
+
+
+def test_the_cycle_check_catches_a_lazy_cycle_and_ignores_type_checking(tmp_path):
+    pkg = tmp_path / "neuro_pc" / "ir"
+    pkg.mkdir(parents=True)
+    (tmp_path / "neuro_pc" / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("from neuro_pc.ir import a\n")
+    (pkg / "a.py").write_text("def f():\n    from neuro_pc.ir.b import g\n")
+    (pkg / "b.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                              "    from neuro_pc.ir.c import C\n")
+    (pkg / "c.py").write_text("from neuro_pc.ir import b\n")
+    assert import_cycles(tmp_path) == []
+    (pkg / "b.py").write_text("import neuro_pc.ir.a\n")
+    assert import_cycles(tmp_path) == [["neuro_pc.ir.a", "neuro_pc.ir.b"]]
+
+
 def test_no_import_goes_up_or_sideways():
     bad = violations()
     assert not bad, "imports against the layering of docs/concepts.md:\n" + "\n".join(bad)

@@ -31,10 +31,8 @@ import numpy as np
 
 from neuro_pc.ir.conv import Conv
 from neuro_pc.ir.expr import BUILTIN_SCALARS, ExpressionError, Statement, parse_statement
-
-
-class CircuitError(ValueError):
-    """An IR object that is inconsistent; the message names it and the fix."""
+from neuro_pc.ir.kinds import INIT_KINDS, RULE_TRANSFORMS, CircuitError
+from neuro_pc.ir.validate import validate_circuit
 
 
 @dataclass(frozen=True)
@@ -94,10 +92,6 @@ class Rule:
     every_step: bool = False
 
 
-RULE_TRANSFORMS = ("muon", "unit_columns", "unit_rows")
-TIED_FUNCTIONS = ("identity", "sign")
-INIT_KINDS = ("xavier", "uniform", "normal", "zeros", "constant", "identity", "select",
-              "transpose_of")
 
 
 @dataclass(frozen=True)
@@ -111,7 +105,9 @@ class Population:
     streams: ``{variable: stream}``: set from the data stream at every step,
         before the update (an input layer's rate, a target).
     params: named constants the update reads.
-    model: a label for tools and reports (``"input"``, ``"rate"``, ``"pc"``...).
+    model: its kind, a key of :data:`neuro_pc.ir.kinds.POPULATION_MODELS`
+        (``"input"``, ``"rate"``, ``"pc"``...): printed by reports and read by
+        the analysis, never by a backend.
     """
 
     name: str
@@ -223,8 +219,6 @@ class Circuit:
     # -- validation ----------------------------------------------------------
     def validate(self) -> "Circuit":
         """Check every reference; return ``self`` or raise :class:`CircuitError`."""
-        from neuro_pc.ir.validate import validate_circuit
-
         validate_circuit(self)
         return self
 

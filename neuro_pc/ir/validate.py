@@ -1,13 +1,17 @@
 """Validation of a circuit: every error names the object and the fix."""
 from __future__ import annotations
 
-from neuro_pc.ir.circuit import (INIT_KINDS, RULE_TRANSFORMS, TIED_FUNCTIONS, Circuit,
-                                 CircuitError)
 import keyword
 import math
+from typing import TYPE_CHECKING
 
 from neuro_pc.ir.expr import (BUILTIN_SCALARS, NEURON_FUNCTIONS, POPULATION_FUNCTIONS,
                               ExpressionError)
+from neuro_pc.ir.kinds import (INIT_KINDS, POPULATION_MODELS, RULE_TRANSFORMS, TIED_FUNCTIONS,
+                              CircuitError)
+
+if TYPE_CHECKING:   # the circuit imports this module, never the reverse
+    from neuro_pc.ir.circuit import Circuit
 
 
 def _unique(kind: str, names: list[str], circuit: str) -> None:
@@ -88,6 +92,10 @@ def validate_circuit(c: Circuit) -> None:
 
 def _validate_population(c: Circuit, pop) -> None:
     where = f"population {pop.name!r}"
+    if pop.model not in POPULATION_MODELS:
+        raise CircuitError(f"{where}: model {pop.model!r} unknown; use one of "
+                           f"{sorted(POPULATION_MODELS)} (what each means: "
+                           "neuro_pc.ir.kinds.POPULATION_MODELS)")
     if isinstance(pop.size, bool) or not isinstance(pop.size, int) or pop.size < 1:
         raise CircuitError(f"{where}: size must be a positive integer, got {pop.size!r}")
     names = list(pop.variables) + list(pop.ports) + list(pop.params)

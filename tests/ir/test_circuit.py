@@ -76,6 +76,7 @@ def _with_proj(**kw):
     (lambda: _with_pop_h(update=("a ==",)), ["cannot parse"]),
     (lambda: _with_pop_h(output="z"), ["output 'z'"]),
     (lambda: _with_pop_h(size=0), ["positive integer"]),
+    (lambda: _with_pop_h(model="PC"), ["population 'h'", "model 'PC' unknown", "'pc'"]),
     (lambda: _with_proj(port="fb"), ["target port 'fb'", "add it to the population's ports"]),
     (lambda: _with_proj(variable="v"), ["source variable 'v'"]),
     (lambda: _with_proj(target="nowhere"), ["no population 'nowhere'"]),
