@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from neuro_pc.analysis import angle, weight_alignment
+from neuro_pc.analysis.recorder import bp_counterpart
 from neuro_pc.backends import compile
 from neuro_pc.backends.reference import ReferenceSimulator
 from neuro_pc.data import Dataset, load_dataset
@@ -185,7 +186,7 @@ def alignment(circuit, weights, x, y, signals: bool = False) -> dict:
     meta = circuit.metadata
     weights = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
     rule_sim = ReferenceSimulator(circuit, weights)
-    bp = mlp(meta["sizes"], rule="bp", act=meta["act"], eta=1.0)
+    bp = bp_counterpart(circuit)
     bp_sim = ReferenceSimulator(bp, {k: v for k, v in weights.items() if k[0] in "Wb"})
     out = {"angle_to_bp_deg": angle(rule_sim.compute_updates(x, y)["W1"],
                                     bp_sim.compute_updates(x, y)["W1"])}
