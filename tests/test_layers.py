@@ -45,6 +45,14 @@ def module_name(path: Path, root: Path = ROOT) -> str:
     return ".".join(parts)
 
 
+def _from_module(node: ast.ImportFrom, package: str) -> str:
+    """The module a ``from ... import`` statement in ``package`` reads from."""
+    if not node.level:
+        return node.module or ""
+    base = package.split(".")[:len(package.split(".")) - node.level + 1]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
 def imports(path: Path, root: Path = ROOT):
     """(line, imported module) for every import in ``path``, relative ones resolved."""
     mod = module_name(path, root)
@@ -54,11 +62,7 @@ def imports(path: Path, root: Path = ROOT):
             for a in node.names:
                 yield node.lineno, a.name
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[:len(package.split(".")) - node.level + 1]
-                name = ".".join(base + ([node.module] if node.module else []))
-            else:
-                name = node.module or ""
+            name = _from_module(node, package)
             yield node.lineno, name
             for a in node.names:   # "from neuro_pc import models" imports neuro_pc.models
                 yield node.lineno, f"{name}.{a.name}"
@@ -105,11 +109,7 @@ def module_edges(path: Path, modules: set[str], root: Path = ROOT) -> set[str]:
         if isinstance(node, ast.Import):
             out.update(a.name for a in node.names if a.name in modules)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[:len(package.split(".")) - node.level + 1]
-                name = ".".join(base + ([node.module] if node.module else []))
-            else:
-                name = node.module or ""
+            name = _from_module(node, package)
             subs = [f"{name}.{a.name}" for a in node.names]
             if all(s in modules for s in subs):
                 out.update(subs)

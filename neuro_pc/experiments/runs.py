@@ -24,17 +24,17 @@ JSON is strict (``allow_nan=False``): NaN and inf are written as ``null``.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import re
 import socket
-import tempfile
 import time
 import traceback
 from pathlib import Path
 
-from neuro_pc.ir.artifact import atomic_write_bytes, new_file_mode
+from neuro_pc.ir.artifact import atomic_write_bytes
 
 INCOMPLETE = "INCOMPLETE"
 PARTIAL = "partial.json"
@@ -71,19 +71,12 @@ def dumps(obj, indent: int | None = 1) -> str:
 
 
 def save_figure(path: str | os.PathLike, fig, dpi: int = 120) -> Path:
-    """Save a matplotlib figure to ``path`` atomically, with the umask's file mode."""
+    """Save a matplotlib figure to ``path`` atomically, with the umask's file mode
+    (rendered in memory, then :func:`~neuro_pc.ir.artifact.atomic_write_bytes`)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, new_file_mode())
-        os.close(fd)
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix[1:] or "png")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=dpi, bbox_inches="tight", format=path.suffix[1:] or "png")
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 ARTIFACTS = "artifacts"

@@ -190,3 +190,19 @@ def test_rank_collapse_keeps_finished_jobs_when_one_fails(tmp_path):
     partial = strict_json(_only_folder(tmp_path) / "partial.json")
     assert [(e["variant"], e["dataset"]) for e in partial["finished"]] == [("bp", "digits")]
     assert partial["finished"][0]["test_accuracy"] > 0.5
+
+
+def test_a_figure_is_written_whole_or_not_at_all(tmp_path):
+    """``save_figure`` renders in memory and writes atomically: a figure matplotlib
+    cannot render leaves no file and no temporary behind."""
+    plt = pytest.importorskip("matplotlib.pyplot")
+    from neuro_pc.experiments.runs import save_figure
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    out = save_figure(tmp_path / "a.png", fig)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError):
+        save_figure(tmp_path / "b.nosuchformat", fig)
+    plt.close(fig)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
