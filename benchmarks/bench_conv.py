@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 HERE = Path(__file__).resolve().parent
 PEERS_PYTHON = HERE / ".venv-peers" / "bin" / "python"
@@ -349,10 +350,6 @@ def main(argv=None) -> int:
             rounds.append(res)
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
-    def med(v):
-        v = sorted(v)
-        return v[len(v) // 2] if len(v) % 2 else 0.5 * (v[len(v) // 2 - 1] + v[len(v) // 2])
-
     ok = [name for name in pythons if all("rate" in r.get(name, {}) for r in rounds)]
     print(f"  {'':10} {'samples/s (median, min-max)':>30}  accuracy  first batch  weights vs "
           "reference")
@@ -362,14 +359,14 @@ def main(argv=None) -> int:
         diff = f"{last['kernel_diff']:.1e} (max rel.)" if "kernel_diff" in last else "-"
         extra = f"  (torch {last['version']}, {last['threads']} thread)" if "version" in last \
             else ""
-        print(f"  {name:10} {med(rates):9.0f} ({min(rates):6.0f}-{max(rates):6.0f})"
-              f"  {100 * last['accuracy']:6.2f} %  {1000 * med([r[name]['first'] for r in rounds]):8.1f} ms"
+        print(f"  {name:10} {median(rates):9.0f} ({min(rates):6.0f}-{max(rates):6.0f})"
+              f"  {100 * last['accuracy']:6.2f} %  {1000 * median([r[name]['first'] for r in rounds]):8.1f} ms"
               f"  {diff}{extra}")
     print("ratios (> 1: the reference is faster)")
     for other in ("NumPy", "PyTorch"):
         if "reference" in ok and other in ok:
             rs = [r["reference"]["rate"] / r[other]["rate"] for r in rounds]
-            print(f"  reference / {other}: {med(rs):5.2f}x the samples/s (rounds "
+            print(f"  reference / {other}: {median(rs):5.2f}x the samples/s (rounds "
                   f"{min(rs):.2f}-{max(rs):.2f})")
     return 0
 

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from statistics import median
 
 HERE = Path(__file__).resolve().parent
 PEERS_PYTHON = HERE / ".venv-peers" / "bin" / "python"
@@ -407,11 +408,6 @@ def main(argv=None) -> int:
         rounds.append(res)
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
-    def med(values):
-        values = sorted(values)
-        return values[len(values) // 2] if len(values) % 2 else \
-            0.5 * (values[len(values) // 2 - 1] + values[len(values) // 2])
-
     ok = [name for name in pythons if name != "matmul" and rounds and
           all("rate" in r.get(name, {}) for r in rounds)]
     print(f"  {'':22} {'samples/s (median, min-max)':>30}  accuracy   peak memory   first batch")
@@ -419,16 +415,16 @@ def main(argv=None) -> int:
         rates = [r[name]["rate"] for r in rounds]
         last = rounds[-1][name]
         extra = f"  ({last['version']})" if "version" in last else ""
-        print(f"  {name:22} {med(rates):9.0f} ({min(rates):6.0f}-{max(rates):6.0f})"
-              f"  {100 * last['accuracy']:6.2f} %  {med([r[name]['peak_mb'] for r in rounds]):5.0f}"
-              f" MB (+{med([r[name]['peak_mb'] - r[name]['base_mb'] for r in rounds]):3.0f})"
-              f"  {1000 * med([r[name]['first'] for r in rounds]):8.1f} ms{extra}")
+        print(f"  {name:22} {median(rates):9.0f} ({min(rates):6.0f}-{max(rates):6.0f})"
+              f"  {100 * last['accuracy']:6.2f} %  {median([r[name]['peak_mb'] for r in rounds]):5.0f}"
+              f" MB (+{median([r[name]['peak_mb'] - r[name]['base_mb'] for r in rounds]):3.0f})"
+              f"  {1000 * median([r[name]['first'] for r in rounds]):8.1f} ms{extra}")
 
     def ratio(a, b):
         if a in ok and b in ok:
             rs = [r[a]["rate"] / r[b]["rate"] for r in rounds]
             acc = rounds[-1][a]["accuracy"] - rounds[-1][b]["accuracy"]
-            print(f"  {a} / {b}: {med(rs):5.2f}x the samples/s (rounds {min(rs):.2f}-"
+            print(f"  {a} / {b}: {median(rs):5.2f}x the samples/s (rounds {min(rs):.2f}-"
                   f"{max(rs):.2f}; accuracy {100 * acc:+.2f} points)")
 
     print("ratios (> 1: the reference is faster)")
@@ -444,9 +440,9 @@ def main(argv=None) -> int:
         flops = 2 * (2 * SIZES[0] * h + 2 * h * o + o * h)
         limits = [r["matmul"]["gflops"] * 1e9 / flops for r in rounds]
         fracs = [lim / r["reference FA float32"]["rate"] for lim, r in zip(limits, rounds)]
-        print(f"matmul limit: {med(mm):.1f} GFLOP/s (2048² float32, both cores) / "
-              f"{flops / 1e6:.3f} MFLOP per sample = {med(limits):.0f} samples/s; the reference "
-              f"FA float32 is {med(fracs):.2f}x below it (rounds {min(fracs):.2f}-{max(fracs):.2f})")
+        print(f"matmul limit: {median(mm):.1f} GFLOP/s (2048² float32, both cores) / "
+              f"{flops / 1e6:.3f} MFLOP per sample = {median(limits):.0f} samples/s; the reference "
+              f"FA float32 is {median(fracs):.2f}x below it (rounds {min(fracs):.2f}-{max(fracs):.2f})")
     return 0
 
 
