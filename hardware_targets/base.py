@@ -33,15 +33,29 @@ class UnknownTargetError(ValueError):
 class WeightFormat:
     """How a target stores one projection's weights.
 
-    mantissa_bits: bits per stored weight mantissa including the sign bit in
-    ``"mixed"`` mode, or ``None`` for floating point (no quantisation).
-    sign_mode: ``"mixed"`` | ``"excitatory"`` | ``"inhibitory"``.
-    shared_exponent: whether a power-of-two exponent shared by the whole
-    projection scales the mantissas (``W ≈ mantissa * 2**exp``; see
-    :mod:`hardware_targets.quantize`).
-    weight_exp_range: inclusive range of the hardware's shared-exponent
-    register, in the target's own convention (for Loihi 2: Lava's
-    ``weight_exp``), or ``None`` when unconstrained or not public.
+    Attributes
+    ----------
+    mantissa_bits : int or None
+        Bits per stored weight mantissa including the sign bit in ``"mixed"``
+        mode, or ``None`` for floating point (no quantisation).
+    sign_mode : str
+        ``"mixed"`` | ``"excitatory"`` | ``"inhibitory"``.
+    shared_exponent : bool
+        Whether a power-of-two exponent shared by the whole projection scales
+        the mantissas (``W ≈ mantissa * 2**exp``; see
+        :mod:`hardware_targets.quantize`).
+    weight_exp_range : tuple of int or None
+        Inclusive range of the hardware's shared-exponent register, in the
+        target's own convention (for Loihi 2: Lava's ``weight_exp``), or
+        ``None`` when unconstrained or not public.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``sign_mode``.
+    QuantizationError
+        For a ``mantissa_bits`` that is not an int between 1 and
+        :data:`~hardware_targets.quantize.MAX_BITS`.
     """
 
     mantissa_bits: int | None
@@ -84,7 +98,18 @@ class HardwareTarget(abc.ABC):
 
     @abc.abstractmethod
     def weight_format(self, sign_mode: str = "mixed") -> WeightFormat:
-        """How weights of a projection with this sign mode are stored."""
+        """How weights of a projection with this sign mode are stored.
+
+        Parameters
+        ----------
+        sign_mode : str, default "mixed"
+            ``"mixed"`` | ``"excitatory"`` | ``"inhibitory"``.
+
+        Returns
+        -------
+        WeightFormat
+            The storage format.
+        """
 
     @property
     @abc.abstractmethod
@@ -113,16 +138,32 @@ _REGISTRY: Mapping[str, str] = MappingProxyType({
 
 
 def available_targets() -> tuple[str, ...]:
-    """Names accepted by :func:`get_target`, sorted."""
+    """Names accepted by :func:`get_target`, sorted.
+
+    Returns
+    -------
+    tuple of str
+        The registered names.
+    """
     return tuple(sorted(_REGISTRY))
 
 
 def get_target(name: str, **spec_overrides: Any) -> HardwareTarget:
     """The hardware target registered as ``name`` (case-insensitive).
 
-    ``spec_overrides`` replace fields of the target's default spec, for the
-    numbers that are parameters rather than published facts, e.g.
-    ``get_target("loihi2", message_bits=16)``.
+    Parameters
+    ----------
+    name : str
+        The registry name, e.g. ``"loihi2"`` (:func:`available_targets`).
+    **spec_overrides
+        Replace fields of the target's default spec, for the numbers that are
+        parameters rather than published facts, e.g.
+        ``get_target("loihi2", message_bits=16)``.
+
+    Returns
+    -------
+    HardwareTarget
+        The target.
 
     Raises
     ------

@@ -42,11 +42,39 @@ __all__ = ["check_report", "format_check"]
 def check_report(circuit, target: str = "loihi2", *, weights: dict | None = None,
                  seed: int = 0, activity: dict | None = None, inputs=None,
                  frac_bits: int = 12) -> dict:
-    """The checks of ``circuit`` on ``target`` as a JSON-able dict (keys
-    ``circuit``, ``target``, ``locality``, ``expressibility``, ``resources``,
-    ``resources_learning``, ``quantization``, ``fixed_point``; see the module
-    docstring). ``inputs``: data the circuit is run on (its range is checked
-    against the fixed-point state format of ``frac_bits`` fractional bits)."""
+    """The checks of ``circuit`` on ``target`` as a JSON-able dict.
+
+    See the module docstring for what each part holds.
+
+    Parameters
+    ----------
+    circuit : neuro_pc.ir.Circuit
+        The circuit.
+    target : str, default "loihi2"
+        The target's name.
+    weights : dict, optional
+        Trained weights ``{projection: array}``; default the initial weights
+        ``circuit.init_weights(seed)``, which set the weight exponents the
+        learning-rate constants depend on.
+    seed : int, default 0
+        The seed of the initial weights.
+    activity : dict, optional
+        ``{"pop.var": values}`` recorded on representative input, which the post
+        codes of the compiled rules are scaled by
+        (:func:`hardware_targets.onchip.plan_onchip`).
+    inputs : array_like, optional
+        Data the circuit is run on: its range is checked against the fixed-point
+        state format of ``frac_bits`` fractional bits.
+    frac_bits : int, default 12
+        Fractional bits of the fixed-point state format.
+
+    Returns
+    -------
+    dict
+        Keys ``circuit``, ``target``, ``weights``, ``locality``,
+        ``expressibility``, ``resources``, ``resources_learning``,
+        ``quantization``, ``fixed_point``, ``neurons``, ``convolutions``.
+    """
     tgt = get_target(target)
     w = weights if weights is not None else circuit.init_weights(seed)
     quant = quantize_circuit(circuit, w, tgt, include_tied=False)
@@ -149,7 +177,22 @@ def learning_memory_note(circuit, blocks, le) -> str:
 
 
 def format_check(report: dict) -> str:
-    """Three plain-text tables: locality, expressibility, resources."""
+    """Plain-text tables of a :func:`check_report`, and a summary line.
+
+    Locality, expressibility and resources, then (when the report has them) the
+    fixed-point format, the neuron models, the convolutions and the resources
+    with the learning blocks.
+
+    Parameters
+    ----------
+    report : dict
+        A :func:`check_report` result.
+
+    Returns
+    -------
+    str
+        The tables.
+    """
     out = ["-- locality", _format_locality(report["locality"]), "",
            f"-- expressibility on {report.get('target', '?')}",
            format_expressibility(report["expressibility"]), "",

@@ -62,13 +62,32 @@ LOSS_ZEROED = 0.05
 class ProjectionQuant:
     """One projection's fixed-point parameters and its quantisation error.
 
-    matrix_shape: ``(n_target, n_source)``. mantissa: int64 array of that
-    shape, or ``None`` on a float target. exp: shared exponent (units of the
-    weights): ``M ≈ mantissa * 2**exp``. mantissa_bits, sign_mode, rounding:
-    the format; saturation: ``"saturate"`` (mantissas clamp to their range).
-    error: :class:`~hardware_targets.quantize.ErrorReport` of the dequantised
-    matrix against the effective float matrix. plastic / tied: copied from
-    the IR.
+    ``M ≈ mantissa * 2**exp``.
+
+    Attributes
+    ----------
+    projection : str
+        The projection's name.
+    matrix_shape : tuple of int
+        ``(n_target, n_source)``.
+    mantissa : numpy.ndarray or None
+        int64 array of that shape, or ``None`` on a float target.
+    exp : int or None
+        Shared exponent (units of the weights), ``None`` on a float target.
+    mantissa_bits : int or None
+        The mantissa width (``None`` on a float target).
+    sign_mode : str
+        The sign mode of the mantissas.
+    rounding : str
+        The rounding mode (``"none"`` on a float target).
+    saturation : str
+        ``"saturate"`` (mantissas clamp to their range; ``"none"`` on a float
+        target).
+    error : ErrorReport
+        :class:`~hardware_targets.quantize.ErrorReport` of the dequantised
+        matrix against the effective float matrix.
+    plastic, tied : bool
+        Copied from the IR.
     """
 
     projection: str
@@ -105,16 +124,39 @@ class ProjectionQuant:
         return float(np.ldexp(1.0, self.exp - self.register_shift))
 
     def dequantize(self) -> np.ndarray | None:
-        """``mantissa * 2**exp`` (float64), or None on a float target."""
+        """``mantissa * 2**exp`` (float64), or None on a float target.
+
+        Returns
+        -------
+        numpy.ndarray or None
+            The dequantised matrix ``(n_target, n_source)``.
+        """
         if self.mantissa is None:
             return None
         return np.ldexp(self.mantissa.astype(np.float64), self.exp)
 
     def lava(self, state_frac_bits: int = 0) -> LavaDenseWeights:
-        """Lava ``Dense`` parameters (``weights``, ``weight_exp``,
-        ``num_weight_bits``, ``sign_mode``) such that
-        ``weights * 2**weight_exp == M_q * 2**state_frac_bits`` (see
-        :meth:`hardware_targets.quantize.QuantizedWeights.to_lava_dense`)."""
+        """Lava ``Dense`` fixed-point parameters of this projection.
+
+        ``weights``, ``weight_exp``, ``num_weight_bits`` and ``sign_mode``, such
+        that ``weights * 2**weight_exp == M_q * 2**state_frac_bits`` (see
+        :meth:`hardware_targets.quantize.QuantizedWeights.to_lava_dense`).
+
+        Parameters
+        ----------
+        state_frac_bits : int, default 0
+            Fractional bits of the integer the synaptic input is added to.
+
+        Returns
+        -------
+        LavaDenseWeights
+            The ``Dense`` parameters.
+
+        Raises
+        ------
+        QuantizationError
+            For a projection quantised for a floating-point target.
+        """
         if self.mantissa is None:
             raise QuantizationError(f"projection {self.projection!r} was quantised for a "
                                     "floating-point target: no Lava fixed-point parameters")
@@ -125,7 +167,15 @@ class ProjectionQuant:
                                 sign_mode=self.sign_mode)
 
     def as_dict(self) -> dict:
-        """JSON-able summary (no arrays)."""
+        """JSON-able summary (no arrays).
+
+        Returns
+        -------
+        dict
+            The format (shape, bits, exponent, LSB, sign mode, rounding,
+            saturation, plastic, tied) and the error (max, rms, relative, saturated
+            count, zeroed fraction).
+        """
         e = self.error
         return {"projection": self.projection, "shape": list(self.matrix_shape),
                 "mantissa_bits": self.mantissa_bits, "exp": self.exp, "lsb": self.lsb,
@@ -137,7 +187,18 @@ class ProjectionQuant:
 
 @dataclass(frozen=True, eq=False)
 class CircuitQuantization:
-    """``{projection name: ProjectionQuant}`` in circuit order, for one target."""
+    """``{projection name: ProjectionQuant}`` in circuit order, for one target.
+
+    Indexing by name gives a :class:`ProjectionQuant` (a ``KeyError`` lists the
+    names); iterating gives them in circuit order.
+
+    Attributes
+    ----------
+    target : str
+        The target's name.
+    projections : dict of str to ProjectionQuant
+        The projections, in circuit order.
+    """
 
     target: str
     projections: dict[str, ProjectionQuant] = field(default_factory=dict)
@@ -156,11 +217,23 @@ class CircuitQuantization:
         return len(self.projections)
 
     def report(self) -> list[dict]:
-        """One JSON-able row per projection (:meth:`ProjectionQuant.as_dict`)."""
+        """One JSON-able row per projection (:meth:`ProjectionQuant.as_dict`).
+
+        Returns
+        -------
+        list of dict
+            The rows, in circuit order.
+        """
         return [p.as_dict() for p in self]
 
     def format(self) -> str:
-        """Plain-text table: format and error of every projection."""
+        """Plain-text table: format and error of every projection.
+
+        Returns
+        -------
+        str
+            The table.
+        """
         rows = [("projection", "shape", "bits", "exp", "sign", "rel err", "max |err|", "sat",
                  "zeroed")]
         for p in self:
@@ -174,9 +247,26 @@ class CircuitQuantization:
 
     def losses(self, rel_error: float = LOSS_REL_ERROR,
                zeroed: float = LOSS_ZEROED) -> list[str]:
-        """One line per projection the format hurts: saturated mantissas, a relative
-        error above ``rel_error``, or more than ``zeroed`` of its nonzero weights
-        quantised to 0 (one large weight setting the shared exponent)."""
+        """One line per projection the format hurts.
+
+        A projection is hurt by saturated mantissas, a relative error above
+        ``rel_error``, or more than ``zeroed`` of its nonzero weights quantised to 0
+        (one large weight setting the shared exponent). Float projections are
+        skipped.
+
+        Parameters
+        ----------
+        rel_error : float, default 0.05
+            The relative error above which a projection is reported.
+        zeroed : float, default 0.05
+            The fraction of nonzero weights quantised to 0 above which a
+            projection is reported.
+
+        Returns
+        -------
+        list of str
+            One line per hurt projection, naming it and why.
+        """
         out = []
         for p in self:
             e = p.error
@@ -232,20 +322,37 @@ def quantize_circuit(circuit, weights: dict, target="loihi2", *, mantissa_bits: 
     Parameters
     ----------
     circuit : neuro_pc.ir.Circuit
-    weights : ``{projection: (n_target, n_source) array}`` (trained or
+        The circuit.
+    weights : dict
+        ``{projection: (n_target, n_source) array}`` (trained or
         ``circuit.init_weights(seed)``); tied projections need their source's.
-    target : a target name or :class:`~hardware_targets.base.HardwareTarget`.
-    mantissa_bits : default the target's maximum (8 on Loihi 2).
-    sign_mode : ``"mixed"`` (default; a plastic projection must be mixed, its
-        weights may change sign) or ``"auto"`` (fixed projections get the
-        narrowest mode that holds them, by Lava's rule; plastic ones stay mixed).
-    rounding : ``"nearest"`` | ``"truncate"`` | ``"stochastic"`` (needs ``seed``).
-    zero_exp : exponent of an all-zero matrix (see the module docstring).
-    include_tied : also quantise tied projections (their effective matrix).
+    target : str or HardwareTarget, default "loihi2"
+        A target name or :class:`~hardware_targets.base.HardwareTarget`.
+    mantissa_bits : int, optional
+        Default the target's maximum (8 on Loihi 2).
+    sign_mode : str, default "mixed"
+        ``"mixed"`` (a plastic projection must be mixed, its weights may change
+        sign) or ``"auto"`` (fixed projections get the narrowest mode that holds
+        them, by Lava's rule; plastic ones stay mixed).
+    rounding : str, default "nearest"
+        ``"nearest"`` | ``"truncate"`` | ``"stochastic"`` (needs ``seed``).
+    zero_exp : int, default -7
+        Exponent of an all-zero matrix (see the module docstring).
+    seed : int, optional
+        Seed for ``rounding="stochastic"``.
+    include_tied : bool, default True
+        Also quantise tied projections (their effective matrix).
 
     Returns
     -------
     CircuitQuantization
+        Every projection's :class:`ProjectionQuant`, in circuit order.
+
+    Raises
+    ------
+    QuantizationError
+        For a missing weight matrix, one of the wrong shape, and weights the
+        format cannot hold (:func:`~hardware_targets.quantize.quantize_weights`).
     """
     tgt = get_target(target) if isinstance(target, str) else target
     out: dict[str, ProjectionQuant] = {}

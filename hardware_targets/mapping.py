@@ -108,7 +108,29 @@ class PopulationPlacement:
 
 @dataclass(frozen=True)
 class ResourceMap:
-    """The partition of a circuit onto cores and chips (``None``: no limit)."""
+    """The partition of a circuit onto cores and chips (``None``: no limit).
+
+    Attributes
+    ----------
+    target : str
+        The target's name.
+    neurons_per_core : int or None
+        The most neurons a core holds.
+    memory_bits_per_core : int or None
+        A core's synaptic memory, in bits.
+    synapse_bits : int or None
+        Bits per synapse.
+    cores_per_chip : int or None
+        Cores on one chip.
+    populations : tuple of PopulationPlacement
+        How each population was cut, in circuit order.
+    cores : tuple of CoreAssignment
+        Every core, in order (empty without limits).
+    n_neurons, n_synapses : int
+        Totals over the populations.
+    n_cores, n_chips : int or None
+        How many cores and chips the map uses (``None`` without limits).
+    """
 
     target: str
     neurons_per_core: int | None
@@ -137,9 +159,29 @@ class ResourceMap:
         return math.ceil(len(self.cores) / self.cores_per_chip)
 
     def cores_of(self, population: str) -> tuple[CoreAssignment, ...]:
+        """The cores holding ``population``.
+
+        Parameters
+        ----------
+        population : str
+            The population's name.
+
+        Returns
+        -------
+        tuple of CoreAssignment
+            Its cores, in order (empty without limits).
+        """
         return tuple(c for c in self.cores if c.population == population)
 
     def as_dict(self) -> dict:
+        """JSON-able form of the map.
+
+        Returns
+        -------
+        dict
+            The target, its limits, the totals, and every population and core as
+            a dict.
+        """
         return {"target": self.target, "fits": True, "n_neurons": self.n_neurons,
                 "n_synapses": self.n_synapses, "n_cores": self.n_cores, "n_chips": self.n_chips,
                 "neurons_per_core": self.neurons_per_core,
@@ -149,7 +191,13 @@ class ResourceMap:
                 "cores": [c.as_dict() for c in self.cores]}
 
     def format(self) -> str:
-        """Plain-text table, one row per population, and a summary line."""
+        """Plain-text table, one row per population, and a summary line.
+
+        Returns
+        -------
+        str
+            The table and the summary.
+        """
         rows = [("population", "neurons", "fan-in", "synapses", "per core", "cores",
                  "neuron util", "memory util")]
         for p in self.populations:
@@ -218,16 +266,39 @@ def map_circuit(circuit, target="loihi2", *, neurons_per_core: int | None = None
                 synapse_bits_of: dict | None = None) -> ResourceMap:
     """Partition ``circuit`` onto the target's cores (rule: module docstring).
 
-    The keyword arguments override the target's numbers (all positive ints);
-    ``synapse_bits_of`` ``{projection: bits}`` gives some projections' synapses
-    another size (a learning block's: the weight as the engine updates it).
     A target without limits (``cpu``) gives a map with no cores.
+
+    Parameters
+    ----------
+    circuit : neuro_pc.ir.Circuit
+        The circuit.
+    target : str or HardwareTarget, default "loihi2"
+        A target name or :class:`~hardware_targets.base.HardwareTarget`.
+    neurons_per_core : int, optional
+        Overrides the target's ``max_neurons_per_core`` (a positive int).
+    synapse_bits : int, optional
+        Overrides the target's ``synapse_memory_bits`` (a positive int).
+    memory_bytes_per_core : int, optional
+        Overrides the target's ``synaptic_memory_bytes_per_core`` (a positive
+        int).
+    cores_per_chip : int, optional
+        Overrides the target's ``neuro_cores_per_chip`` (a positive int).
+    synapse_bits_of : dict, optional
+        ``{projection: bits}`` gives some projections' synapses another size (a
+        learning block's: the weight as the engine updates it).
+
+    Returns
+    -------
+    ResourceMap
+        The partition.
 
     Raises
     ------
     PopulationTooLargeError
         When one neuron's fan-in exceeds a core's synaptic memory; the message
         names the population, its fan-in and the memory.
+    ValueError
+        For a limit that is not a positive int.
     """
     tgt = get_target(target) if isinstance(target, str) else target
     spec = tgt.spec

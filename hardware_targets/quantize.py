@@ -115,6 +115,23 @@ def mantissa_range(mantissa_bits: int, sign_mode: str = "mixed") -> tuple[int, i
     so ``b = 1`` holds only ``{-1, 0}``, as in Lava);
     excitatory: ``[0, 2**b-1]``; inhibitory: ``[-(2**b-1), 0]`` (sign implied
     by the mode, as in Lava's ``SignMode``).
+
+    Parameters
+    ----------
+    mantissa_bits : int
+        ``b``, the mantissa width (1 to :data:`MAX_BITS`).
+    sign_mode : str, default "mixed"
+        ``"mixed"`` | ``"excitatory"`` | ``"inhibitory"``.
+
+    Returns
+    -------
+    lo, hi : int
+        The inclusive range.
+
+    Raises
+    ------
+    QuantizationError
+        For an unknown ``sign_mode`` or a width that is not an int in range.
     """
     _check_choice("sign_mode", sign_mode, SIGN_MODES)
     b = _check_bits("mantissa_bits", mantissa_bits)
@@ -139,6 +156,21 @@ def determine_sign_mode(W) -> str:
     ``min(W) >= 0`` -> ``"excitatory"`` (so an all-zero matrix is
     excitatory), ``max(W) <= 0`` -> ``"inhibitory"``, else ``"mixed"``
     (``lava.utils.weightutils.determine_sign_mode``).
+
+    Parameters
+    ----------
+    W : array_like
+        Real, finite weights.
+
+    Returns
+    -------
+    str
+        ``"excitatory"``, ``"inhibitory"`` or ``"mixed"``.
+
+    Raises
+    ------
+    QuantizationError
+        For an array that is not real and numeric, or holds NaN or inf.
     """
     arr = _as_real_array("W", W)
     if arr.size == 0 or arr.min() >= 0:
@@ -172,13 +204,24 @@ def _round(x: np.ndarray, rounding: str, seed: int | None,
 class ErrorReport:
     """How far a quantised array is from the original (same units as it).
 
-    max_abs: ``max |x - x_q|``; rms: ``sqrt(mean((x - x_q)**2))``;
-    rel_fro: ``||x - x_q||_F / ||x||_F`` (0 when both are 0);
-    n_saturated: entries whose rounded value fell outside the representable
-    range and were clamped (or wrapped); lsb: the value of one LSB,
-    ``2**exp`` (weights) or ``2**-frac_bits`` (state); n_zeroed: nonzero
-    entries that became 0 (a single large entry that sets a shared exponent
-    zeroes the small ones while ``rel_fro`` stays small); n_nonzero.
+    Attributes
+    ----------
+    max_abs : float
+        ``max |x - x_q|``.
+    rms : float
+        ``sqrt(mean((x - x_q)**2))``.
+    rel_fro : float
+        ``||x - x_q||_F / ||x||_F`` (0 when both are 0).
+    n_saturated : int
+        Entries whose rounded value fell outside the representable range and
+        were clamped (or wrapped).
+    lsb : float
+        The value of one LSB, ``2**exp`` (weights) or ``2**-frac_bits`` (state).
+    n_zeroed : int
+        Nonzero entries that became 0 (a single large entry that sets a shared
+        exponent zeroes the small ones while ``rel_fro`` stays small).
+    n_nonzero : int
+        Nonzero entries of the original.
     """
 
     max_abs: float
@@ -235,17 +278,24 @@ def error_report(x, x_q, *, lsb: float, n_saturated: int = 0) -> ErrorReport:
 class LavaDenseWeights:
     """Parameters of a Lava ``Dense``/``Sparse`` process in ``fixed_pt``.
 
-    weights: int32 array ``(n_post, n_pre)`` in Lava's 8-bit weight register
-    convention: ``weights = mantissa * 2**(8 - num_weight_bits + is_mixed)``,
-    so it lies in ``[-256, 255]`` and survives Lava's own ``clip_weights`` and
-    ``truncate_weights`` unchanged. weight_exp: the shift the synapse applies
-    to the *accumulated* input (``a_out = (weights @ s) << weight_exp``,
-    arithmetic right shift for negative values, see
-    ``lava/proc/dense/models.py``). num_weight_bits, sign_mode: as given to
-    ``Dense``.
-
     Effective integer weight seen by the post-synaptic neuron (before its own
     shifts, e.g. ``act_shift`` of Lava's LIF): ``weights * 2**weight_exp``.
+
+    Attributes
+    ----------
+    weights : numpy.ndarray
+        int32 array ``(n_post, n_pre)`` in Lava's 8-bit weight register
+        convention: ``weights = mantissa * 2**(8 - num_weight_bits + is_mixed)``,
+        so it lies in ``[-256, 255]`` and survives Lava's own ``clip_weights`` and
+        ``truncate_weights`` unchanged.
+    weight_exp : int
+        The shift the synapse applies to the *accumulated* input
+        (``a_out = (weights @ s) << weight_exp``, arithmetic right shift for
+        negative values, see ``lava/proc/dense/models.py``).
+    num_weight_bits : int
+        As given to ``Dense``.
+    sign_mode : str
+        As given to ``Dense``.
     """
 
     weights: np.ndarray
@@ -254,7 +304,13 @@ class LavaDenseWeights:
     sign_mode: str
 
     def effective(self) -> np.ndarray:
-        """``weights * 2**weight_exp`` as float64, shape of ``weights``."""
+        """``weights * 2**weight_exp`` as float64, shape of ``weights``.
+
+        Returns
+        -------
+        numpy.ndarray
+            The effective integer weights, as float64.
+        """
         return np.ldexp(self.weights.astype(np.float64), self.weight_exp)
 
 
@@ -264,10 +320,21 @@ class QuantizedWeights:
 
     ``W ≈ mantissa * 2**exp`` (see the module docstring).
 
-    mantissa: int64 array, shape of the original ``W``, inside
-    :func:`mantissa_range` ``(mantissa_bits, sign_mode)``; exp: shared
-    exponent (int, units of ``W``); rounding: the rounding mode used; error:
-    :class:`ErrorReport` against the original ``W``.
+    Attributes
+    ----------
+    mantissa : numpy.ndarray
+        int64 array, shape of the original ``W``, inside
+        :func:`mantissa_range` ``(mantissa_bits, sign_mode)``.
+    exp : int
+        Shared exponent (units of ``W``).
+    mantissa_bits : int
+        Bits per mantissa.
+    sign_mode : str
+        ``"mixed"`` | ``"excitatory"`` | ``"inhibitory"``.
+    rounding : str
+        The rounding mode used.
+    error : ErrorReport
+        Against the original ``W``.
     """
 
     mantissa: np.ndarray
@@ -287,7 +354,13 @@ class QuantizedWeights:
         return self.mantissa.shape
 
     def dequantize(self) -> np.ndarray:
-        """``mantissa * 2**exp`` as float64 (exact for ``abs(exp) < ~1000``)."""
+        """``mantissa * 2**exp`` as float64 (exact for ``abs(exp) < ~1000``).
+
+        Returns
+        -------
+        numpy.ndarray
+            float64, the shape of ``mantissa``.
+        """
         return np.ldexp(self.mantissa.astype(np.float64), self.exp)
 
     def compact(self) -> "QuantizedWeights":
@@ -298,6 +371,11 @@ class QuantizedWeights:
         result in this sign mode; the dequantised values do not change. For an
         integer matrix this is the ``(mantissa, num_weight_bits)`` that Lava's
         ``optimize_weight_bits(..., loihi2=True)`` computes.
+
+        Returns
+        -------
+        QuantizedWeights
+            A new object (an all-zero matrix gets 1 mantissa bit).
         """
         m = self.mantissa
         nz = m[m != 0]
@@ -321,9 +399,7 @@ class QuantizedWeights:
     def to_lava_dense(self, state_frac_bits: int = 0) -> LavaDenseWeights:
         """These weights as Lava ``Dense`` fixed-point parameters.
 
-        ``state_frac_bits`` is the number of fractional bits of the integer
-        the synaptic input is added to (one dendritic-accumulator LSB =
-        ``2**-state_frac_bits`` units of ``W * input``). Then
+        With ``state_frac_bits`` fractional bits in the accumulator,
 
         ``weights    = mantissa * 2**(8 - mantissa_bits + is_mixed)``
         ``weight_exp = exp + state_frac_bits - (8 - mantissa_bits + is_mixed)``
@@ -331,8 +407,24 @@ class QuantizedWeights:
         so ``weights * 2**weight_exp == mantissa * 2**(exp + state_frac_bits)``,
         i.e. :meth:`dequantize` expressed in accumulator LSBs. This is the
         ``w_scale = 8 - num_weight_bits + weight_exp + isMixed()`` formula of
-        ``lava/proc/dense/process.py``. Raises if ``mantissa_bits > 8``
-        (Lava's weight width).
+        ``lava/proc/dense/process.py``.
+
+        Parameters
+        ----------
+        state_frac_bits : int, default 0
+            The number of fractional bits of the integer the synaptic input is
+            added to (one dendritic-accumulator LSB = ``2**-state_frac_bits`` units
+            of ``W * input``).
+
+        Returns
+        -------
+        LavaDenseWeights
+            The ``Dense`` parameters.
+
+        Raises
+        ------
+        QuantizationError
+            If ``mantissa_bits > 8`` (Lava's weight width).
         """
         b = self.mantissa_bits
         if b > LAVA_MAX_WEIGHT_BITS:
@@ -411,12 +503,14 @@ def quantize_weights(
 
     Parameters
     ----------
-    W : array_like, any shape (usually ``(n_post, n_pre)``), real, finite.
-        Weights in model units.
-    mantissa_bits : int
+    W : array_like
+        Any shape (usually ``(n_post, n_pre)``), real, finite: weights in model
+        units.
+    mantissa_bits : int, default 8
         Bits per mantissa, including the sign bit in ``"mixed"`` mode
         (Lava's ``num_weight_bits``; Loihi 2 allows up to 8).
-    sign_mode : ``"mixed"`` | ``"excitatory"`` | ``"inhibitory"``
+    sign_mode : str, default "mixed"
+        ``"mixed"`` | ``"excitatory"`` | ``"inhibitory"``.
         ``"excitatory"`` rejects any negative weight and ``"inhibitory"`` any
         positive one with a :class:`QuantizationError` (the hardware cannot
         store them; choose ``"mixed"`` or split the projection).
@@ -429,8 +523,9 @@ def quantize_weights(
         translated to these units). Clipping to ``max_exp`` saturates the
         largest weights; clipping to ``min_exp`` only loses resolution. An
         explicit ``exp`` outside them is an error.
-    rounding : ``"nearest"`` (ties to even) | ``"truncate"`` | ``"stochastic"``
-        See the module docstring.
+    rounding : str, default "nearest"
+        ``"nearest"`` (ties to even) | ``"truncate"`` | ``"stochastic"``; see the
+        module docstring.
     seed : int, optional
         Seed for ``rounding="stochastic"`` (required there, unused elsewhere).
 
@@ -440,6 +535,14 @@ def quantize_weights(
         ``mantissa`` (int64, shape of ``W``), ``exp``, and the error report
         (``max_abs``, ``rms``, ``rel_fro``, ``n_saturated``, ``lsb``). With
         ``rounding="nearest"`` and no saturation, ``error.max_abs <= lsb / 2``.
+
+    Raises
+    ------
+    QuantizationError
+        For ``W`` that is not real and finite, an unknown ``sign_mode`` or
+        ``rounding``, a bad ``mantissa_bits``, weights of the wrong sign for the
+        sign mode, ``min_exp > max_exp``, an ``exp`` that is not an int or lies
+        outside the bounds, and stochastic rounding without a ``seed``.
     """
     arr = _as_real_array("W", W)
     _check_choice("sign_mode", sign_mode, SIGN_MODES)
@@ -493,11 +596,14 @@ def clamp_to_bits(q, bits: int, *, signed: bool = True,
 
     Parameters
     ----------
-    q : array_like of integers (any shape).
-    bits : register width.
-    signed : two's-complement signed (``[-2**(b-1), 2**(b-1)-1]``) or unsigned
+    q : array_like
+        Integers (any shape).
+    bits : int
+        Register width.
+    signed : bool, default True
+        Two's-complement signed (``[-2**(b-1), 2**(b-1)-1]``) or unsigned
         (``[0, 2**b-1]``).
-    overflow :
+    overflow : str, default "saturate"
         ``"saturate"``: clamp to the range (two's-complement clamp);
         ``"saturate_symmetric"``: clamp to ``[-(2**(b-1)-1), 2**(b-1)-1]``,
         the voltage clamp of Lava's fixed-point LIF
@@ -508,8 +614,16 @@ def clamp_to_bits(q, bits: int, *, signed: bool = True,
 
     Returns
     -------
-    (q_clamped, n_out_of_range) : int64 array of the shape of ``q``, and how
-    many entries were outside the range.
+    q_clamped : numpy.ndarray
+        int64, the shape of ``q``.
+    n_out_of_range : int
+        How many entries were outside the range.
+
+    Raises
+    ------
+    QuantizationError
+        For non-integer values, an unknown ``overflow``, a bad ``bits``, and
+        ``"saturate_symmetric"`` with ``signed=False``.
     """
     _check_choice("overflow", overflow, OVERFLOWS)
     lo, hi = integer_range(bits, signed)
@@ -548,18 +662,35 @@ def quantize_state(
 
     Parameters
     ----------
-    x : array_like, any shape, real and finite (model units).
-    bits : register width (24 for Lava's fixed-point LIF ``u``/``v``).
-    frac_bits : fractional bits (required; may be negative or exceed ``bits``).
-    signed : signed two's complement (default) or unsigned (e.g. a 7-bit trace).
-    rounding : ``"nearest"`` (ties to even) | ``"truncate"`` (floor, as an
-        arithmetic right shift) | ``"stochastic"`` (needs ``seed``).
-    overflow : ``"saturate"`` (default, two's-complement clamp) |
-        ``"saturate_symmetric"`` | ``"wrap"``; see :func:`clamp_to_bits`.
+    x : array_like
+        Any shape, real and finite (model units).
+    bits : int, default 24
+        Register width (24 for Lava's fixed-point LIF ``u``/``v``).
+    frac_bits : int
+        Fractional bits (required; may be negative or exceed ``bits``).
+    signed : bool, default True
+        Signed two's complement (default) or unsigned (e.g. a 7-bit trace).
+    rounding : str, default "nearest"
+        ``"nearest"`` (ties to even) | ``"truncate"`` (floor, as an arithmetic
+        right shift) | ``"stochastic"`` (needs ``seed``).
+    overflow : str, default "saturate"
+        ``"saturate"`` (two's-complement clamp) | ``"saturate_symmetric"`` |
+        ``"wrap"``; see :func:`clamp_to_bits`.
+    seed : int, optional
+        Seed for ``rounding="stochastic"``.
 
     Returns
     -------
-    np.ndarray of int64, shape of ``x``.
+    numpy.ndarray
+        int64, shape of ``x``.
+
+    Raises
+    ------
+    QuantizationError
+        For ``x`` that is not real and finite, an unknown ``rounding`` or
+        ``overflow``, a ``frac_bits`` that is not an int, a bad ``bits``,
+        stochastic rounding without a ``seed``, and a value too large to wrap
+        exactly.
     """
     arr = _as_real_array("x", x)
     _check_choice("rounding", rounding, ROUNDINGS)
@@ -583,6 +714,25 @@ def dequantize(q, frac_bits: int | None = None) -> np.ndarray:
     ``dequantize(q, frac_bits)`` -> ``q * 2**-frac_bits`` for a state from
     :func:`quantize_state`; ``dequantize(qw)`` for a :class:`QuantizedWeights`
     -> ``qw.mantissa * 2**qw.exp``.
+
+    Parameters
+    ----------
+    q : array_like or QuantizedWeights
+        Integer state, or quantised weights.
+    frac_bits : int, optional
+        The state's fractional bits: required for an integer array, not allowed
+        with :class:`QuantizedWeights`.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape of ``q``.
+
+    Raises
+    ------
+    QuantizationError
+        For ``frac_bits`` missing with an array, or given with
+        :class:`QuantizedWeights`.
     """
     if isinstance(q, QuantizedWeights):
         if frac_bits is not None:

@@ -14,9 +14,23 @@ import numpy as np
 class NonFiniteError(ValueError):
     """A NaN or inf where a finite number is needed.
 
-    Attributes (None when they do not apply): ``array`` (the name of the
-    array), ``index`` (the first bad index, a tuple), ``projection`` and
-    ``epoch`` (1-based) for weights that became non-finite in training.
+    Parameters
+    ----------
+    message : str
+        The message.
+    array, index, projection, epoch
+        Keyword-only; stored as the attributes below.
+
+    Attributes
+    ----------
+    array : str or None
+        The name of the array.
+    index : tuple or None
+        The first bad index.
+    projection : str or None
+        The projection, for weights that became non-finite in training.
+    epoch : int or None
+        The epoch (1-based), for weights that became non-finite in training.
     """
 
     def __init__(self, message: str, *, array: str | None = None, index: tuple | None = None,

@@ -70,20 +70,24 @@ def angle(a, b, degrees: bool = True) -> float:
 
     Parameters
     ----------
-    a, b : array_like, the same shape (any ndim; e.g. δ of shape (batch, n_l),
-        or weight matrices). Flattened in C order.
-    degrees : return degrees (default) or radians.
+    a, b : array_like
+        The same shape (any ndim; e.g. δ of shape (batch, n_l), or weight
+        matrices). Flattened in C order.
+    degrees : bool, default True
+        Return degrees (default) or radians.
 
     Returns
     -------
-    float in ``[0, 180]`` degrees (``[0, π]`` rad). Invariant to positive
-    rescaling of either argument. **Returns nan when either argument has zero
-    norm** (the angle is undefined), when either is empty, or when either
-    contains nan/inf.
+    float
+        In ``[0, 180]`` degrees (``[0, π]`` rad). Invariant to positive
+        rescaling of either argument. **nan when either argument has zero
+        norm** (the angle is undefined), when either is empty, or when either
+        contains nan/inf.
 
     Raises
     ------
-    ValueError if the shapes differ (naming both shapes).
+    ValueError
+        If the shapes differ (naming both shapes).
     """
     a = _as_float(a)
     b = _as_float(b)
@@ -114,9 +118,18 @@ def _fro(x: np.ndarray) -> float:
 def norm_ratio(a, b) -> float:
     """Ratio of Frobenius norms ``‖a‖_F / ‖b‖_F`` (dimensionless).
 
-    ``a`` and ``b`` may have any shapes (each is treated as ``vec``). When
-    ``‖b‖ = 0`` the result is ``inf`` if ``‖a‖ > 0`` and ``nan`` if both are
-    zero; no warning is emitted.
+    When ``‖b‖ = 0`` the result is ``inf`` if ``‖a‖ > 0`` and ``nan`` if both
+    are zero; no warning is emitted.
+
+    Parameters
+    ----------
+    a, b : array_like
+        Any shapes (each is treated as ``vec``).
+
+    Returns
+    -------
+    float
+        ``‖a‖_F / ‖b‖_F``.
     """
     na = _fro(_as_float(a))
     nb = _fro(_as_float(b))
@@ -129,22 +142,29 @@ def weight_alignment(W, B) -> dict:
     """Alignment of a feedback matrix ``B`` with the transport it replaces, ``Wᵀ``.
 
     For feedback alignment the hidden error is ``δ_l = (B_{l+1} δ_{l+1}) ⊙ f′``
-    where BP would use ``W_{l+1}ᵀ``; so ``W`` has shape ``(n_out, n_in)`` (the
-    forward matrix, ``a = W h``) and ``B`` has shape ``(n_in, n_out)``. For
-    product FA pass the effective feedback ``B·R`` as ``B``.
+    where BP would use ``W_{l+1}ᵀ``.
+
+    Parameters
+    ----------
+    W : array_like
+        The forward matrix, shape ``(n_out, n_in)`` (``a = W h``).
+    B : array_like
+        The feedback matrix, shape ``(n_in, n_out)``. For product FA pass the
+        effective feedback ``B·R``.
 
     Returns
     -------
-    dict with
-      ``"angle_deg"``: ``angle(Wᵀ, B)`` in degrees, in ``[0, 180]``; nan when
-      either matrix is zero (see ``angle``). Below 90° means ``Be`` lies
-      within 90° of ``Wᵀe`` on average (the FA convergence condition).
-      ``"norm_ratio"``: ``‖B‖_F / ‖W‖_F`` (biotorch ``compute_weight_ratio``).
+    dict
+        ``"angle_deg"``: ``angle(Wᵀ, B)`` in degrees, in ``[0, 180]``; nan when
+        either matrix is zero (see :func:`angle`). Below 90° means ``Be`` lies
+        within 90° of ``Wᵀe`` on average (the FA convergence condition).
+        ``"norm_ratio"``: ``‖B‖_F / ‖W‖_F`` (biotorch ``compute_weight_ratio``).
 
     Raises
     ------
-    ValueError if either is not 2-D or ``B.shape != W.T.shape`` (the message
-    names both shapes).
+    ValueError
+        If either is not 2-D or ``B.shape != W.T.shape`` (the message names both
+        shapes).
     """
     W = _as_float(W)
     B = _as_float(B)
@@ -162,13 +182,24 @@ def weight_alignment(W, B) -> dict:
 def singular_values(M) -> np.ndarray:
     """Singular values of a 2-D matrix, in descending order, float64.
 
-    ``M`` has shape ``(m, n)`` (e.g. an error signal Δ_l of shape
-    ``(batch, n_l)`` or an update of shape ``(n_out, n_in)``); the result has
-    shape ``(min(m, n),)``, in the units of ``M``. If ``M`` contains nan/inf
-    the result is all-nan (so the rank measures below return nan rather than
-    raising inside a training loop).
+    If ``M`` contains nan/inf the result is all-nan (so the rank measures below
+    return nan rather than raising inside a training loop).
 
-    Raises ValueError if ``M`` is not 2-D.
+    Parameters
+    ----------
+    M : array_like
+        Shape ``(m, n)`` (e.g. an error signal Δ_l of shape ``(batch, n_l)`` or
+        an update of shape ``(n_out, n_in)``).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(min(m, n),)``, in the units of ``M``.
+
+    Raises
+    ------
+    ValueError
+        If ``M`` is not 2-D.
     """
     M = _as_float(M)
     if M.ndim != 2:
@@ -197,18 +228,29 @@ def _normalised_spectrum(M, s=None) -> np.ndarray | None:
 def entropy_effective_rank(M, eps: float = 1e-12, *, _s=None) -> float:
     """Entropy effective rank (Roy & Vetterli 2007, EUSIPCO).
 
-    With singular values ``s_i`` of ``M`` (shape ``(m, n)``):
+    With singular values ``s_i`` of ``M``:
     ``p_i = s_i / Σ_j s_j``, ``erank = exp(−Σ_i p_i log p_i)`` (0·log 0 := 0).
     Dimensionless, in ``[1, rank M]``; equals ``k`` for ``k`` equal non-zero
     singular values. Invariant to scaling and to orthogonal transforms on
     either side.
 
-    ``eps`` is a *relative* cut-off: singular values below ``eps · s_max`` are
-    treated as exactly zero (round-off), so e.g. a numerically rank-1 matrix
-    gives exactly 1.0. This keeps the measure scale invariant.
+    Parameters
+    ----------
+    M : array_like
+        Shape ``(m, n)``.
+    eps : float, default 1e-12
+        A *relative* cut-off: singular values below ``eps · s_max`` are
+        treated as exactly zero (round-off), so e.g. a numerically rank-1 matrix
+        gives exactly 1.0. This keeps the measure scale invariant.
+    _s : numpy.ndarray, optional
+        Internal: ``M``'s singular values when already computed
+        (:func:`rank_measures` computes them once for all three measures).
 
-    Returns 0.0 for the zero matrix (and for an empty one); nan if ``M``
-    contains nan/inf.
+    Returns
+    -------
+    float
+        The entropy effective rank; 0.0 for the zero matrix (and for an empty
+        one); nan if ``M`` contains nan/inf.
     """
     s = _normalised_spectrum(M, _s)
     if s is None:
@@ -221,14 +263,26 @@ def entropy_effective_rank(M, eps: float = 1e-12, *, _s=None) -> float:
 
 
 def participation_ratio(M, *, _s=None) -> float:
-    """Participation ratio of the spectrum of ``M`` (shape ``(m, n)``).
+    """Participation ratio of the spectrum of ``M``.
 
     ``PR = (Σ_i s_i²)² / Σ_i s_i⁴``, i.e. ``(Σ λ_i)² / Σ λ_i²`` for the
     eigenvalues ``λ_i = s_i²`` of ``MᵀM`` (the covariance spectrum when rows
     are samples). Dimensionless, ``stable_rank ≤ PR ≤ rank M``; equals ``k``
     for ``k`` equal non-zero singular values.
 
-    Returns 0.0 for the zero (or empty) matrix; nan if ``M`` contains nan/inf.
+    Parameters
+    ----------
+    M : array_like
+        Shape ``(m, n)``.
+    _s : numpy.ndarray, optional
+        Internal: ``M``'s singular values when already computed
+        (:func:`rank_measures` computes them once for all three measures).
+
+    Returns
+    -------
+    float
+        The participation ratio; 0.0 for the zero (or empty) matrix; nan if
+        ``M`` contains nan/inf.
     """
     s = _normalised_spectrum(M, _s)
     if s is None:
@@ -242,8 +296,21 @@ def participation_ratio(M, *, _s=None) -> float:
 def stable_rank(M, *, _s=None) -> float:
     """Stable (numerical) rank ``‖M‖_F² / ‖M‖_2² = Σ_i s_i² / s_max²``.
 
-    ``M`` has shape ``(m, n)``. Dimensionless, in ``[1, rank M]``.
-    Returns 0.0 for the zero (or empty) matrix; nan if ``M`` contains nan/inf.
+    Dimensionless, in ``[1, rank M]``.
+
+    Parameters
+    ----------
+    M : array_like
+        Shape ``(m, n)``.
+    _s : numpy.ndarray, optional
+        Internal: ``M``'s singular values when already computed
+        (:func:`rank_measures` computes them once for all three measures).
+
+    Returns
+    -------
+    float
+        The stable rank; 0.0 for the zero (or empty) matrix; nan if ``M``
+        contains nan/inf.
     """
     s = _normalised_spectrum(M, _s)
     if s is None:
@@ -254,12 +321,19 @@ def stable_rank(M, *, _s=None) -> float:
 
 
 def rank_measures(M) -> dict:
-    """All three effective-rank measures of ``M`` (shape ``(m, n)``).
+    """All three effective-rank measures of ``M``, from one SVD.
 
-    Returns ``{"erank": entropy_effective_rank(M),
-    "participation_ratio": participation_ratio(M),
-    "stable_rank": stable_rank(M)}`` (all three from one SVD; all 0.0 for the zero
-    matrix).
+    Parameters
+    ----------
+    M : array_like
+        Shape ``(m, n)``.
+
+    Returns
+    -------
+    dict
+        ``{"erank": entropy_effective_rank(M),
+        "participation_ratio": participation_ratio(M),
+        "stable_rank": stable_rank(M)}`` (all 0.0 for the zero matrix).
     """
     s = singular_values(M)
     return {
@@ -281,16 +355,25 @@ def pc_energy(errors: Sequence) -> tuple[np.ndarray, float]:
     (pcx ``se_energy = ½(h − u)²`` summed per vode). Units: squared units of
     the error variables, per sample.
 
-    A 1-D array of shape ``(n_l,)`` is treated as a single sample; arrays with
-    more than 2 dimensions are summed over every non-batch axis. All layers
-    must share the batch size.
+    Parameters
+    ----------
+    errors : sequence of array_like
+        One error array per layer. A 1-D array of shape ``(n_l,)`` is treated
+        as a single sample; arrays with more than 2 dimensions are summed over
+        every non-batch axis. All layers must share the batch size.
 
     Returns
     -------
-    (per_layer, total): ``per_layer`` is a float64 array of shape ``(L,)``,
-    ``total`` a float (0.0 for an empty list).
+    per_layer : numpy.ndarray
+        float64, shape ``(L,)`` (nan for a layer with an empty batch).
+    total : float
+        ``Σ_l E_l`` (0.0 for an empty list).
 
-    Raises ValueError if batch sizes differ between layers (naming them).
+    Raises
+    ------
+    ValueError
+        If batch sizes differ between layers (naming them), or a layer's error
+        is a scalar.
     """
     per_layer = []
     batch = None

@@ -23,8 +23,25 @@ from neuro_pc.numerics import NonFiniteError, describe_nonfinite, first_nonfinit
 
 
 def sample_order(n: int, epochs: int, seed: int) -> np.ndarray:
-    """The training order: one permutation of ``range(n)`` per epoch, drawn
-    from ``default_rng(seed)``, concatenated. Shape ``(epochs * n,)``."""
+    """The training order: one permutation of ``range(n)`` per epoch.
+
+    The permutations are drawn from ``default_rng(seed)`` and concatenated, so
+    backends given the same seed see the same samples in the same order.
+
+    Parameters
+    ----------
+    n : int
+        The number of samples.
+    epochs : int
+        The number of passes.
+    seed : int
+        The seed of the generator.
+
+    Returns
+    -------
+    numpy.ndarray
+        The sample indices, shape ``(epochs * n,)`` (empty for ``epochs=0``).
+    """
     rng = np.random.default_rng(seed)
     return np.concatenate([rng.permutation(n) for _ in range(epochs)]) if epochs else \
         np.zeros(0, dtype=int)
@@ -32,8 +49,32 @@ def sample_order(n: int, epochs: int, seed: int) -> np.ndarray:
 
 def streams_for(circuit: Circuit, x: np.ndarray, y: np.ndarray | None,
                 dtype=np.float64) -> dict[str, np.ndarray]:
-    """Map a batch to the circuit's streams: ``"x"`` inputs, ``"y"`` targets
-    (zeros when ``y`` is None, i.e. at inference), as ``dtype`` arrays."""
+    """Map a batch to the circuit's streams.
+
+    Parameters
+    ----------
+    circuit : Circuit
+        The circuit whose ``streams`` (name to width) are fed.
+    x : numpy.ndarray
+        The inputs ``(B, n_in)`` (a 1-D sample is one row): stream ``"x"``.
+    y : numpy.ndarray or None
+        The targets ``(B, n_out)``: stream ``"y"``; None (i.e. at inference)
+        feeds zeros.
+    dtype : data-type, default numpy.float64
+        The dtype of the arrays returned.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``{stream: (B, width)}`` for every stream of the circuit.
+
+    Raises
+    ------
+    CircuitError
+        For a stream other than ``"x"`` and ``"y"`` (no data feeds it).
+    ValueError
+        For data whose width is not the stream's.
+    """
     x = np.atleast_2d(np.asarray(x, dtype=dtype))
     out = {}
     for name, width in circuit.streams.items():
@@ -55,8 +96,37 @@ def streams_for(circuit: Circuit, x: np.ndarray, y: np.ndarray | None,
 class Simulator(ABC):
     """A compiled circuit with its weights; the same interface on every backend.
 
-    Attributes: ``circuit``; ``weights`` ``{projection: (n_target, n_source)}``
-    (the live trained matrices); ``masks`` of sparse projections; ``seed``.
+    Parameters
+    ----------
+    circuit : Circuit
+        The circuit; it is validated.
+    weights : dict of str to numpy.ndarray, optional
+        Initial weights ``{projection: (n_target, n_source)}``, finite; the
+        others are the circuit's initialisation (:meth:`Circuit.init_weights`
+        with ``seed``).
+    seed : int, default 0
+        The seed of the initial weights and the masks.
+    masks : dict of str to numpy.ndarray, optional
+        The masks of sparse projections (default drawn from the circuit with
+        ``seed``).
+
+    Attributes
+    ----------
+    circuit : Circuit
+        The validated circuit.
+    weights : dict of str to numpy.ndarray
+        ``{projection: (n_target, n_source)}``: the live trained matrices.
+    masks : dict of str to numpy.ndarray
+        The masks of sparse projections.
+    seed : int
+        The seed.
+
+    Raises
+    ------
+    CircuitError
+        For weights of unknown projections or of the wrong shape.
+    NonFiniteError
+        For given weights that hold NaN or inf.
     """
 
     backend: str = "?"
@@ -83,18 +153,65 @@ class Simulator(ABC):
     # -- what a backend provides ------------------------------------------------
     @abstractmethod
     def present(self, x: np.ndarray, y: np.ndarray | None = None, train: bool = True) -> np.ndarray:
-        """Run one window for a batch ``x`` ``(B, n_in)`` (targets ``y`` ``(B, n_out)``);
-        learn at its end if ``train``. Returns the readout ``(B, n_readout)``."""
+        """Run one window for a batch; learn at its end if ``train``.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            The inputs ``(B, n_in)``.
+        y : numpy.ndarray, optional
+            The targets ``(B, n_out)``.
+        train : bool, default True
+            Learn at the window's end.
+
+        Returns
+        -------
+        numpy.ndarray
+            The readout ``(B, n_readout)``.
+        """
 
     # -- shared ------------------------------------------------------------------
     def train(self, x: np.ndarray, y: np.ndarray | None = None, epochs: int = 1, seed: int = 0,
               batch_size: int = 1, progress: bool = False,
               callback: Callable[[int, "Simulator"], None] | None = None) -> "Simulator":
-        """Online (``batch_size=1``) or batched training over ``epochs`` passes in
-        :func:`sample_order`; ``callback(epoch, sim)`` after each epoch.
+        """Online (``batch_size=1``) or batched training over ``epochs`` passes.
 
-        Raises :class:`NonFiniteError` for NaN/inf in ``x`` or ``y``, and when a
-        weight matrix is non-finite at the end of an epoch (naming it)."""
+        The samples come in :func:`sample_order`; every epoch ends with
+        :func:`check_weights`.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            The inputs ``(n, n_in)``.
+        y : numpy.ndarray, optional
+            The targets ``(n, n_out)``; None only for a circuit without targets
+            (:func:`training_arrays`).
+        epochs : int, default 1
+            The number of passes (an integer ``>= 0``).
+        seed : int, default 0
+            The seed of the sample order.
+        batch_size : int, default 1
+            Samples per window (an integer ``>= 1``).
+        progress : bool, default False
+            Show a progress bar (tqdm).
+        callback : callable, optional
+            ``callback(epoch, sim)``, called after each epoch.
+
+        Returns
+        -------
+        Simulator
+            ``self``, trained.
+
+        Raises
+        ------
+        NonFiniteError
+            For NaN/inf in ``x`` or ``y``, and when a weight matrix is non-finite at
+            the end of an epoch (naming it).
+        ValueError
+            For ``epochs`` or ``batch_size`` that are not integers in range, for
+            ``x`` and ``y`` of different lengths, and for ``y=None`` with a circuit
+            that reads targets.
+        """
         x, y = self._training_inputs(*training_arrays(x, y, self.circuit))
         _check_schedule(epochs, batch_size)
         n = len(x)
@@ -118,19 +235,73 @@ class Simulator(ABC):
         return x, y
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Predicted classes: argmax of the readout at the end of each window."""
+        """Predicted classes: argmax of the readout at the end of each window.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            The inputs ``(n, n_in)``.
+        batch_size : int, default 256
+            Samples per window.
+
+        Returns
+        -------
+        numpy.ndarray
+            The predicted class of each sample, shape ``(n,)``.
+
+        Raises
+        ------
+        NonFiniteError
+            For NaN/inf in ``x``, and for a non-finite readout (:func:`check_readout`).
+        """
         x = inference_array(x)
         out = [check_readout(self, self.present(x[s:s + batch_size], None, train=False), s)
                .argmax(axis=1) for s in range(0, len(x), batch_size)]
         return np.concatenate(out) if out else np.zeros(0, dtype=int)
 
     def evaluate(self, x: np.ndarray, labels: np.ndarray) -> float:
-        """Accuracy in [0, 1]."""
+        """Accuracy in [0, 1].
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            The inputs ``(n, n_in)``.
+        labels : numpy.ndarray
+            The classes ``(n,)``.
+
+        Returns
+        -------
+        float
+            The fraction of samples whose predicted class (:meth:`predict`) is the
+            label.
+
+        Raises
+        ------
+        NonFiniteError
+            For NaN/inf in ``x`` or ``labels``, and for a non-finite readout.
+        """
         labels = np.asarray(labels)
         require_finite(labels, "labels")
         return float(np.mean(self.predict(x) == labels))
 
     def artifact(self, **metadata) -> Artifact:
+        """The trained network as an :class:`~neuro_pc.ir.Artifact`.
+
+        It holds the circuit, the weights of the stored projections (copies), the
+        masks, and metadata: the backend, the seed, what the backend adds (a network
+        trained on the learning engine records its number formats, ``"onchip"``),
+        then ``metadata``.
+
+        Parameters
+        ----------
+        **metadata
+            Further metadata entries (they override the ones above).
+
+        Returns
+        -------
+        Artifact
+            The artifact.
+        """
         meta = {"backend": self.backend, "seed": self.seed, **self._metadata(), **metadata}
         stored = {p.name for p in self.circuit.stored}
         return Artifact(circuit=self.circuit,
@@ -148,6 +319,20 @@ class Simulator(ABC):
         return {"onchip": plan_metadata(plan)}
 
     def save(self, path, **metadata):
+        """Write :meth:`artifact` to ``path`` (:func:`~neuro_pc.ir.save_artifact`).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The ``.npz`` file to write (atomically).
+        **metadata
+            Further metadata entries of the artifact.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+        """
         return save_artifact(path, self.artifact(**metadata))
 
     #: how plastic projections learn unless told, and the default arithmetic tag
@@ -156,10 +341,24 @@ class Simulator(ABC):
 
     @classmethod
     def from_artifact(cls, artifact: Artifact, **kwargs) -> "Simulator":
-        """The artifact's circuit and weights on this backend. A network trained on
-        the learning engine is compiled again with the number formats its artifact
-        records (when the tag is the same), so that its weights are the same
-        register values."""
+        """The artifact's circuit and weights on this backend.
+
+        A network trained on the learning engine is compiled again with the number
+        formats its artifact records (when the tag is the same), so that its weights
+        are the same register values.
+
+        Parameters
+        ----------
+        artifact : Artifact
+            The artifact (its circuit, weights, masks, and the seed of its metadata).
+        **kwargs
+            Keyword options of the simulator class.
+
+        Returns
+        -------
+        Simulator
+            The compiled simulator.
+        """
         if kwargs.get("learning", cls.default_learning) == "engine" and kwargs.get("plan") is None:
             from hardware_targets.onchip import plan_options_from
 
@@ -171,10 +370,35 @@ class Simulator(ABC):
 
 
 def training_arrays(x, y, circuit=None) -> tuple[np.ndarray, np.ndarray]:
-    """``x`` and ``y`` as float64 arrays of the same length, every entry finite
-    (else :class:`NonFiniteError` naming the array and the first bad index).
+    """``x`` and ``y`` as float64 arrays of the same length, every entry finite.
+
     ``y=None`` trains a circuit without targets (no stream ``"y"``, e.g. MPC): it
-    becomes ``(n, 0)``; for a circuit that reads targets it is an error."""
+    becomes ``(n, 0)``; for a circuit that reads targets it is an error.
+
+    Parameters
+    ----------
+    x : array_like
+        The training inputs.
+    y : array_like or None
+        The training targets.
+    circuit : Circuit, optional
+        The circuit trained (to tell whether ``y=None`` is allowed).
+
+    Returns
+    -------
+    x : numpy.ndarray
+        The inputs, float64.
+    y : numpy.ndarray
+        The targets, float64 (``(n, 0)`` for ``y=None``).
+
+    Raises
+    ------
+    NonFiniteError
+        Naming the array and the first bad index.
+    ValueError
+        For ``x`` and ``y`` of different lengths, and for ``y=None`` with a
+        circuit that reads targets.
+    """
     x = np.asarray(x, dtype=np.float64)
     if y is None:
         if circuit is not None and "y" in circuit.streams:
@@ -190,7 +414,23 @@ def training_arrays(x, y, circuit=None) -> tuple[np.ndarray, np.ndarray]:
 
 
 def inference_array(x) -> np.ndarray:
-    """``x`` as a 2-D float64 array with finite entries (inputs to predict/evaluate)."""
+    """``x`` as a 2-D float64 array with finite entries (inputs to predict/evaluate).
+
+    Parameters
+    ----------
+    x : array_like
+        The inputs (a 1-D sample is one row).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``x``, 2-D, float64.
+
+    Raises
+    ------
+    NonFiniteError
+        For NaN/inf in ``x``.
+    """
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
     require_finite(x, "x (inputs)")
     return x
@@ -203,10 +443,27 @@ def _check_schedule(epochs, batch_size) -> None:
 
 
 def check_weights(sim: "Simulator", epoch: int, epochs: int, how: str = "") -> None:
-    """Raise :class:`NonFiniteError` if a weight matrix of ``sim`` holds NaN or inf
-    after (0-based) ``epoch`` of ``epochs``; the message names the projection,
-    the epoch (1-based) and the likely cause. ``how``: a note on how the epochs
-    ran (e.g. all in one simulator run). Cheap: one ``isfinite`` per matrix."""
+    """Raise :class:`NonFiniteError` if a weight matrix of ``sim`` holds NaN or inf.
+
+    The message names the projection, the epoch (1-based) and the likely cause.
+    Cheap: one ``isfinite`` per matrix.
+
+    Parameters
+    ----------
+    sim : Simulator
+        The simulator whose weights are checked.
+    epoch : int
+        The epoch just run, 0-based.
+    epochs : int
+        The number of epochs of the run.
+    how : str, default ""
+        A note on how the epochs ran (e.g. all in one simulator run).
+
+    Raises
+    ------
+    NonFiniteError
+        For a non-finite weight matrix.
+    """
     _raise_if_nonfinite_weights(sim, f"after epoch {epoch + 1}/{epochs}{how}", epoch + 1)
 
 
@@ -233,8 +490,27 @@ def _raise_if_nonfinite_weights(sim: "Simulator", when: str, epoch: int | None) 
 
 
 def check_readout(sim: "Simulator", out: np.ndarray, offset: int = 0) -> np.ndarray:
-    """``out`` (readouts of samples ``offset…``) unchanged if finite, else
-    :class:`NonFiniteError` (naming a non-finite projection if there is one)."""
+    """``out`` (readouts of samples ``offset…``) unchanged if finite.
+
+    Parameters
+    ----------
+    sim : Simulator
+        The simulator that computed ``out``.
+    out : numpy.ndarray
+        The readouts ``(B, n_readout)``.
+    offset : int, default 0
+        The index of ``out``'s first sample (for the message).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``out``.
+
+    Raises
+    ------
+    NonFiniteError
+        For a non-finite readout, naming a non-finite projection if there is one.
+    """
     found = first_nonfinite(out)
     if found is None:
         return out

@@ -12,20 +12,33 @@ from neuro_pc.numerics import require_finite
 class Dataset:
     """A fixed train/test split of a classification data set.
 
-    Attributes
-    ----------
-    x_train, x_test : float64 arrays, shape ``(n_train, n_features)`` and
-        ``(n_test, n_features)``.
-    y_train, y_test : int64 arrays, shape ``(n_train,)`` and ``(n_test,)``,
-        labels in ``[0, n_classes)``.
-    n_classes : number of classes.
-    name : short identifier, e.g. ``"digits"``.
-
     The arrays are coerced (float64 / int64) and checked on construction (NaN
     or inf anywhere is a :class:`~neuro_pc.numerics.NonFiniteError` naming the
     array and the first bad index). The
     dataclass is frozen, but the arrays themselves are ordinary NumPy arrays:
     copy before modifying them in place.
+
+    Attributes
+    ----------
+    x_train, x_test : numpy.ndarray
+        float64 arrays, shape ``(n_train, n_features)`` and
+        ``(n_test, n_features)``.
+    y_train, y_test : numpy.ndarray
+        int64 arrays, shape ``(n_train,)`` and ``(n_test,)``, labels in
+        ``[0, n_classes)``.
+    n_classes : int
+        Number of classes.
+    name : str
+        Short identifier, e.g. ``"digits"``.
+
+    Raises
+    ------
+    NonFiniteError
+        For NaN or inf in an array.
+    ValueError
+        For ``x`` arrays that are not 2-D, labels that are not 1-D integers in
+        ``[0, n_classes)`` as many as the samples, and train and test parts with
+        different numbers of features.
     """
 
     x_train: np.ndarray
@@ -56,8 +69,20 @@ class Dataset:
     def one_hot(self, y: np.ndarray) -> np.ndarray:
         """One-hot encode labels.
 
-        ``y``: integer array, shape ``(n,)``, values in ``[0, n_classes)``.
-        Returns a float64 array of shape ``(n, n_classes)``.
+        Parameters
+        ----------
+        y : numpy.ndarray
+            Integer array, shape ``(n,)``, values in ``[0, n_classes)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            A float64 array of shape ``(n, n_classes)``.
+
+        Raises
+        ------
+        ValueError
+            For labels that are not a 1-D integer array, or out of range.
         """
         y = np.asarray(y)
         if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):

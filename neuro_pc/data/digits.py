@@ -18,10 +18,21 @@ def load_digits(test_size: float = 0.25, seed: int = 0, scale: bool = True) -> D
     same ``seed`` always gives the same split; different seeds give different
     splits.
 
-    Returns a :class:`Dataset` with ``x_*`` float64 of shape ``(n, 64)`` -
-    pixel intensities 0..16 divided by 16 into ``[0, 1]`` when ``scale`` is
-    true, the raw 0..16 values otherwise - ``y_*`` int64 of shape ``(n,)`` and
-    ``n_classes=10``.
+    Parameters
+    ----------
+    test_size : float, default 0.25
+        The test part's share (``train_test_split``'s ``test_size``).
+    seed : int, default 0
+        The split's ``random_state``.
+    scale : bool, default True
+        Divide the pixel intensities 0..16 by 16 into ``[0, 1]``; false keeps
+        the raw 0..16 values.
+
+    Returns
+    -------
+    Dataset
+        ``x_*`` float64 of shape ``(n, 64)``, ``y_*`` int64 of shape ``(n,)`` and
+        ``n_classes=10``, named ``"digits"``.
     """
     bunch = _skd.load_digits()
     x = bunch.data.astype(np.float64)

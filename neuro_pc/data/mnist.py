@@ -38,22 +38,36 @@ def load_mnist(path: str | Path, limit_train: int | None = None,
                limit_test: int | None = None) -> Dataset:
     """Load MNIST from a local directory of idx files or a ``.npz`` file.
 
-    ``path`` is either
-      * a directory holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
-        ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, each optionally
-        ending in ``.gz`` (the ``train-images.idx3-ubyte`` spelling is accepted too), or
-      * a ``.npz`` with arrays ``x_train, y_train, x_test, y_test`` (Keras
-        ``mnist.npz`` layout: uint8 images ``(n, 28, 28)``, labels ``(n,)``).
-
     The official train/test split is kept; ``limit_train`` / ``limit_test``
     keep only the first that many samples of each part (deterministic).
 
-    Returns a :class:`Dataset` with ``x_*`` float64 of shape ``(n, 784)`` in
-    ``[0, 1]`` (uint8 pixels / 255), ``y_*`` int64 ``(n,)``, ``n_classes=10``.
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        Either a directory holding ``train-images-idx3-ubyte``,
+        ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte`` and
+        ``t10k-labels-idx1-ubyte``, each optionally ending in ``.gz`` (the
+        ``train-images.idx3-ubyte`` spelling is accepted too), or a ``.npz`` with
+        arrays ``x_train, y_train, x_test, y_test`` (Keras ``mnist.npz`` layout:
+        uint8 images ``(n, 28, 28)``, labels ``(n,)``).
+    limit_train : int, optional
+        Keep only the first that many training samples (a positive int).
+    limit_test : int, optional
+        Keep only the first that many test samples (a positive int).
 
-    Raises FileNotFoundError (listing the names looked for) when files are
-    missing, ValueError on a bad magic number, truncated data, mismatched
-    image/label counts or missing npz keys.
+    Returns
+    -------
+    Dataset
+        ``x_*`` float64 of shape ``(n, 784)`` in ``[0, 1]`` (uint8 pixels / 255),
+        ``y_*`` int64 ``(n,)``, ``n_classes=10``, named ``"mnist"``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When files are missing (listing the names looked for).
+    ValueError
+        On a bad magic number, truncated data, mismatched image/label counts or
+        missing npz keys, and for a bad ``limit_*``.
     """
     path = Path(path).expanduser()
     if path.is_dir():
@@ -75,13 +89,31 @@ def load_mnist(path: str | Path, limit_train: int | None = None,
 
 
 def load_named_mnist(limit_train: int | None = None, limit_test: int | None = None) -> Dataset:
-    """The published MNIST, found where :func:`neuro_pc.data.store.find` looks
-    (``$NEURO_PC_DATA/mnist``, then the per-user cache) and verified: every file's
-    decompressed SHA-256 must be the published one (a
-    :class:`~neuro_pc.data.store.ChecksumError` names the file that is not).
-    The official split: 60000 train / 10000 test before ``limit_*``; otherwise
-    as :func:`load_mnist`. A :class:`~neuro_pc.data.store.DataNotFoundError`
-    says where it looked and how to get the data."""
+    """The published MNIST, found where :func:`~neuro_pc.data.store.find` looks, verified.
+
+    The folder is ``$NEURO_PC_DATA/mnist``, then the per-user cache; every
+    file's decompressed SHA-256 must be the published one. The official split:
+    60000 train / 10000 test before ``limit_*``; otherwise as :func:`load_mnist`.
+
+    Parameters
+    ----------
+    limit_train : int, optional
+        Keep only the first that many training samples.
+    limit_test : int, optional
+        Keep only the first that many test samples.
+
+    Returns
+    -------
+    Dataset
+        As :func:`load_mnist`'s.
+
+    Raises
+    ------
+    DataNotFoundError
+        Saying where it looked and how to get the data.
+    ChecksumError
+        Naming the file whose content is not the published one.
+    """
     from neuro_pc.data.store import MNIST, find, verify
 
     folder = find("mnist")
@@ -98,7 +130,23 @@ def load_named_mnist(limit_train: int | None = None, limit_test: int | None = No
 
 
 def read_idx_images(file: str | Path) -> np.ndarray:
-    """Parse an idx3 image file (plain or ``.gz``); returns uint8 ``(n, rows, cols)``."""
+    """Parse an idx3 image file (plain or ``.gz``).
+
+    Parameters
+    ----------
+    file : str or pathlib.Path
+        The file.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 ``(n, rows, cols)``.
+
+    Raises
+    ------
+    ValueError
+        On a bad magic number, truncated data or an unreadable gzip file.
+    """
     return parse_idx_images(*_read_bytes(file))
 
 
@@ -110,7 +158,23 @@ def parse_idx_images(data: bytes, file) -> np.ndarray:
 
 
 def read_idx_labels(file: str | Path) -> np.ndarray:
-    """Parse an idx1 label file (plain or ``.gz``); returns uint8 ``(n,)``."""
+    """Parse an idx1 label file (plain or ``.gz``).
+
+    Parameters
+    ----------
+    file : str or pathlib.Path
+        The file.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 ``(n,)``.
+
+    Raises
+    ------
+    ValueError
+        On a bad magic number, truncated data or an unreadable gzip file.
+    """
     return parse_idx_labels(*_read_bytes(file))
 
 

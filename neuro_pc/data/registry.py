@@ -22,8 +22,26 @@ def load_dataset(name_or_path: str | Path, seed: int = 0, **kw) -> Dataset:
       :func:`load_mnist` ``(path, **kw)``; MNIST has a fixed official split, so
       ``seed`` is not used.
 
-    Extra keyword arguments go to the loader (e.g. ``test_size``, ``limit_train``).
-    Raises ValueError for an unknown name.
+    Parameters
+    ----------
+    name_or_path : str or pathlib.Path
+        A name (case-insensitive), ``"mnist:<path>"``, or a path (a
+        :class:`~pathlib.Path` is always a path).
+    seed : int, default 0
+        The seed of the split (digits, mnist1d).
+    **kw
+        Extra keyword arguments for the loader (e.g. ``test_size``,
+        ``limit_train``).
+
+    Returns
+    -------
+    Dataset
+        The loader's data set.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
     """
     if isinstance(name_or_path, Path):
         return load_mnist(name_or_path, **kw)
@@ -43,5 +61,20 @@ def load_dataset(name_or_path: str | Path, seed: int = 0, **kw) -> Dataset:
 
 
 def load(name_or_path: str | Path, seed: int = 0, **kw) -> Dataset:
-    """``load("mnist")``, ``load("digits")``, ...: the same as :func:`load_dataset`."""
+    """``load("mnist")``, ``load("digits")``, ...: the same as :func:`load_dataset`.
+
+    Parameters
+    ----------
+    name_or_path : str or pathlib.Path
+        A name or a path, as for :func:`load_dataset`.
+    seed : int, default 0
+        The seed of the split.
+    **kw
+        Extra keyword arguments for the loader.
+
+    Returns
+    -------
+    Dataset
+        The loader's data set.
+    """
     return load_dataset(name_or_path, seed=seed, **kw)

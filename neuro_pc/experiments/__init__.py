@@ -45,14 +45,31 @@ KINDS = {
 
 @dataclass
 class Outcome:
+    """What an experiment kind's ``run`` returns.
+
+    Attributes
+    ----------
+    results : dict
+        The results, as JSON-able data.
+    summary : str
+        A printable summary.
+    figures : dict
+        ``{file name (…png): matplotlib Figure}``.
+    """
     results: dict
     summary: str
     figures: dict = field(default_factory=dict)   # file name (…png) -> matplotlib Figure
 
 
 def pyplot():
-    """matplotlib's pyplot on the non-interactive Agg backend, or None when the
-    ``plot`` extra is not installed (experiments then write results only)."""
+    """matplotlib's pyplot on the non-interactive Agg backend.
+
+    Returns
+    -------
+    module or None
+        ``matplotlib.pyplot``, or None when the ``plot`` extra is not installed
+        (experiments then write results only).
+    """
     try:
         import matplotlib
 
@@ -64,14 +81,38 @@ def pyplot():
 
 
 def kind_module(kind: str):
-    """The module implementing experiment ``kind``."""
+    """The module implementing experiment ``kind``.
+
+    Parameters
+    ----------
+    kind : str
+        A key of :data:`KINDS`.
+
+    Returns
+    -------
+    module
+        The imported module.
+
+    Raises
+    ------
+    KeyError
+        For an unknown ``kind``.
+    """
     return importlib.import_module(KINDS[kind])
 
 
 def config_dirs() -> list[Path]:
-    """Where shipped configs are looked up: the checkout's top-level ``experiments/``
-    folder when neuro_pc runs from a source checkout (an editable install), and the
-    copy a built wheel carries in ``neuro_pc/experiments/configs/`` (setup.py)."""
+    """Where shipped configs are looked up.
+
+    The checkout's top-level ``experiments/`` folder when neuro_pc runs from a
+    source checkout (an editable install), and the copy a built wheel carries in
+    ``neuro_pc/experiments/configs/`` (setup.py).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The folders that exist, in lookup order.
+    """
     here = Path(__file__).resolve().parent
     root = here.parents[1]
     dirs = []
@@ -83,8 +124,14 @@ def config_dirs() -> list[Path]:
 
 
 def shipped_configs() -> dict[str, Path]:
-    """``{name: path}`` of the experiment configs shipped with neuro-pc
-    (``fa_digits``, ``spiking_fa_digits``, ...), first found in :func:`config_dirs`."""
+    """The experiment configs shipped with neuro-pc.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        ``{name: path}`` (``fa_digits``, ``spiking_fa_digits``, ...), the first
+        found in :func:`config_dirs`.
+    """
     found: dict[str, Path] = {}
     for d in config_dirs():
         for f in sorted(d.glob("*.toml")):
@@ -93,9 +140,24 @@ def shipped_configs() -> dict[str, Path]:
 
 
 def resolve_config(name_or_path: str | os.PathLike) -> Path:
-    """The config file ``name_or_path`` names: an existing path as it is, else a
-    shipped config by name (``"fa_digits"`` or ``"fa_digits.toml"``). A name that is
-    neither is a :class:`FileNotFoundError` listing the shipped names."""
+    """The config file ``name_or_path`` names.
+
+    Parameters
+    ----------
+    name_or_path : str or os.PathLike
+        An existing path (taken as it is), else a shipped config by name
+        (``"fa_digits"`` or ``"fa_digits.toml"``).
+
+    Returns
+    -------
+    pathlib.Path
+        The config file.
+
+    Raises
+    ------
+    FileNotFoundError
+        For a name that is neither, listing the shipped names.
+    """
     path = Path(name_or_path)
     if path.exists():
         return path
@@ -115,7 +177,25 @@ def resolve_config(name_or_path: str | os.PathLike) -> Path:
 
 
 def read_toml(path: str | os.PathLike) -> dict:
-    """The TOML data at ``path``; clear errors for a missing file, a folder, bad TOML."""
+    """The TOML data at ``path``, with clear errors.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The TOML file.
+
+    Returns
+    -------
+    dict
+        The data.
+
+    Raises
+    ------
+    FileNotFoundError
+        For a missing file.
+    ConfigError
+        For a folder, and for text that is not valid TOML (or not UTF-8).
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no experiment config at {path}")
@@ -134,11 +214,33 @@ def read_toml(path: str | os.PathLike) -> dict:
 
 def load_config(path: str | os.PathLike, overrides: dict | None = None,
                 backend: str | None = None):
-    """The validated config object (the kind's ``Config`` schema) of the TOML at
-    ``path``, with ``overrides`` (``{"train.epochs": 2, "train.eta.fa": 0.02}``)
-    and ``backend`` (``experiment.backend``) applied first. Raises
-    :class:`ConfigError` naming the file (or ``--set``) and the key at fault.
-    ``path`` may also be a shipped config's name (:func:`resolve_config`)."""
+    """The validated config object of the TOML at ``path``.
+
+    The object is of the kind's ``Config`` schema; ``overrides`` and
+    ``backend`` are applied first.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The config file, or a shipped config's name (:func:`resolve_config`).
+    overrides : dict, optional
+        ``{"train.epochs": 2, "train.eta.fa": 0.02}``: dotted keys and values.
+    backend : str, optional
+        Sets ``experiment.backend``.
+
+    Returns
+    -------
+    object
+        The config (nested dataclasses, :mod:`neuro_pc.experiments.config`);
+        ``experiment.name`` defaults to the file's stem.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file (or ``--set``) and the key at fault.
+    FileNotFoundError
+        For a path that is neither a file nor a shipped config's name.
+    """
     path = resolve_config(path)
     source = str(path)
     raw = read_toml(path)
@@ -188,8 +290,23 @@ def load_config(path: str | os.PathLike, overrides: dict | None = None,
 
 
 def check_backend(backend: str) -> None:
-    """Import ``backend``'s simulator now, so that a missing extra (Lava needs
-    Python 3.10 and lava-nc) is one clear error before anything trains."""
+    """Import ``backend``'s simulator now.
+
+    A missing extra (Lava needs Python 3.10 and lava-nc) is then one clear error
+    before anything trains.
+
+    Parameters
+    ----------
+    backend : str
+        The backend's name.
+
+    Raises
+    ------
+    ImportError
+        When the backend cannot be imported here.
+    ValueError
+        For an unknown backend.
+    """
     from neuro_pc.backends import simulator_class
 
     try:
@@ -201,17 +318,48 @@ def check_backend(backend: str) -> None:
 def run_experiment(path: str | os.PathLike, backend: str | None = None,
                    out_dir: str | os.PathLike = "runs", progress: bool = True,
                    overrides: dict | None = None, figures: bool = True) -> tuple[Path, Outcome]:
-    """Run the experiment at ``path`` (a file, or a shipped config's name); returns
-    the run folder and the outcome. The run folder keeps every trained circuit in
-    ``artifacts/``; ``figures=False`` writes no figures (``neuro-pc train``; draw
-    them later with :func:`redraw_figures`).
+    """Run the experiment at ``path``; returns the run folder and the outcome.
 
     Before training: the config (with ``overrides`` and ``backend``), the
     backend's import, the kind's circuits (and ``preflight``) and the output
     folder are checked; nothing is written if one fails. Then the run
     folder is reserved and every finished entry recorded in it; if the run
     fails (or is interrupted) the folder stays, marked ``INCOMPLETE`` with the
-    error, and the exception (with ``.run_dir``) propagates."""
+    error, and the exception (with ``.run_dir``) propagates. The run folder
+    keeps every trained circuit in ``artifacts/``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A config file, or a shipped config's name.
+    backend : str, optional
+        Overrides the config's ``experiment.backend``.
+    out_dir : str or os.PathLike, default "runs"
+        The folder the run folder is made in.
+    progress : bool, default True
+        Show progress.
+    overrides : dict, optional
+        Dotted config keys and values (:func:`load_config`).
+    figures : bool, default True
+        ``figures=False`` writes no figures (``neuro-pc train``; draw them later
+        with :func:`redraw_figures`).
+
+    Returns
+    -------
+    run_dir : pathlib.Path
+        The run folder.
+    outcome : Outcome
+        The kind's outcome (its results with ``meta``, :func:`run_meta`).
+
+    Raises
+    ------
+    ConfigError
+        For a config that cannot be used.
+    ImportError
+        For a backend that is not available.
+    RunFolderError
+        When the run folder cannot be made or written.
+    """
     t0 = time.time()
     path = resolve_config(path)
     cfg = load_config(path, overrides=overrides, backend=backend)
@@ -244,11 +392,30 @@ def run_experiment(path: str | os.PathLike, backend: str | None = None,
 
 
 def run_meta(cfg, path, phases: dict, started: str | None = None) -> dict:
-    """``results.json``'s ``meta``: the resolved config, the backend and its options
-    (Brian2 target, Lava tag...), the seeds, wall time per phase (``check``: config,
-    data and circuits before the run folder exists; ``run``: training, measuring and
-    drawing) and :func:`~neuro_pc.experiments.provenance.provenance` (versions, git
-    commit, machine)."""
+    """``results.json``'s ``meta``.
+
+    The resolved config, the backend and its options (Brian2 target, Lava
+    tag...), the seeds, wall time per phase and
+    :func:`~neuro_pc.experiments.provenance.provenance` (versions, git commit,
+    machine).
+
+    Parameters
+    ----------
+    cfg : object
+        The config object (:func:`load_config`).
+    path : str or os.PathLike
+        The config file.
+    phases : dict
+        Seconds per phase (``check``: config, data and circuits before the run
+        folder exists; ``run``: training, measuring and drawing).
+    started : str, optional
+        When the run started.
+
+    Returns
+    -------
+    dict
+        The metadata.
+    """
     from neuro_pc.experiments.provenance import provenance
 
     backend = cfg.experiment.backend
@@ -265,8 +432,30 @@ def run_meta(cfg, path, phases: dict, started: str | None = None) -> dict:
 
 
 def redraw_figures(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> list:
-    """(Re)draw a finished run's figures from its ``results.json`` into ``out_dir``
-    (default: the run folder); returns the paths written."""
+    """(Re)draw a finished run's figures from its ``results.json``.
+
+    Parameters
+    ----------
+    run_dir : str or os.PathLike
+        The run folder.
+    out_dir : str or os.PathLike, optional
+        Where the figures go (default: the run folder; created if needed).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The paths written.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``run_dir`` is not a folder.
+    RunFolderError
+        For a run without ``results.json`` (an incomplete run), a results file
+        that is not neuro-pc's, or an unknown experiment kind.
+    ImportError
+        Without matplotlib.
+    """
     from neuro_pc.experiments.runs import RESULTS, save_figure
 
     run_dir = Path(run_dir)
@@ -296,7 +485,27 @@ def redraw_figures(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None
 
 
 def write_run(out_dir: Path, name: str, outcome: Outcome) -> Path:
-    """Write results.json, summary.txt and figures into a new ``out_dir/<name>-<time>/``."""
+    """Write results.json, summary.txt and figures into a new ``out_dir/<name>-<time>/``.
+
+    Parameters
+    ----------
+    out_dir : pathlib.Path
+        The folder of runs.
+    name : str
+        The run's name.
+    outcome : Outcome
+        What is written.
+
+    Returns
+    -------
+    pathlib.Path
+        The run folder.
+
+    Raises
+    ------
+    RunFolderError
+        When the run folder cannot be made or written.
+    """
     run = RunFolder.reserve(out_dir, name)
     try:
         return run.finish(outcome.results, outcome.summary, outcome.figures)

@@ -27,8 +27,26 @@ MISSING = dataclasses.MISSING
 
 
 class ConfigError(ValueError):
-    """A config that cannot be used; ``key`` is the full dotted key at fault
-    (``"train.epochs"``), ``source`` the file (and/or ``--set``) it came from."""
+    """A config that cannot be used.
+
+    The message is ``"<source>: <key>: <detail>"`` (without the parts that are
+    None).
+
+    Parameters
+    ----------
+    key : str or None
+        The full dotted key at fault (``"train.epochs"``), or None for the
+        whole config.
+    detail : str
+        What is wrong.
+    source : str, optional
+        The file (and/or ``--set``) the config came from.
+
+    Attributes
+    ----------
+    key, detail, source
+        As given.
+    """
 
     def __init__(self, key: str | None, detail: str, source: str | None = None):
         self.key, self.detail, self.source = key, detail, source
@@ -39,7 +57,18 @@ class ConfigError(ValueError):
         return f"{where}{self.key}: {self.detail}" if self.key else f"{where}{self.detail}"
 
     def located(self, source: str) -> "ConfigError":
-        """The same error with ``source`` (the config file, or the override) named."""
+        """The same error with ``source`` (the config file, or the override) named.
+
+        Parameters
+        ----------
+        source : str
+            Where the config came from.
+
+        Returns
+        -------
+        ConfigError
+            A new error.
+        """
         return ConfigError(self.key, self.detail, source)
 
 

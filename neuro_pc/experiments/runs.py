@@ -66,7 +66,21 @@ def to_jsonable(obj):
 
 
 def dumps(obj, indent: int | None = 1) -> str:
-    """Strict JSON text of ``obj`` (see :func:`to_jsonable`; never a bare NaN)."""
+    """Strict JSON text of ``obj`` (see :func:`to_jsonable`; never a bare NaN).
+
+    Parameters
+    ----------
+    obj : object
+        The data; NumPy scalars and arrays become numbers and lists, NaN / inf
+        ``null``, other objects their ``str``.
+    indent : int or None, default 1
+        ``json.dumps``'s indent.
+
+    Returns
+    -------
+    str
+        The JSON text.
+    """
     return json.dumps(to_jsonable(obj), indent=indent, allow_nan=False)
 
 
@@ -122,7 +136,24 @@ def prepare_out_dir(out_dir) -> Path:
 
 
 class RunFolder:
-    """One run's folder (see the module docstring)."""
+    """One run's folder (see the module docstring).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The folder (made by :meth:`reserve`).
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The folder.
+    finished : list
+        The entries recorded by :meth:`checkpoint`.
+    started : str
+        When the object was made (``%Y-%m-%dT%H:%M:%S``).
+    artifacts : ArtifactStore
+        Saves trained circuits into the folder's ``artifacts/``.
+    """
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -133,8 +164,31 @@ class RunFolder:
     # -- creating ------------------------------------------------------------------------------
     @classmethod
     def reserve(cls, out_dir, name: str, stamp: str | None = None) -> "RunFolder":
-        """Create ``out_dir/<name>-<stamp>`` (``stamp``: now), or the first free
-        ``…-<k>``, atomically (``os.mkdir`` fails on a name another run took)."""
+        """Create ``out_dir/<name>-<stamp>``, or the first free ``…-<k>``, atomically.
+
+        ``os.mkdir`` fails on a name another run took, so two runs never collide.
+        The new folder holds an ``INCOMPLETE`` marker saying who is running.
+
+        Parameters
+        ----------
+        out_dir : str or os.PathLike
+            The folder of runs (created if needed).
+        name : str
+            The run's name.
+        stamp : str, optional
+            The time stamp (default now, ``%Y%m%d-%H%M%S``).
+
+        Returns
+        -------
+        RunFolder
+            The reserved folder.
+
+        Raises
+        ------
+        RunFolderError
+            When ``out_dir`` cannot hold run folders (a file in the way, no
+            permission) or the run folder cannot be created.
+        """
         out = prepare_out_dir(out_dir)
         base = f"{name}-{stamp or time.strftime('%Y%m%d-%H%M%S')}"
         for k in range(10000):
@@ -154,20 +208,82 @@ class RunFolder:
 
     # -- writing (each file atomically) -----------------------------------------------------
     def write_bytes(self, name: str, data: bytes) -> Path:
+        """Write ``data`` to the file ``name`` in the folder, atomically.
+
+        Parameters
+        ----------
+        name : str
+            The file's name, relative to the folder.
+        data : bytes
+            Its content.
+
+        Returns
+        -------
+        pathlib.Path
+            The file's path.
+        """
         return atomic_write_bytes(self.path / name, data)
 
     def write_text(self, name: str, text: str) -> Path:
+        """Write ``text`` (UTF-8) to the file ``name`` in the folder, atomically.
+
+        Parameters
+        ----------
+        name : str
+            The file's name, relative to the folder.
+        text : str
+            Its content.
+
+        Returns
+        -------
+        pathlib.Path
+            The file's path.
+        """
         return self.write_bytes(name, text.encode())
 
     def write_json(self, name: str, obj) -> Path:
+        """Write ``obj`` as strict JSON (:func:`dumps`) to the file ``name``, atomically.
+
+        Parameters
+        ----------
+        name : str
+            The file's name, relative to the folder.
+        obj : object
+            The data.
+
+        Returns
+        -------
+        pathlib.Path
+            The file's path.
+        """
         return self.write_text(name, dumps(obj) + "\n")
 
     def save_figure(self, name: str, fig) -> Path:
+        """Save a matplotlib figure as the file ``name`` in the folder, atomically.
+
+        Parameters
+        ----------
+        name : str
+            The file's name (its suffix is the format, e.g. ``.png``).
+        fig : matplotlib.figure.Figure
+            The figure.
+
+        Returns
+        -------
+        pathlib.Path
+            The file's path.
+        """
         return save_figure(self.path / name, fig)
 
     # -- the run's life ------------------------------------------------------------------------
     def checkpoint(self, entry: dict) -> None:
-        """Record one finished entry (a seed, a rule...) in ``partial.json``."""
+        """Record one finished entry (a seed, a rule...) in ``partial.json``.
+
+        Parameters
+        ----------
+        entry : dict
+            The entry (JSON-able).
+        """
         self.finished.append(entry)
         self._partial("running", None)
 
@@ -176,7 +292,22 @@ class RunFolder:
                                   "error": error, "finished": self.finished})
 
     def finish(self, results: dict, summary: str, figures: dict | None = None) -> Path:
-        """Write the complete results, then drop the INCOMPLETE marker and partial.json."""
+        """Write the complete results, then drop the INCOMPLETE marker and partial.json.
+
+        Parameters
+        ----------
+        results : dict
+            Written to ``results.json``.
+        summary : str
+            Written to ``summary.txt``.
+        figures : dict, optional
+            ``{file name: matplotlib Figure}``, each saved in the folder.
+
+        Returns
+        -------
+        pathlib.Path
+            The run folder.
+        """
         self.write_json(RESULTS, results)
         self.write_text("summary.txt", summary + "\n")
         for fname, fig in (figures or {}).items():
@@ -189,7 +320,17 @@ class RunFolder:
         return self.path
 
     def fail(self, exc: BaseException) -> None:
-        """Mark the run failed (or interrupted), keeping every finished entry."""
+        """Mark the run failed (or interrupted), keeping every finished entry.
+
+        ``partial.json`` and ``INCOMPLETE`` record the status and the error (with
+        its traceback); an ``OSError`` while writing them is ignored, so that the
+        original error is kept.
+
+        Parameters
+        ----------
+        exc : BaseException
+            The error (a ``KeyboardInterrupt`` means interrupted).
+        """
         interrupted = isinstance(exc, KeyboardInterrupt)
         status = "interrupted" if interrupted else "failed"
         error = "interrupted (KeyboardInterrupt)" if interrupted else \

@@ -33,13 +33,39 @@ FORMAT_VERSION = 1
 
 @dataclass
 class Artifact:
+    """A trained circuit: the IR, its weights, masks and metadata (one ``.npz`` file).
+
+    Attributes
+    ----------
+    circuit : Circuit
+        The circuit IR.
+    weights : dict of str to numpy.ndarray
+        One ``float64`` array ``(n_target, n_source)`` per projection that owns
+        weights (fixed feedback matrices included); a convolution's is its
+        kernel ``(O, C*kh*kw)``.
+    masks : dict of str to numpy.ndarray
+        The 0/1 mask of each sparse projection.
+    metadata : dict
+        Free metadata (backend, seed, accuracy, versions...).
+    """
     circuit: Circuit
     weights: dict[str, np.ndarray]
     masks: dict[str, np.ndarray] = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
 
     def check(self) -> "Artifact":
-        """Every weight-owning projection has a matrix of the right shape."""
+        """Every weight-owning projection has a matrix of the right shape.
+
+        Returns
+        -------
+        Artifact
+            ``self``.
+
+        Raises
+        ------
+        CircuitError
+            For a missing matrix, or one of the wrong shape (naming the projection).
+        """
         sizes = {p.name: p.size for p in self.circuit.populations}
         for proj in self.circuit.stored:
             if proj.name not in self.weights:
@@ -79,8 +105,23 @@ def new_file_mode() -> int:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``; the
-    file gets the mode a plain ``open(path, "wb")`` would (the umask's)."""
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``.
+
+    The file gets the mode a plain ``open(path, "wb")`` would (the umask's); the
+    parent folders are created.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.
+    data : bytes
+        Its content.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -97,7 +138,25 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def save_artifact(path: str | os.PathLike, artifact: Artifact) -> Path:
-    """Write ``artifact`` to ``path`` atomically (:func:`artifact_bytes`)."""
+    """Write ``artifact`` to ``path`` atomically (:func:`artifact_bytes`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.npz`` file to write.
+    artifact : Artifact
+        The artifact; it is checked first (:meth:`Artifact.check`).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    CircuitError
+        For an artifact that does not pass :meth:`Artifact.check`.
+    """
     return atomic_write_bytes(path, artifact_bytes(artifact))
 
 
@@ -118,9 +177,24 @@ def artifact_bytes(artifact: Artifact) -> bytes:
 def read_circuit(text: str | bytes, source: str = "circuit JSON") -> Circuit:
     """The validated circuit in ``text`` (:meth:`Circuit.to_json` output).
 
-    Raises :class:`CircuitError` naming ``source`` for text that is not JSON,
-    JSON that is not a circuit (missing or mistyped fields), and circuits that
-    do not validate."""
+    Parameters
+    ----------
+    text : str or bytes
+        The circuit JSON (bytes are UTF-8).
+    source : str, default "circuit JSON"
+        What ``text`` is, for the messages (e.g. a file name).
+
+    Returns
+    -------
+    Circuit
+        The circuit, validated.
+
+    Raises
+    ------
+    CircuitError
+        Naming ``source``, for text that is not JSON, JSON that is not a circuit
+        (missing or mistyped fields), and circuits that do not validate.
+    """
     try:
         data = json.loads(text)
     except UnicodeDecodeError as exc:
@@ -148,6 +222,31 @@ def read_circuit(text: str | bytes, source: str = "circuit JSON") -> Circuit:
 
 
 def load_artifact(path: str | os.PathLike) -> Artifact:
+    """Read the artifact written to ``path`` (by :func:`save_artifact`).
+
+    The circuit is read with :func:`read_circuit` (validated), and the artifact
+    is checked (:meth:`Artifact.check`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.npz`` file.
+
+    Returns
+    -------
+    Artifact
+        The artifact.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no file at ``path``.
+    CircuitError
+        For a folder, a file that is not a neuro_pc artifact (not a zip archive,
+        no ``circuit.json`` or ``metadata.json`` entry, truncated or corrupt), a
+        circuit or metadata that cannot be read, an artifact format newer than
+        this neuro_pc reads, and weights that do not fit the circuit.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no artifact at {path}")

@@ -63,11 +63,18 @@ def _pair(v, what: str) -> tuple[int, int]:
 class Conv:
     """Convolutional connectivity of a projection (see the module docstring).
 
-    in_shape: ``(C, H, W)`` of the convolution's input (the source, or the
-    target if ``transpose``). out_channels: ``O``. kernel, stride, padding:
-    ``(kh, kw)``, ``(sh, sw)``, ``(ph, pw)`` (an int means both). transpose:
-    the projection carries ``E(K)ᵀ``, from the ``(O, H', W')`` maps to the
-    ``(C, H, W)`` ones.
+    Attributes
+    ----------
+    in_shape : tuple of int
+        ``(C, H, W)`` of the convolution's input (the source, or the target if
+        ``transpose``).
+    out_channels : int
+        ``O``.
+    kernel, stride, padding : tuple of int
+        ``(kh, kw)``, ``(sh, sw)``, ``(ph, pw)`` (an int means both).
+    transpose : bool
+        The projection carries ``E(K)ᵀ``, from the ``(O, H', W')`` maps to the
+        ``(C, H, W)`` ones.
     """
 
     in_shape: tuple[int, int, int]
@@ -130,15 +137,42 @@ class Conv:
         return self.in_shape[0] * k, self.out_channels * k
 
     def transposed(self) -> "Conv":
-        """The same geometry, the other way."""
+        """The same geometry, the other way.
+
+        Returns
+        -------
+        Conv
+            A copy with ``transpose`` flipped.
+        """
         return Conv(self.in_shape, self.out_channels, self.kernel, self.stride, self.padding,
                     not self.transpose)
 
     def same_geometry(self, other: "Conv") -> bool:
+        """Whether ``other`` has this geometry, whatever its direction.
+
+        Parameters
+        ----------
+        other : Conv
+            The geometry compared.
+
+        Returns
+        -------
+        bool
+            True when the input shape, channels, kernel, stride and padding are
+            equal (``transpose`` is not compared).
+        """
         return (self.in_shape, self.out_channels, self.kernel, self.stride, self.padding) == \
             (other.in_shape, other.out_channels, other.kernel, other.stride, other.padding)
 
     def describe(self) -> str:
+        """One line describing the geometry.
+
+        Returns
+        -------
+        str
+            E.g. ``"conv 1x28x28 -> 16x28x28, kernel 3x3, stride 1x1, padding 1x1"``
+            (``"(transposed)"`` after the shapes of a transposed convolution).
+        """
         C, H, W = self.in_shape
         O, Ho, Wo = self.out_shape
         k, s, p = self.kernel, self.stride, self.padding
@@ -149,7 +183,15 @@ class Conv:
                 f"padding {p[0]}x{p[1]}")
 
     def problem(self) -> str | None:
-        """Why this geometry is unusable (None if it is fine), one sentence."""
+        """Why this geometry is unusable (None if it is fine), one sentence.
+
+        Returns
+        -------
+        str or None
+            The problem: malformed shapes, values that are not integers in range, a
+            kernel larger than the padded input, or padding not smaller than the
+            kernel.
+        """
         ok = (len(self.in_shape) == 3 and len(self.kernel) == 2 and len(self.stride) == 2
               and len(self.padding) == 2)
         if not ok:
@@ -264,13 +306,19 @@ class ConvOp:
     (``a`` or ``b`` None: ones). :meth:`apply` and :meth:`kernel_grad` take the
     projection's direction into account.
 
-    The dtype follows the inputs (float32 stays float32). The patches of the last
-    input of :meth:`conv` are kept (with a reference to that input, so that they are
-    reused only for the very same array: state arrays are never modified in place)
-    and reused by :meth:`grad` when ``cache`` is true (the reference backend's
-    use: the forward pass and the kernel update of one window read the same
-    presynaptic activity); a caller that modifies its arrays in place must leave
-    it false.
+    The dtype follows the inputs (float32 stays float32).
+
+    Parameters
+    ----------
+    conv : Conv
+        The geometry.
+    cache : bool, default False
+        Keep the patches of the last input of :meth:`conv` (with a reference to
+        that input, so that they are reused only for the very same array: state
+        arrays are never modified in place) and reuse them in :meth:`grad` (the
+        reference backend's use: the forward pass and the kernel update of one
+        window read the same presynaptic activity); a caller that modifies its
+        arrays in place must leave it false.
     """
 
     def __init__(self, conv: Conv, cache: bool = False):
@@ -286,7 +334,18 @@ class ConvOp:
 
     # patches ---------------------------------------------------------------------
     def cols(self, x) -> np.ndarray:
-        """im2col: ``(B, C*H*W) -> (B, C*kh*kw, H'*W')`` (a copy)."""
+        """im2col: ``(B, C*H*W) -> (B, C*kh*kw, H'*W')`` (a copy).
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            The inputs ``(B, C*H*W)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            The patches ``(B, C*kh*kw, H'*W')``.
+        """
         last = self._last
         if last is not None and last[0] is x:
             return last[1]
@@ -304,8 +363,20 @@ class ConvOp:
         return cols
 
     def col2im(self, cols) -> np.ndarray:
-        """The adjoint of :meth:`cols`: ``(B, C*kh*kw, H'*W') -> (B, C*H*W)``, each
-        patch entry added back where it came from (padding dropped)."""
+        """The adjoint of :meth:`cols`: ``(B, C*kh*kw, H'*W') -> (B, C*H*W)``.
+
+        Each patch entry is added back where it came from (padding dropped).
+
+        Parameters
+        ----------
+        cols : numpy.ndarray
+            Patches ``(B, C*kh*kw, H'*W')``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(B, C*H*W)``.
+        """
         B = cols.shape[0]
         c6 = cols.reshape(B, self.C, self.kh, self.kw, self.Ho, self.Wo)
         Hp, Wp = self.H + 2 * self.ph, self.W + 2 * self.pw
@@ -319,26 +390,81 @@ class ConvOp:
 
     # products --------------------------------------------------------------------
     def conv(self, x, K) -> np.ndarray:
-        """``E(K) @ x`` per sample: ``(B, C*H*W) -> (B, O*H'*W')``."""
+        """``E(K) @ x`` per sample: ``(B, C*H*W) -> (B, O*H'*W')``.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            The inputs ``(B, C*H*W)``.
+        K : numpy.ndarray
+            The kernel ``(O, C*kh*kw)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(B, O*H'*W')``.
+        """
         cols = self.cols(x)
         return np.matmul(K, cols).reshape(cols.shape[0], -1)
 
     def conv_t(self, y, K) -> np.ndarray:
-        """``E(K)ᵀ @ y`` per sample: ``(B, O*H'*W') -> (B, C*H*W)``."""
+        """``E(K)ᵀ @ y`` per sample: ``(B, O*H'*W') -> (B, C*H*W)``.
+
+        Parameters
+        ----------
+        y : numpy.ndarray
+            The maps ``(B, O*H'*W')``.
+        K : numpy.ndarray
+            The kernel ``(O, C*kh*kw)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(B, C*H*W)``.
+        """
         y = np.asarray(y)
         B = y.shape[0]
         cols = np.matmul(K.T, y.reshape(B, self.O, self.Ho * self.Wo))
         return self.col2im(cols)
 
     def apply(self, src, K, transpose: bool | None = None) -> np.ndarray:
-        """What the projection adds to its target's port (``transpose`` defaults to
-        the geometry's own direction)."""
+        """What the projection adds to its target's port.
+
+        Parameters
+        ----------
+        src : numpy.ndarray
+            The source's activity ``(B, n_source)``.
+        K : numpy.ndarray
+            The kernel ``(O, C*kh*kw)``.
+        transpose : bool, optional
+            Apply the transposed convolution (default the geometry's own
+            direction).
+
+        Returns
+        -------
+        numpy.ndarray
+            :meth:`conv_t` or :meth:`conv` of ``src``, ``(B, n_target)``.
+        """
         t = self.geom.transpose if transpose is None else transpose
         return self.conv_t(src, K) if t else self.conv(src, K)
 
     def grad(self, a, b, dtype=None) -> np.ndarray:
-        """``Σ_batch Σ_positions a[o, pos] * patch(b)[c, u, v, pos]``, shape
-        ``(O, C*kh*kw)``; ``a`` (out side) or ``b`` (in side) None means ones."""
+        """``Σ_batch Σ_positions a[o, pos] * patch(b)[c, u, v, pos]``, shape ``(O, C*kh*kw)``.
+
+        Parameters
+        ----------
+        a : numpy.ndarray or None
+            The out-side factor ``(B, O*H'*W')``; None means ones.
+        b : numpy.ndarray or None
+            The in-side factor ``(B, C*H*W)``; None means ones.
+        dtype : data-type, optional
+            The dtype of :meth:`counts` when both are None (default float64).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(O, C*kh*kw)``.
+        """
         if a is None and b is None:
             return self.counts(dtype or np.float64)
         if b is None:
@@ -354,15 +480,40 @@ class ConvOp:
         return np.matmul(a3, cols.transpose(0, 2, 1)).sum(axis=0)
 
     def kernel_grad(self, post, pre, dtype=None) -> np.ndarray:
-        """The summed per-position products of a rule term ``post ⊗ pre`` on this
-        projection (post on its target, pre on its source; None: ones), ``(O, C*kh*kw)``."""
+        """The summed per-position products of a rule term ``post ⊗ pre`` on this projection.
+
+        Parameters
+        ----------
+        post : numpy.ndarray or None
+            The factor on the projection's target; None: ones.
+        pre : numpy.ndarray or None
+            The factor on the projection's source; None: ones.
+        dtype : data-type, optional
+            As for :meth:`grad`.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(O, C*kh*kw)`` (:meth:`grad` with the factors in the geometry's
+            direction).
+        """
         if self.geom.transpose:
             return self.grad(pre, post, dtype)
         return self.grad(post, pre, dtype)
 
     def counts(self, dtype=np.float64) -> np.ndarray:
-        """``n(u, v)`` per kernel entry: positions at which it meets the image,
-        broadcast to ``(O, C*kh*kw)``."""
+        """``n(u, v)`` per kernel entry: positions at which it meets the image.
+
+        Parameters
+        ----------
+        dtype : data-type, default numpy.float64
+            The dtype of the result (cached per dtype).
+
+        Returns
+        -------
+        numpy.ndarray
+            The counts broadcast to ``(O, C*kh*kw)``.
+        """
         key = np.dtype(dtype).name
         if key not in self._counts:
             ones = np.ones((1, self.C * self.H * self.W), dtype=dtype)
@@ -373,5 +524,11 @@ class ConvOp:
         return self._counts[key]
 
     def macs(self) -> int:
-        """Multiply-adds of one sample's convolution (``O*H'*W'*C*kh*kw``)."""
+        """Multiply-adds of one sample's convolution (``O*H'*W'*C*kh*kw``).
+
+        Returns
+        -------
+        int
+            The count.
+        """
         return self.O * self.Ho * self.Wo * self.C * self.kh * self.kw

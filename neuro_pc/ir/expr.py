@@ -106,7 +106,26 @@ def parse_expression(text: str, where: str = "expression") -> ast.Expression:
     """Parse ``text`` and check that it uses only the language above.
 
     Nothing is evaluated: the tree is checked against a whitelist of node
-    types; exponents must be numbers of magnitude <= :data:`MAX_EXPONENT`."""
+    types; exponents must be numbers of magnitude <= :data:`MAX_EXPONENT`.
+
+    Parameters
+    ----------
+    text : str
+        The expression (at most :data:`MAX_EXPRESSION_CHARS` characters).
+    where : str, default "expression"
+        Where the expression comes from, for the messages.
+
+    Returns
+    -------
+    ast.Expression
+        The checked tree.
+
+    Raises
+    ------
+    ExpressionError
+        For text that is not a string, too long, does not parse, or uses a node,
+        constant, exponent, function or chained comparison outside the language.
+    """
     if not isinstance(text, str):
         raise ExpressionError(f"{where}: expected an expression string, got {text!r}")
     if len(text) > MAX_EXPRESSION_CHARS:
@@ -154,7 +173,27 @@ def parse_expression(text: str, where: str = "expression") -> ast.Expression:
 
 
 def parse_statement(text: str, where: str = "update") -> Statement:
-    """Parse one assignment ``"var = expr"``."""
+    """Parse one assignment ``"var = expr"``.
+
+    Parameters
+    ----------
+    text : str
+        The assignment (at most :data:`MAX_EXPRESSION_CHARS` characters).
+    where : str, default "update"
+        Where the statement comes from, for the messages.
+
+    Returns
+    -------
+    Statement
+        The parsed statement; its expression is checked by
+        :func:`parse_expression`.
+
+    Raises
+    ------
+    ExpressionError
+        For text that is not one assignment to a plain name, or whose expression
+        is not in the language.
+    """
     if not isinstance(text, str) or len(text) > MAX_EXPRESSION_CHARS:
         raise ExpressionError(f"{where}: expected one assignment 'var = expr' of at most "
                               f"{MAX_EXPRESSION_CHARS} characters, got {str(text)[:80]!r}")
@@ -177,8 +216,24 @@ def parse_statement(text: str, where: str = "update") -> Statement:
 
 def translate(expr: ast.Expression, rename: Callable[[str], str],
               function: Callable[[str], str] = lambda f: f) -> str:
-    """Source text of ``expr`` with every name passed through ``rename`` and
-    every function name through ``function`` (a backend's spelling)."""
+    """Source text of ``expr`` with names and function names rewritten.
+
+    Parameters
+    ----------
+    expr : ast.Expression
+        The expression (as :func:`parse_expression` returns it); it is not
+        modified.
+    rename : callable
+        ``rename(name) -> str``: applied to every name.
+    function : callable, optional
+        ``function(name) -> str``: applied to every function name (a backend's
+        spelling); default unchanged.
+
+    Returns
+    -------
+    str
+        The rewritten source text.
+    """
     tree = ast.parse(ast.unparse(expr), mode="eval")  # a private copy to rewrite
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):

@@ -85,23 +85,86 @@ def cnn(in_shape=(1, 28, 28), channels=(16, 32), n_out: int = 10, *, kernels=3, 
         lam: float = 0.0, bias: bool = True, norm: str | None = None, muon: bool = False,
         muon_beta: float = 0.95, muon_lr: float = 0.02, feedback_scale: float = 1.0,
         init: str = "xavier", window: int | None = None, name: str | None = None) -> Circuit:
-    """A CNN circuit: conv layers of ``channels`` (kernel ``kernels``, stride
-    ``strides``, padding ``paddings``, each one value or one per layer), then dense
-    hidden layers ``hidden``, then ``n_out`` linear outputs; trained by ``rule``
-    (one of :data:`CNN_RULES`). ``norm`` (``"layernorm"``/``"batchnorm"``), ``muon``,
-    ``muon_beta``, ``muon_lr``, ``feedback_scale`` and ``window`` as in
+    """A CNN circuit: conv layers, then dense hidden layers, then linear outputs.
+
+    The conv layers have ``channels`` (kernel ``kernels``, stride ``strides``,
+    padding ``paddings``, each one value or one per layer), then come dense hidden
+    layers ``hidden``, then ``n_out`` linear outputs; trained by ``rule``. ``norm``,
+    ``muon``, ``muon_beta``, ``muon_lr``, ``feedback_scale`` and ``window`` are as in
     :func:`neuro_pc.models.mlp` (layer norm normalises each layer over all its
     ``C*H*W`` units; Muon orthogonalises each hidden layer's kernel update as the
     ``(O, C*kh*kw)`` matrix it is stored as, as Muon does for conv filters).
 
-    init: ``"xavier"`` (default, as :func:`mlp`: uniform ``±sqrt(6 / (fan_in +
-    fan_out))``, a convolution's fans ``C*kh*kw`` and ``O*kh*kw``) or ``"he"``
-    (uniform ``±sqrt(6 / fan_in)``, He et al. 2015). On MNIST with the squared
-    error, Xavier trained as well at 2 conv layers, but relu nets of 8 conv layers only
-    learn in a few epochs from He's (docs/analysis/cnn_depth.md).
-    FA's and KP's ``B_l`` are drawn like the forward weights they stand in for
-    (``W_{l+1}``'s distribution, times ``feedback_scale``); DFA's with ``"he"`` like
-    a forward matrix reading the ``n_out`` errors, with ``"xavier"`` as :func:`mlp`'s.
+    On MNIST with the squared error, Xavier initialisation trained as well at 2
+    conv layers, but relu nets of 8 conv layers only learn in a few epochs from
+    He's (docs/analysis/cnn_depth.md). FA's and KP's ``B_l`` are drawn like the
+    forward weights they stand in for (``W_{l+1}``'s distribution, times
+    ``feedback_scale``); DFA's with ``"he"`` like a forward matrix reading the
+    ``n_out`` errors, with ``"xavier"`` as :func:`mlp`'s.
+
+    Parameters
+    ----------
+    in_shape : tuple of int, default (1, 28, 28)
+        The input image's ``(C, H, W)``, positive entries.
+    channels : sequence of int, default (16, 32)
+        The conv layers' channel counts (at least one layer, each ``>= 1``).
+    n_out : int, default 10
+        The number of linear outputs.
+    kernels : int or sequence of int, default 3
+        The conv kernels' sizes: one value or one per conv layer.
+    strides : int or sequence of int, default 1
+        The conv strides: one value or one per conv layer.
+    paddings : int or sequence of int, optional
+        The conv paddings: one value or one per conv layer (default
+        ``kernel // 2``, which keeps the size at stride 1).
+    hidden : sequence of int, default ()
+        The widths of the dense hidden layers after the conv layers.
+    rule : str, default "fa"
+        The learning rule, one of :data:`CNN_RULES`.
+    act : str, default "relu"
+        The hidden activation, a key of
+        :data:`~neuro_pc.models.rate.ACTIVATIONS`.
+    eta : float, default 0.01
+        The learning rate.
+    lam : float, default 0.0
+        Weight decay; the conv rules get ``lam / H'W'`` (see the module's
+        docstring).
+    bias : bool, default True
+        Give every layer its biases (per channel for a conv layer, from a
+        ``one<H'>x<W'>`` population; from ``bias`` for a dense layer).
+    norm : str, optional
+        ``"layernorm"`` or ``"batchnorm"``, as in :func:`mlp`.
+    muon : bool, default False
+        Orthogonalise the hidden layers' updates, as in :func:`mlp`.
+    muon_beta : float, default 0.95
+        Muon's momentum, as in :func:`mlp`.
+    muon_lr : float, default 0.02
+        Muon's step size, as in :func:`mlp`.
+    feedback_scale : float, default 1.0
+        Multiplies the random feedback initialisation (FA, DFA).
+    init : str, default "xavier"
+        ``"xavier"`` (as :func:`mlp`: uniform ``±sqrt(6 / (fan_in +
+        fan_out))``, a convolution's fans ``C*kh*kw`` and ``O*kh*kw``) or ``"he"``
+        (uniform ``±sqrt(6 / fan_in)``, He et al. 2015).
+    window : int, optional
+        Steps per sample (default ``2L + 1``).
+    name : str, optional
+        The circuit's name (default from the rule, the options and the
+        architecture).
+
+    Returns
+    -------
+    Circuit
+        The circuit (IR); its metadata records the builder and the geometry
+        (:func:`cnn_from_metadata` builds it again).
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``rule``, ``act``, ``norm`` or ``init``, for no or
+        non-positive ``channels``, for per-layer values whose count is not the
+        number of conv layers, for a bad ``in_shape``, and for a conv layer whose
+        geometry does not fit its input.
     """
     if rule not in CNN_RULES:
         raise ValueError(f"unknown rule {rule!r} for a CNN; choose one of {CNN_RULES}")

@@ -81,44 +81,93 @@ def mlp(sizes, rule: str = "fa", act: str = "tanh", eta: float = 0.01, lam: floa
         leak: float = 1.0) -> Circuit:
     """A layered MLP circuit ``sizes = [n_in, n_h1, ..., n_out]`` trained by ``rule``.
 
-    eta: learning rate; lam: weight decay (Kolen–Pollack needs ``lam > 0`` to
-    align); window: steps per sample (default ``2L+1``, PC ``L + relax_steps``);
-    gamma, relax_steps: PC inference rate and steps; feedback (PC only):
-    ``"learned"`` (local, default) or ``"tied"`` (weight transport baseline);
-    out_precision (PC only): the output error is ``eps = out_precision * (x − mu)``
-    (1/Σ_L of Whittington & Bogacz); as it shrinks the PC update approaches
-    ``out_precision`` × BP's;
-    feedback_scale: multiplies the random feedback initialisation (FA/DFA).
-    leak (error-driven rules): ``dt/tau`` of leaky rate units,
-    ``a = a + leak * (ff - a)``; 1 (default) is the instantaneous unit ``a = ff``.
-    Leaky units approach the algorithm's values geometrically (error ``(1-leak)^k``
-    after ``k`` steps), so they need a longer ``window`` and then approximate the
-    algorithm's update rather than equal it.
+    The populations, projections and equations are those of the module's
+    docstring (:mod:`neuro_pc.models.rate`). Leaky units (``leak < 1``) approach
+    the algorithm's values geometrically (error ``(1-leak)^k`` after ``k``
+    steps), so they need a longer ``window`` and then approximate the
+    algorithm's update rather than equal it. The defaults
+    (``norm=None, muon=False``) build exactly the circuits built before these
+    options existed.
 
-    norm (error-driven rules only): hidden-activity normalisation, a
-    population-level operation inside every hidden population's update
-    (one of :data:`NORMS`):
+    Parameters
+    ----------
+    sizes : sequence of int
+        The layer widths ``[n_in, n_h1, ..., n_out]``: at least the input and
+        output widths, each ``>= 1``.
+    rule : str, default "fa"
+        The learning rule, one of :data:`RULES` (``"bp"``, ``"fa"``, ``"dfa"``,
+        ``"ss"``, ``"kp"``, ``"pc"``).
+    act : str, default "tanh"
+        The hidden activation, a key of :data:`ACTIVATIONS`.
+    eta : float, default 0.01
+        The learning rate.
+    lam : float, default 0.0
+        Weight decay (Kolen–Pollack needs ``lam > 0`` to align).
+    bias : bool, default True
+        Give every layer a bias projection ``b_l`` from the one-unit ``bias``
+        population.
+    window : int, optional
+        Steps per sample (default ``2L+1``, PC ``L + relax_steps``).
+    gamma : float, default 0.2
+        PC only: the inference rate.
+    relax_steps : int, default 20
+        PC only: the inference steps after the feedforward sweep.
+    feedback : str, default "learned"
+        PC only: ``"learned"`` (local, default) or ``"tied"`` (weight transport
+        baseline).
+    feedback_scale : float, default 1.0
+        Multiplies the random feedback initialisation (FA/DFA).
+    out_precision : float, default 1.0
+        PC only: the output error is ``eps = out_precision * (x − mu)``
+        (1/Σ_L of Whittington & Bogacz); as it shrinks the PC update approaches
+        ``out_precision`` × BP's.
+    name : str, optional
+        The circuit's name (default from the rule, the options and ``sizes``).
+    norm : str, optional
+        Error-driven rules only: hidden-activity normalisation, a
+        population-level operation inside every hidden population's update
+        (one of :data:`NORMS`):
 
-    * ``"layernorm"``: ``n = (a − ⟨a⟩)/σ`` (= ``layernorm(a)``, written with
-      ``popmean`` so that ``σ`` is at hand), ``r = f(n)``; the error is the
-      **exact** local derivative through the normalisation,
-      ``g = fb ⊙ f'(n)``, ``delta = (g − ⟨g⟩ − n ⟨g ⊙ n⟩) / σ`` with ``⟨·⟩`` the
-      mean over the layer's units (``popmean``) and ``σ = sqrt(var(a) + 1e-5)``
-      (so under BP ``delta = ∂L/∂a`` still holds).
-    * ``"batchnorm"``: ``n = (a − ⟨a⟩_B)/σ_B`` (= ``batchnorm(a)``, written with
-      ``batchmean``: statistics over the batch, so use the batched mode; a
-      batch of one normalises to 0), ``r = f(n)``, and the same exact
-      derivative as layer norm with the batch in place of the layer:
-      ``delta = (g − ⟨g⟩_B − n ⟨g ⊙ n⟩_B) / σ_B`` (so under BP ``delta``
-      is the gradient of the batch's summed loss with respect to ``a``).
+        * ``"layernorm"``: ``n = (a − ⟨a⟩)/σ`` (= ``layernorm(a)``, written with
+          ``popmean`` so that ``σ`` is at hand), ``r = f(n)``; the error is the
+          **exact** local derivative through the normalisation,
+          ``g = fb ⊙ f'(n)``, ``delta = (g − ⟨g⟩ − n ⟨g ⊙ n⟩) / σ`` with ``⟨·⟩`` the
+          mean over the layer's units (``popmean``) and ``σ = sqrt(var(a) + 1e-5)``
+          (so under BP ``delta = ∂L/∂a`` still holds).
+        * ``"batchnorm"``: ``n = (a − ⟨a⟩_B)/σ_B`` (= ``batchnorm(a)``, written with
+          ``batchmean``: statistics over the batch, so use the batched mode; a
+          batch of one normalises to 0), ``r = f(n)``, and the same exact
+          derivative as layer norm with the batch in place of the layer:
+          ``delta = (g − ⟨g⟩_B − n ⟨g ⊙ n⟩_B) / σ_B`` (so under BP ``delta``
+          is the gradient of the batch's summed loss with respect to ``a``).
+    muon : bool, default False
+        Give the rules of the hidden forward weights ``W1 … W{L-1}`` the
+        population-level transform ``("muon",)`` (momentum ``muon_beta``, then
+        Newton–Schulz orthogonalisation of the layer's update) with rule params
+        ``muon_beta`` and ``muon_lr``. The output layer and the biases keep the
+        plain rule.
+    muon_beta : float, default 0.95
+        Muon's momentum.
+    muon_lr : float, default 0.02
+        The intended step size of the orthogonalised update, whose own scale
+        is ~1 per singular direction.
+    leak : float, default 1.0
+        Error-driven rules only: ``dt/tau`` of leaky rate units,
+        ``a = a + leak * (ff - a)``, in ``(0, 1]``; 1 (default) is the
+        instantaneous unit ``a = ff``.
 
-    muon: give the rules of the hidden forward weights ``W1 … W{L-1}`` the
-    population-level transform ``("muon",)`` (momentum ``muon_beta``, then
-    Newton–Schulz orthogonalisation of the layer's update) with rule params
-    ``muon_beta`` and ``muon_lr`` (the intended step size of the orthogonalised
-    update, whose own scale is ~1 per singular direction). The output layer and
-    the biases keep the plain rule. The defaults (``norm=None, muon=False``)
-    build exactly the circuits built before these options existed.
+    Returns
+    -------
+    Circuit
+        The circuit (IR); its metadata records the builder and its options.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``rule``, ``act``, ``norm`` or PC ``feedback``, for
+        ``sizes`` with fewer than two widths or a width below 1, for ``leak``
+        outside ``(0, 1]`` or with ``rule="pc"``, and for ``norm`` with
+        ``rule="pc"``.
     """
     sizes = _check(sizes, rule, act)
     if not 0.0 < leak <= 1.0:

@@ -50,19 +50,30 @@ def newton_schulz(G, steps: int = 5, eps: float = 1e-7) -> np.ndarray:
     ends in ``[0.6818, 1.1344]`` (an interval that ``p`` maps into itself);
     smaller ones are amplified by at most ``a⁵ ≈ 486``; zero stays zero. So
     the result is ``U S′ Vᵀ`` with ``S′`` roughly uniform around 1, not an
-    exact polar factor (see ``orthogonalize_exact``).
+    exact polar factor (see :func:`orthogonalize_exact`).
 
     Parameters
     ----------
-    G : array_like of shape ``(m, n)``.
-    steps : number of iterations (``0`` returns the normalised ``G``).
-    eps : added to the Frobenius norm (the zero matrix maps to zero).
+    G : array_like
+        Shape ``(m, n)``.
+    steps : int, default 5
+        Number of iterations (``0`` returns the normalised ``G``).
+    eps : float, default 1e-7
+        Added to the Frobenius norm (the zero matrix maps to zero).
 
     Returns
     -------
-    array of shape ``(m, n)``, float32 or float64 (dimensionless: the scale
-    of ``G`` is removed). Odd and positively homogeneous of degree 0:
-    ``NS(cG) = sign(c)·NS(G)`` (up to ``eps``).
+    numpy.ndarray
+        Shape ``(m, n)``, float32 or float64 (dimensionless: the scale
+        of ``G`` is removed). Odd and positively homogeneous of degree 0:
+        ``NS(cG) = sign(c)·NS(G)`` (up to ``eps``).
+
+    Raises
+    ------
+    ValueError
+        If ``G`` is not 2-D or ``steps`` is not a non-negative integer.
+    TypeError
+        If ``G`` is not a real matrix.
     """
     X = _float_array(G)
     if X.ndim != 2:
@@ -86,13 +97,29 @@ def newton_schulz(G, steps: int = 5, eps: float = 1e-7) -> np.ndarray:
 def orthogonalize_exact(G, rtol: float | None = None) -> np.ndarray:
     """Exact orthogonal polar factor ``U Vᵀ`` of ``G = U S Vᵀ`` via the SVD.
 
-    ``G`` has shape ``(m, n)``; the result has the same shape, float64, all
-    non-zero singular values exactly 1. Singular directions with
-    ``s_i ≤ rtol · s_max`` (default ``rtol = max(m, n) · machine eps``, as
-    ``numpy.linalg.matrix_rank``) are dropped, i.e. mapped to 0 as
+    All non-zero singular values of the result are exactly 1. Singular
+    directions with ``s_i ≤ rtol · s_max`` are dropped, i.e. mapped to 0 as
     Newton–Schulz does, instead of getting an arbitrary orthonormal
     completion. The zero matrix maps to zero. Used as the reference for
-    ``newton_schulz`` in tests.
+    :func:`newton_schulz` in tests.
+
+    Parameters
+    ----------
+    G : array_like
+        Shape ``(m, n)``.
+    rtol : float, optional
+        The relative cut-off (default ``max(m, n) · machine eps``, as
+        ``numpy.linalg.matrix_rank``).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(m, n)``, float64.
+
+    Raises
+    ------
+    ValueError
+        If ``G`` is not 2-D.
     """
     G = np.asarray(G, dtype=np.float64)
     if G.ndim != 2:
@@ -127,19 +154,33 @@ class Muon:
 
     Parameters
     ----------
-    beta : momentum coefficient in ``[0, 1)``.
-    nesterov : use the Nesterov-style blend above.
-    steps : Newton–Schulz iterations.
-    scale : ``"shape"`` (``max(1, rows/cols)^½``, as in Muon), ``None`` or
+    beta : float, default 0.95
+        Momentum coefficient in ``[0, 1)``.
+    nesterov : bool, default True
+        Use the Nesterov-style blend above.
+    steps : int, default 5
+        Newton–Schulz iterations.
+    scale : str, float or None, default "shape"
+        ``"shape"`` (``max(1, rows/cols)^½``, as in Muon), ``None`` or
         ``"none"`` (1), or a positive number (constant factor).
-    eps : passed to ``newton_schulz``.
+    eps : float, default 1e-7
+        Passed to :func:`newton_schulz`.
 
     Attributes
     ----------
-    buffer : the momentum buffer (None before the first step).
-    last_pre_orth : the matrix ``U`` fed to Newton–Schulz at the last step
-        (for logging the rank before and after orthogonalisation).
-    n_steps : number of ``step`` calls since construction / ``reset``.
+    buffer : numpy.ndarray or None
+        The momentum buffer (None before the first step).
+    last_pre_orth : numpy.ndarray or None
+        The matrix ``U`` fed to Newton–Schulz at the last step (for logging the
+        rank before and after orthogonalisation).
+    n_steps : int
+        Number of ``step`` calls since construction / ``reset``.
+
+    Raises
+    ------
+    ValueError
+        For ``beta`` outside ``[0, 1)``, ``steps`` that is not a non-negative
+        integer, and an unknown or non-positive ``scale``.
     """
 
     def __init__(self, beta: float = 0.95, nesterov: bool = True, steps: int = 5,
@@ -168,7 +209,19 @@ class Muon:
         self.n_steps = 0
 
     def scale_factor(self, shape) -> float:
-        """The multiplier applied after Newton–Schulz for an update of ``shape``."""
+        """The multiplier applied after Newton–Schulz for an update of ``shape``.
+
+        Parameters
+        ----------
+        shape : tuple of int
+            ``(rows, cols)`` of the update.
+
+        Returns
+        -------
+        float
+            1 for no scale, ``max(1, rows/cols)^½`` for ``"shape"``, else the
+            constant factor.
+        """
         if self.scale is None or self.scale == "none":
             return 1.0
         if self.scale == "shape":
@@ -178,11 +231,26 @@ class Muon:
 
     @classmethod
     def from_rule(cls, params: dict, shape: tuple[int, int]) -> "Muon":
-        """The optimiser a rule's ``"muon"`` transform means (docs/semantics.md, applying
-        an update): ``muon_beta`` (0.95), ``muon_steps`` (5) and, with ``muon_lr``, the
-        orthogonalised update scaled to ``muon_lr · max(1, rows/cols)^½`` (Keller
-        Jordan's Muon); without it, by ``max(1, rows/cols)^½`` alone. Every backend
-        builds its Muon here."""
+        """The optimiser a rule's ``"muon"`` transform means.
+
+        See docs/semantics.md (applying an update): ``muon_beta`` (0.95),
+        ``muon_steps`` (5) and, with ``muon_lr``, the orthogonalised update scaled
+        to ``muon_lr · max(1, rows/cols)^½`` (Keller Jordan's Muon); without it, by
+        ``max(1, rows/cols)^½`` alone. Every backend
+        builds its Muon here.
+
+        Parameters
+        ----------
+        params : dict
+            The rule's parameters.
+        shape : tuple of int
+            ``(rows, cols)`` of the projection's weights.
+
+        Returns
+        -------
+        Muon
+            The optimiser, with an empty buffer.
+        """
         rows, cols = shape
         scale = (float(params["muon_lr"]) * max(1.0, rows / cols) ** 0.5
                  if "muon_lr" in params else "shape")
@@ -190,7 +258,24 @@ class Muon:
                    scale=scale)
 
     def step(self, update) -> np.ndarray:
-        """Accumulate ``update`` (shape ``(rows, cols)``) and return the orthogonalised update."""
+        """Accumulate ``update`` and return the orthogonalised update.
+
+        Parameters
+        ----------
+        update : array_like
+            Shape ``(rows, cols)``, the same at every step.
+
+        Returns
+        -------
+        numpy.ndarray
+            The orthogonalised update, times :meth:`scale_factor`.
+
+        Raises
+        ------
+        ValueError
+            For an update that is not 2-D or whose shape differs from the state's
+            (use one Muon per layer).
+        """
         G = _float_array(update)
         if G.ndim != 2:
             raise ValueError(f"Muon.step: expected a 2-D update, got shape {G.shape}")
