@@ -90,8 +90,9 @@ def _is_function_name(tree: ast.AST, name: ast.Name) -> bool:
     return any(isinstance(n, ast.Call) and n.func is name for n in ast.walk(tree))
 
 
-def _number_literal(node):
-    """The value of a (signed) number literal, else None."""
+def number_literal(node):
+    """The value of a number literal, optionally signed (``2``, ``-0.5``), else None
+    (the expression language and the rule parser read powers with it)."""
     sign = 1
     while isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         sign = -sign if isinstance(node.op, ast.USub) else sign
@@ -148,7 +149,7 @@ def parse_expression(text: str, where: str = "expression") -> ast.Expression:
             raise ExpressionError(f"{where}: only finite numbers (|x| <= 2**63) are allowed as "
                                   f"constants in {text!r}; got {node.value!r}")
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
-            k = _number_literal(node.right)
+            k = number_literal(node.right)
             if k is None or abs(k) > MAX_EXPONENT:
                 raise ExpressionError(
                     f"{where}: the exponent of {ast.unparse(node)!r} must be a number of "

@@ -48,7 +48,8 @@ from dataclasses import dataclass
 
 import sympy
 
-from neuro_pc.ir.expr import BUILTIN_SCALARS, NEURON_FUNCTIONS, POPULATION_FUNCTIONS
+from neuro_pc.ir.expr import (BUILTIN_SCALARS, NEURON_FUNCTIONS, POPULATION_FUNCTIONS,
+                              number_literal)
 
 __all__ = ["RuleError", "NonLocalRuleError", "Term", "ParsedRule", "parse_rule",
            "check_rule_params", "expression_sympy"]
@@ -348,7 +349,7 @@ class _Builder:
         return left * right, nl * nr
 
     def _power(self, node: ast.BinOp):
-        k = _literal_number(node.right)
+        k = number_literal(node.right)
         if k is None:
             self._fail(f"the exponent of {ast.unparse(node)!r} must be a number "
                        f"(at most {MAX_EXPONENT} in magnitude)")
@@ -395,18 +396,6 @@ class _Builder:
         args = [self._node(a)[0] for a in node.args]
         fn = _SYMPY_FUNCS.get(name) or sympy.Function(name)
         return fn(*args), 1
-
-
-def _literal_number(node):
-    """The value of a number literal, optionally signed (``2``, ``-0.5``), else None."""
-    sign = 1
-    while isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        sign = -sign if isinstance(node.op, ast.USub) else sign
-        node = node.operand
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
-            and not isinstance(node.value, bool):
-        return sign * node.value
-    return None
 
 
 def _split_term(term: sympy.Expr, side_of: dict, text: str, where: str) -> Term:
