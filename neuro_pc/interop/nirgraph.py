@@ -666,16 +666,7 @@ def from_nir(graph, steps: int | None = None, dt: float | None = None,
         if kind[k] in state_kinds:
             n = state_size(k)
             return {k: np.eye(n)}, None
-        acc: dict = {}
-        bias = None
-        for p in preds[k]:
-            m, b = linear(p)
-            for s, mat in m.items():
-                acc[s] = acc[s] + mat if s in acc else mat
-            if b is not None:
-                bias = b if bias is None else bias + b
-        if not acc:
-            raise NIRError(f"node {k!r} ({kind[k]}) has no input")
+        acc, bias = linear_in(k)
         node = nodes[k]
         if kind[k] in ("Affine", "Linear"):
             a = np.asarray(node.weight, dtype=np.float64)
@@ -712,7 +703,8 @@ def from_nir(graph, steps: int | None = None, dt: float | None = None,
             size[k] = next(iter(m.values())).shape[0]
         return size[k]
 
-    def linear_in(k: str):
+    def linear_in(k: str) -> tuple[dict, np.ndarray | None]:
+        """The sum of what node ``k``'s predecessors output (:func:`linear`)."""
         acc, bias = {}, None
         for p in preds[k]:
             m, b = linear(p)
