@@ -246,8 +246,3 @@ class Loihi2Spec(_Sourced):
     def max_neurons_per_chip(self) -> int:
         """``neuro_cores_per_chip * max_neurons_per_core`` (published: "1 million")."""
         return self.neuro_cores_per_chip * self.max_neurons_per_core
-
-    @property
-    def max_dense_synapses_per_core(self) -> int:
-        """Synaptic memory / synapse size: an estimate built on a parameter."""
-        return self.synaptic_memory_bytes_per_core * 8 // self.synapse_memory_bits
