@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hardware_targets.expressibility import nearest_scaling_constant
+from hardware_targets.expressibility.verdict import nearest_scaling_constant
 from hardware_targets.loihi2.engine import (THREE_FACTOR_Y_TAU, TRACE_MAX, EngineRule, Factor,
                                             Product, product_shift)
 
@@ -362,7 +362,7 @@ def plan_onchip(circuit, weights: dict, tag: str = "fixed_pt", *, activity: dict
     static: the structural report (:func:`~hardware_targets.expressibility.static_report`),
     if already made.
     """
-    from hardware_targets.expressibility import static_report
+    from hardware_targets.expressibility.rule import static_report
 
     if tag not in TAGS:
         raise OnChipError(f"unknown tag {tag!r}; choose one of {TAGS}")
@@ -519,8 +519,8 @@ def _seed(seed: int, circuit, name: str) -> int:
 def _analyse(circuit, proj, sx_graded: float, sx_spikes: float,
              sx_given: float | None = None) -> dict:
     """A rule's pre code, post variables (signed or not) and terms."""
-    from hardware_targets.expressibility import (_constant_value, _factor_powers, _value_sign,
-                                                 spike_trace)
+    from hardware_targets.expressibility.factors import constant_value, factor_powers, value_sign
+    from hardware_targets.expressibility.traces import spike_trace
     from neuro_pc.rules import parse_rule
     from neuro_pc.rules.parse import expression_sympy
 
@@ -533,18 +533,18 @@ def _analyse(circuit, proj, sx_graded: float, sx_spikes: float,
     for term in parsed.terms:
         coef_expr = expression_sympy(term.coef)
         coef = float(coef_expr.subs({s: values[str(s)] for s in coef_expr.free_symbols}))
-        pre_f, _ = _factor_powers(term.pre)
-        post_f, _ = _factor_powers(term.post)
-        syn_f, _ = _factor_powers(term.syn)
+        pre_f, _ = factor_powers(term.pre)
+        post_f, _ = factor_powers(term.post)
+        syn_f, _ = factor_powers(term.syn)
         for side, fs in (("post", post_f), ("pre", pre_f)):
             if len(fs) > 1 or any(p != 1 for _, p in fs):
                 raise OnChipError(f"a term has more than one {side} factor ({term})")
         pre_var = pre_f[0][0] if pre_f else None
         if pre_var is not None:
             if pre_var == carried:
-                sign, desc = _value_sign(circuit, proj.source, carried)
+                sign, desc = value_sign(circuit, proj.source, carried)
                 if sign not in ("nonneg", "stream") and \
-                        _constant_value(circuit, proj.source, carried) is None:
+                        constant_value(circuit, proj.source, carried) is None:
                     raise OnChipError(
                         f"pre.{carried} of population {proj.source!r} = {desc} can be "
                         "negative: x1 is unsigned and the graded payload is also the "
@@ -553,7 +553,7 @@ def _analyse(circuit, proj, sx_graded: float, sx_spikes: float,
                 x1_tau = float(GRADED_X1_TAU)
             else:
                 tr, why = spike_trace(circuit, proj.source, pre_var)
-                cv = _constant_value(circuit, proj.source, pre_var)
+                cv = constant_value(circuit, proj.source, pre_var)
                 if tr is not None and tr.spike == carried:
                     if tr.decay >= 1.0 or tr.decay <= 0.0:
                         raise OnChipError(
@@ -564,7 +564,7 @@ def _analyse(circuit, proj, sx_graded: float, sx_spikes: float,
                     tau, imp = -1.0 / math.log(tr.decay), tr.impulse
                     if abs(tau - round(tau)) < 1e-6:    # exp(-1/8) read back as 7.9999999
                         tau = float(round(tau))
-                elif cv is not None and _constant_value(circuit, proj.source, carried) == 1.0:
+                elif cv is not None and constant_value(circuit, proj.source, carried) == 1.0:
                     # a unit spiking at every step whose trace is a constant: the engine's
                     # trace of its spikes settles at impulse / (1 - decay) = the constant
                     tau = float(CONSTANT_TRACE_TAU)
@@ -580,7 +580,7 @@ def _analyse(circuit, proj, sx_graded: float, sx_spikes: float,
             raise OnChipError("the rule mixes a graded pre factor and a spike trace")
         post_var = post_f[0][0] if post_f else None
         if post_var is not None:
-            post_vars[post_var] = 0 if _value_sign(circuit, proj.target,
+            post_vars[post_var] = 0 if value_sign(circuit, proj.target,
                                                    post_var)[0] == "nonneg" else 1
         syn = [v for v, p in syn_f for _ in range(p)]
         label = " * ".join(x for x in (term.coef, term.post and f"post.{term.post}",
@@ -590,9 +590,9 @@ def _analyse(circuit, proj, sx_graded: float, sx_spikes: float,
     kind = "spikes" if "spikes" in kinds else "graded"
     sx = sx_given if sx_given is not None else (sx_spikes if kind == "spikes" else sx_graded)
     if kind == "graded":
-        sign, desc = _value_sign(circuit, proj.source, carried)
+        sign, desc = value_sign(circuit, proj.source, carried)
         if sign not in ("nonneg", "stream") and \
-                _constant_value(circuit, proj.source, carried) is None:
+                constant_value(circuit, proj.source, carried) is None:
             raise OnChipError(f"pre.{carried} of population {proj.source!r} = {desc} can be "
                               "negative, and the graded payload (the synapse's input) is "
                               "unsigned")
@@ -600,7 +600,7 @@ def _analyse(circuit, proj, sx_graded: float, sx_spikes: float,
     # a graded payload is rewritten at every step, so one epoch per window suffices;
     # a spike trace needs one-step epochs to follow its recursion
     t_epoch = 1 if (kind == "spikes" or rule.every_step) else int(circuit.schedule.window)
-    cv = _constant_value(circuit, proj.source, carried)
+    cv = constant_value(circuit, proj.source, carried)
     if sx_given is None and kind == "graded" and cv is not None and 0 < abs(cv) <= 1:
         # a constant (the bias unit) needs no resolution: x1 = 1 codes it exactly, and its
         # block's scaling constant is then far above the engine's lowest, so it does not

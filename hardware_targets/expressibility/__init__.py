@@ -43,16 +43,14 @@ The package, by concept: :mod:`.verdict` (:class:`RuleExpressibility`,
 (:func:`spike_trace` and the Lava trace parameters of one), :mod:`.pre_factors`
 (the carried variable, spike traces and constants as ``x1``/``x2``),
 :mod:`.terms` (each term against the engine), :mod:`.rule`
-(:func:`rule_expressibility`) and :mod:`.report` (the whole circuit and its table).
+(:func:`rule_expressibility`, :func:`static_report`) and :mod:`.report` (the
+report with the rules compiled by :mod:`hardware_targets.onchip`, which imports
+the modules above, never this one, and its table).
 """
 from __future__ import annotations
 
-# not in __all__: hardware_targets.onchip imports these three from here
-from hardware_targets.expressibility.factors import (  # noqa: F401
-    _constant_value, _factor_powers, _value_sign)
-from hardware_targets.expressibility.report import (expressibility_report,
-                                                    format_expressibility, static_report)
-from hardware_targets.expressibility.rule import rule_expressibility
+from hardware_targets.expressibility.report import expressibility_report, format_expressibility
+from hardware_targets.expressibility.rule import rule_expressibility, static_report
 from hardware_targets.expressibility.terms import POST_TRACE_ORDER  # noqa: F401
 from hardware_targets.expressibility.traces import DEFAULT_TRACE_FRAC_BITS, SpikeTrace, spike_trace
 from hardware_targets.expressibility.verdict import (RuleExpressibility, ScalingConstant,

@@ -1,6 +1,6 @@
-"""What a rule's factor is: a product of plain variables (:func:`_factor_powers`),
-and what a population's variable holds (:func:`_value_sign`,
-:func:`_constant_value`), read from the population's update statements."""
+"""What a rule's factor is: a product of plain variables (:func:`factor_powers`),
+and what a population's variable holds (:func:`value_sign`,
+:func:`constant_value`), read from the population's update statements."""
 from __future__ import annotations
 
 import ast
@@ -13,7 +13,7 @@ from neuro_pc.rules.parse import expression_sympy
 _NONNEG_FUNCTIONS = {"relu", "sigmoid", "step", "exp", "sqrt", "abs"}
 
 
-def _factor_powers(text: str | None) -> tuple[list[tuple[str, int]], str | None]:
+def factor_powers(text: str | None) -> tuple[list[tuple[str, int]], str | None]:
     """``"delta*r**2"`` -> ``[("delta", 1), ("r", 2)]``; second item a reason
     when the factor is not a product of plain variables (a function, a division)."""
     if text is None:
@@ -44,7 +44,7 @@ def _names(text: str) -> set[str]:
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in called}
 
 
-def _value_sign(circuit, pop_name: str, var: str, seen=None) -> tuple[str, str]:
+def value_sign(circuit, pop_name: str, var: str, seen=None) -> tuple[str, str]:
     """``("nonneg" | "signed" | "stream" | "unknown", description)`` of a variable."""
     seen = set() if seen is None else seen
     if (pop_name, var) in seen:
@@ -72,12 +72,12 @@ def _value_sign(circuit, pop_name: str, var: str, seen=None) -> tuple[str, str]:
     if isinstance(body, ast.BinOp) and isinstance(body.op, ast.Sub):
         return "signed", f"{text} (a difference)"
     if isinstance(body, ast.Name) and (body.id in pop.variables or body.id in pop.ports):
-        kind, desc = _value_sign(circuit, pop_name, body.id, seen)
+        kind, desc = value_sign(circuit, pop_name, body.id, seen)
         return kind, f"{text} = {desc}"
     return "unknown", text
 
 
-def _constant_value(circuit, pop_name: str, var: str) -> float | None:
+def constant_value(circuit, pop_name: str, var: str) -> float | None:
     """The value of a variable no statement, port or stream ever changes (else None)."""
     pop = circuit.population(pop_name)
     if var in pop.streams or var in pop.ports or any(st.target == var for st in pop.statements()):

@@ -4,8 +4,8 @@ impulse), or a constant (folded into the scaling constant); anything else is a
 reason. Classified once per rule, then given their traces and conditions."""
 from __future__ import annotations
 
-from hardware_targets.expressibility.factors import (_constant_value, _factor_powers,
-                                                     _value_sign)
+from hardware_targets.expressibility.factors import (constant_value, factor_powers,
+                                                     value_sign)
 from hardware_targets.expressibility.traces import _x_trace_params, spike_trace
 
 
@@ -20,7 +20,7 @@ def _classify_pre(circuit, proj, carried: str, var: str) -> tuple:
     if tr is not None:
         return ("bad", f"pre.{var} is a trace of pre.{tr.spike}, not of "
                        f"the carried pre.{carried}")
-    if (c := _constant_value(circuit, proj.source, var)) is not None:
+    if (c := constant_value(circuit, proj.source, var)) is not None:
         return ("const", c)
     return ("bad", why)
 
@@ -30,7 +30,7 @@ def _pre_factor_classes(circuit, proj, terms, carried: str) -> dict[str, tuple]:
     the order of their first appearance."""
     classes: dict[str, tuple] = {}
     for term in terms:
-        for var, _ in _factor_powers(term.pre)[0]:
+        for var, _ in factor_powers(term.pre)[0]:
             if var not in classes:
                 classes[var] = _classify_pre(circuit, proj, carried, var)
     return classes
@@ -63,7 +63,7 @@ def _assign_pre_traces(classes: dict[str, tuple], carried: str,
 def _carried_condition(circuit, proj, carried: str, le) -> str | None:
     """The condition that the carried value, coded unsigned in ``x1``, is >= 0
     (``None`` when it is never negative)."""
-    kind, desc = _value_sign(circuit, proj.source, carried)
+    kind, desc = value_sign(circuit, proj.source, carried)
     where = f"pre.{carried} of population {proj.source!r}"
     unsigned = (f"x1 is unsigned ({le.trace_bits} bits, 0..{le.trace_max}; Lava's "
                 "GradedSpikeCfg.OVERWRITE sets x1 = payload/2 as an unsigned integer)")

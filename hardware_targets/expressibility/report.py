@@ -1,5 +1,5 @@
 """The whole circuit: every plastic projection's verdict, structural
-(:func:`static_report`) or compiled by the on-chip plan
+(:func:`~hardware_targets.expressibility.rule.static_report`) or compiled by the on-chip plan
 (:func:`expressibility_report`), and its plain-text table
 (:func:`format_expressibility`)."""
 from __future__ import annotations
@@ -7,21 +7,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from hardware_targets.base import get_target
-from hardware_targets.expressibility.rule import rule_expressibility
+from hardware_targets.expressibility.rule import static_report
 from hardware_targets.expressibility.traces import DEFAULT_TRACE_FRAC_BITS
 from hardware_targets.expressibility.verdict import (RuleExpressibility, ScalingConstant,
                                                      _lava_call)
-from neuro_pc.rules import locality_report
-
-
-def static_report(circuit, target="loihi2", *,
-                  trace_frac_bits: int = DEFAULT_TRACE_FRAC_BITS) -> list[RuleExpressibility]:
-    """:func:`rule_expressibility` of every plastic projection, in circuit order."""
-    tgt = get_target(target) if isinstance(target, str) else target
-    locs = {r.projection: r for r in locality_report(circuit)}
-    return [rule_expressibility(circuit, p, tgt, trace_frac_bits=trace_frac_bits,
-                                locality=locs[p.name])
-            for p in circuit.projections if p.rule is not None]
 
 
 def expressibility_report(circuit, target="loihi2", *, weights: dict | None = None,

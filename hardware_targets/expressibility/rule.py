@@ -12,7 +12,7 @@ from hardware_targets.expressibility.terms import (_limit_reasons, _match_terms,
                                                    _post_trace_reasons, _post_traces, _Term)
 from hardware_targets.expressibility.traces import DEFAULT_TRACE_FRAC_BITS
 from hardware_targets.expressibility.verdict import RuleExpressibility
-from neuro_pc.rules import parse_rule, rule_locality
+from neuro_pc.rules import locality_report, parse_rule, rule_locality
 
 
 def _locality_reasons(loc) -> list[str]:
@@ -125,3 +125,13 @@ def rule_expressibility(circuit, proj, target="loihi2", *,
         loihi_rule=None, rule_class=rule_class, t_epoch=t_epoch, kind=kind, traces=traces,
         trace_params=trace_params, constants=(), reasons=tuple(reasons),
         conditions=tuple(conditions))
+
+
+def static_report(circuit, target="loihi2", *,
+                  trace_frac_bits: int = DEFAULT_TRACE_FRAC_BITS) -> list[RuleExpressibility]:
+    """:func:`rule_expressibility` of every plastic projection, in circuit order."""
+    tgt = get_target(target) if isinstance(target, str) else target
+    locs = {r.projection: r for r in locality_report(circuit)}
+    return [rule_expressibility(circuit, p, tgt, trace_frac_bits=trace_frac_bits,
+                                locality=locs[p.name])
+            for p in circuit.projections if p.rule is not None]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from hardware_targets.expressibility.factors import _factor_powers
+from hardware_targets.expressibility.factors import factor_powers
 from neuro_pc.rules.parse import expression_sympy
 
 #: post traces in the order they are handed out
@@ -76,7 +76,7 @@ def _match_term(term, proj, consts: dict, classes: dict[str, tuple],
     coef, reasons = _coefficient(term, label, consts)
     factors: list[str | None] = []
     for side in ("post", "pre", "syn"):
-        powers, why = _factor_powers(getattr(term, side))
+        powers, why = factor_powers(getattr(term, side))
         if why:
             reasons.append(_not_a_trace(label, side, getattr(term, side), why, proj))
             continue

@@ -46,6 +46,7 @@ import numpy as np
 
 from neuro_pc.backends.lava.codegen import step_inputs
 from neuro_pc.ir import Circuit, CircuitError, Population, parse_expression
+from neuro_pc.ir.expr import number_literal
 
 #: defaults of the fixed-point format (documented in docs/backends/lava.md)
 FRAC_BITS = 12
@@ -228,14 +229,6 @@ def fixed_expression(text_or_tree, rename, I: IntegerFunctions, where: str) -> s
     """Integer source of an expression (see the module docstring)."""
     tree = parse_expression(text_or_tree) if isinstance(text_or_tree, str) else text_or_tree
 
-    def const_value(node):
-        if isinstance(node, ast.Constant):
-            return float(node.value)
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            v = const_value(node.operand)
-            return None if v is None else -v
-        return None
-
     def g(node) -> str:
         if isinstance(node, ast.Expression):
             return g(node.body)
@@ -252,14 +245,14 @@ def fixed_expression(text_or_tree, rename, I: IntegerFunctions, where: str) -> s
             if isinstance(node.op, ast.Mult):
                 return f"I.mul({g(node.left)}, {g(node.right)})"
             if isinstance(node.op, ast.Div):
-                c = const_value(node.right)
+                c = number_literal(node.right)
                 if c is None or c == 0:
                     raise FixedPointError(f"{where}: fixed_pt divides only by a non-zero number "
                                           f"(no divider on the neuron); got "
                                           f"{ast.unparse(node)!r}")
                 return f"I.mul({g(node.left)}, {I.const(1.0 / c)!r})"
             if isinstance(node.op, ast.Pow):
-                k = const_value(node.right)
+                k = number_literal(node.right)
                 if k is None or k < 0 or k != int(k):
                     raise FixedPointError(f"{where}: fixed_pt supports powers by a non-negative "
                                           f"integer only; got {ast.unparse(node)!r}")

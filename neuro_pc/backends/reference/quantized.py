@@ -61,6 +61,7 @@ import numpy as np
 from hardware_targets.neurons import lif_populations
 from neuro_pc.backends.base import Simulator, streams_for
 from neuro_pc.ir import Circuit, CircuitError
+from neuro_pc.ir.expr import number_literal
 
 FRAC_BITS = 12
 LUT_FRAC_BITS = 6
@@ -180,15 +181,6 @@ class _Arith:
         return np.clip(a, self.lo, self.hi)
 
 
-def _number(node):
-    if isinstance(node, ast.Constant):
-        return float(node.value)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        v = _number(node.operand)
-        return None if v is None else -v
-    return None
-
-
 def _check(node, where):
     """Reject, at construction, what the quantised mode cannot evaluate."""
     for n in ast.walk(node):
@@ -196,11 +188,11 @@ def _check(node, where):
                 "tanh", "sigmoid", "relu", "step", "abs", "sign", "clip", "where",
                 "minimum", "maximum"):
             raise QuantizedScopeError(f"{where}: {n.func.id}() is outside the quantised mode")
-        if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div) and not _number(n.right):
+        if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div) and not number_literal(n.right):
             raise QuantizedScopeError(f"{where}: division by a variable is outside the "
                                       "quantised mode")
         if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow):
-            k = _number(n.right)
+            k = number_literal(n.right)
             if k is None or k < 0 or k != int(k):
                 raise QuantizedScopeError(f"{where}: only integer powers >= 0 are supported")
 
@@ -315,7 +307,7 @@ class QuantizedReferenceSimulator(Simulator):
             return -v if isinstance(node.op, ast.USub) else v
         if isinstance(node, ast.BinOp):
             if isinstance(node.op, ast.Pow):
-                k = int(_number(node.right))
+                k = int(number_literal(node.right))
                 if k == 0:
                     return A.ONE
                 base = self._eval(node.left, env)
@@ -325,7 +317,7 @@ class QuantizedReferenceSimulator(Simulator):
                 return acc
             left = self._eval(node.left, env)
             if isinstance(node.op, ast.Div):
-                return (left * A.q(1.0 / _number(node.right))) >> A.F
+                return (left * A.q(1.0 / number_literal(node.right))) >> A.F
             right = self._eval(node.right, env)
             if isinstance(node.op, ast.Add):
                 return left + right
