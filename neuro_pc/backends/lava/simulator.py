@@ -447,7 +447,7 @@ class _Network:
         sim = self.sim
         return sim.qstate[f"{pop}.{var}"] if sim.fixed else sim.state[f"{pop}.{var}"]
 
-    # -- which process each projection runs as ----------------------------------------
+    # -- which process each projection runs as ---------------------------------------
     def _layout(self) -> _Layout:
         """Sort the projections into Dense, Conv, learning blocks and PlasticDense
         groups, and collect the variables each population must send."""
@@ -564,6 +564,42 @@ class _Network:
         self.model_map[proc] = M
         self.model_map[P] = M
 
+    def _lif_population(self, pop, monitor) -> None:
+        """Population ``pop`` as Lava's own LIF / LIFReset process and model."""
+        from neuro_pc.backends.lava.processes import lif_classes
+
+        sim = self.sim
+        m, fx = sim.lif[pop.name]
+        record = self.readout[1] if pop.name == self.readout[0] else None
+        P, M = lif_classes(pop.name, pop.size, reset=m.reset_step is not None,
+                           fixed=sim.fixed, record=record, monitor=monitor)
+
+        def init(var):
+            if var == "i" and not m.current:      # a voltage-based unit's u: the last input
+                return np.zeros(pop.size, dtype=np.int64 if sim.fixed else np.float64)
+            return np.asarray(self._state(pop.name, var)).reshape(-1)
+
+        if sim.fixed:
+            lif = {"du": fx.du, "dv": fx.dv, "vth": fx.vth,
+                   "bias_mant": np.full(pop.size, fx.bias_mant, dtype=np.int32),
+                   "bias_exp": np.full(pop.size, fx.bias_exp, dtype=np.int32),
+                   "u": init("i").astype(np.int32), "v": init("v").astype(np.int32)}
+        else:
+            fp = m.float_params()
+            lif = {"du": fp["du"], "dv": fp["dv"], "vth": fp["vth"],
+                   "bias_mant": np.full(pop.size, fp["bias_mant"]), "bias_exp": 0.0,
+                   "u": init("i"), "v": init("v")}
+        if m.reset_step is not None:
+            lif.update(reset_interval=m.reset_interval, reset_offset=m.reset_offset)
+        cfg = {"T": sim.T, "one": sim.precision.one if sim.fixed else 1.0,
+               "n_steps": self.n_windows * sim.T, "mon_steps": self.mon_steps,
+               "error_dir": self.error_dir}
+        s0 = np.asarray(self._state(pop.name, "s")).reshape(-1)
+        proc = P(lif=lif, s0=s0, n_windows=self.n_windows, mon_steps=self.mon_steps, cfg=cfg)
+        self.pops[pop.name] = proc
+        self.model_map[proc] = M
+        self.model_map[P] = M
+
     # -- projections -----------------------------------------------------------------
     def _dense(self, proj) -> None:
         """A fixed projection as Lava's ``Dense`` (fixed_pt: quantised, bit-accurate)."""
@@ -591,6 +627,43 @@ class _Network:
             d.a_buff.init = M @ s0
         self._out_port(proj.source, src_var).connect(d.s_in)
         d.a_out.connect(self._in_port(proj))
+
+    def _conv(self, proj) -> None:
+        """One convolution as Lava's ``Conv`` (:mod:`neuro_pc.backends.lava.conv`)."""
+        from lava.proc.conv.process import Conv as LavaConv
+
+        from neuro_pc.backends.lava.conv import (correlation, initial_output, lava_kernel,
+                                                 lava_shape, wrap24)
+
+        sim, c = self.sim, self.sim.circuit
+        src_var = c.source_variable(proj)
+        s0 = np.asarray(self._state(proj.source, src_var)).reshape(-1)
+        spikes = proj.source in sim.lif
+        if sim.fixed:
+            geom, dp = self.conv_params[proj.name]
+            if spikes:
+                s0 = (s0 != 0).astype(np.int64)
+            w = lava_kernel(geom, dp.weights.astype(np.int64)).astype(np.int32)
+            a0 = wrap24(initial_output(geom, dp.weights.astype(np.int64), s0.astype(np.int64)))
+            d = LavaConv(weight=w, input_shape=lava_shape(geom.in_shape),
+                         padding=geom.padding[::-1], stride=geom.stride[::-1],
+                         num_message_bits=0 if spikes else sim.precision.message_bits,
+                         name=proj.name)
+            d.a_buf.init = a0.astype(np.int32)
+            self.plan[proj.name] = dp
+            port = getattr(self.pops[proj.target], f"conv_{proj.name}")
+        else:
+            geom, kernel = correlation(c, sim.weights, proj)
+            d = LavaConv(weight=lava_kernel(geom, kernel), input_shape=lava_shape(geom.in_shape),
+                         padding=geom.padding[::-1], stride=geom.stride[::-1],
+                         num_message_bits=24, name=proj.name)
+            d.a_buf.init = initial_output(geom, kernel, s0)
+            port = self._in_port(proj)
+        C, H, W = geom.in_shape
+        self._out_port(proj.source, src_var).reshape((C, H, W)).transpose([2, 1, 0]) \
+            .connect(d.s_in)
+        d.a_out.transpose([2, 1, 0]).reshape((geom.out_size,)).connect(port)
+        self.convs[proj.name] = d
 
     def _learning_block(self, name: str, ep) -> None:
         """Projection ``name`` as Lava's ``LearningDense`` running its learning block
@@ -676,79 +749,7 @@ class _Network:
                 self._out_port(proj.source, v).connect(getattr(pd, f"pre_{v}"))
         self.plastic[name] = pd
 
-    def _conv(self, proj) -> None:
-        """One convolution as Lava's ``Conv`` (:mod:`neuro_pc.backends.lava.conv`)."""
-        from lava.proc.conv.process import Conv as LavaConv
-
-        from neuro_pc.backends.lava.conv import (correlation, initial_output, lava_kernel,
-                                                 lava_shape, wrap24)
-
-        sim, c = self.sim, self.sim.circuit
-        src_var = c.source_variable(proj)
-        s0 = np.asarray(self._state(proj.source, src_var)).reshape(-1)
-        spikes = proj.source in sim.lif
-        if sim.fixed:
-            geom, dp = self.conv_params[proj.name]
-            if spikes:
-                s0 = (s0 != 0).astype(np.int64)
-            w = lava_kernel(geom, dp.weights.astype(np.int64)).astype(np.int32)
-            a0 = wrap24(initial_output(geom, dp.weights.astype(np.int64), s0.astype(np.int64)))
-            d = LavaConv(weight=w, input_shape=lava_shape(geom.in_shape),
-                         padding=geom.padding[::-1], stride=geom.stride[::-1],
-                         num_message_bits=0 if spikes else sim.precision.message_bits,
-                         name=proj.name)
-            d.a_buf.init = a0.astype(np.int32)
-            self.plan[proj.name] = dp
-            port = getattr(self.pops[proj.target], f"conv_{proj.name}")
-        else:
-            geom, kernel = correlation(c, sim.weights, proj)
-            d = LavaConv(weight=lava_kernel(geom, kernel), input_shape=lava_shape(geom.in_shape),
-                         padding=geom.padding[::-1], stride=geom.stride[::-1],
-                         num_message_bits=24, name=proj.name)
-            d.a_buf.init = initial_output(geom, kernel, s0)
-            port = self._in_port(proj)
-        C, H, W = geom.in_shape
-        self._out_port(proj.source, src_var).reshape((C, H, W)).transpose([2, 1, 0]) \
-            .connect(d.s_in)
-        d.a_out.transpose([2, 1, 0]).reshape((geom.out_size,)).connect(port)
-        self.convs[proj.name] = d
-
-    def _lif_population(self, pop, monitor) -> None:
-        """Population ``pop`` as Lava's own LIF / LIFReset process and model."""
-        from neuro_pc.backends.lava.processes import lif_classes
-
-        sim = self.sim
-        m, fx = sim.lif[pop.name]
-        record = self.readout[1] if pop.name == self.readout[0] else None
-        P, M = lif_classes(pop.name, pop.size, reset=m.reset_step is not None,
-                           fixed=sim.fixed, record=record, monitor=monitor)
-
-        def init(var):
-            if var == "i" and not m.current:      # a voltage-based unit's u: the last input
-                return np.zeros(pop.size, dtype=np.int64 if sim.fixed else np.float64)
-            return np.asarray(self._state(pop.name, var)).reshape(-1)
-
-        if sim.fixed:
-            lif = {"du": fx.du, "dv": fx.dv, "vth": fx.vth,
-                   "bias_mant": np.full(pop.size, fx.bias_mant, dtype=np.int32),
-                   "bias_exp": np.full(pop.size, fx.bias_exp, dtype=np.int32),
-                   "u": init("i").astype(np.int32), "v": init("v").astype(np.int32)}
-        else:
-            fp = m.float_params()
-            lif = {"du": fp["du"], "dv": fp["dv"], "vth": fp["vth"],
-                   "bias_mant": np.full(pop.size, fp["bias_mant"]), "bias_exp": 0.0,
-                   "u": init("i"), "v": init("v")}
-        if m.reset_step is not None:
-            lif.update(reset_interval=m.reset_interval, reset_offset=m.reset_offset)
-        cfg = {"T": sim.T, "one": sim.precision.one if sim.fixed else 1.0,
-               "n_steps": self.n_windows * sim.T, "mon_steps": self.mon_steps,
-               "error_dir": self.error_dir}
-        s0 = np.asarray(self._state(pop.name, "s")).reshape(-1)
-        proc = P(lif=lif, s0=s0, n_windows=self.n_windows, mon_steps=self.mon_steps, cfg=cfg)
-        self.pops[pop.name] = proc
-        self.model_map[proc] = M
-        self.model_map[P] = M
-
+    # -- ports -----------------------------------------------------------------------
     def _out_port(self, pop: str, var: str):
         """The out-port sending ``pop.var`` (a Lava LIF's spikes: its ``s_out``)."""
         if pop in self.sim.lif:
@@ -767,6 +768,7 @@ class _Network:
             return self.pops[proj.target].a_third_factor_in
         return getattr(self.pops[proj.target], f"in_{proj.port}")
 
+    # -- the run's end ---------------------------------------------------------------
     def stop(self) -> None:
         """Stop the runtime if it was created (safe to call after any failure)."""
         runtime = getattr(self.anchor, "runtime", None) or getattr(self.anchor, "_runtime", None)
