@@ -37,6 +37,7 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 
@@ -377,41 +378,90 @@ class LavaSimulator(Simulator):
         return out, mon
 
 
+class _Layout(NamedTuple):
+    """Which process each projection of a circuit runs as in a :class:`_Network`, and
+    what each population sends (:meth:`_Network._layout`)."""
+
+    #: {population: the variables it sends}
+    outs: dict
+    #: {plastic or tied-to projection: the projections tied to it} -> PlasticDense
+    groups: dict
+    #: {projection: its learning block} -> LearningDense
+    blocks: dict
+    #: {projection: correlation geometry} -> Lava's Conv
+    convs: dict
+    #: the projections -> Dense
+    dense: list
+    #: fixed_pt: {population: [(port, the in-port of a Conv)]}
+    shifted: dict
+    #: fixed_pt: {population: {the in-port of a Conv: its weight exponent}}
+    shifts: dict
+
+
 class _Network:
-    """The processes of one run, built from a simulator's current state and weights."""
+    """The processes of one run, built from a simulator's current state and weights.
+
+    They are created and connected in one order, which Lava's compiler and the seeds
+    can depend on: the populations, then the fixed projections (``Dense``), the
+    convolutions (``Conv``), the learning blocks (``LearningDense``) and the plastic
+    projections (``PlasticDense``)."""
 
     def __init__(self, sim: LavaSimulator, streams, n, train_flags, learn_flags, error_dir,
                  mon_steps: int = 0):
-        from lava.proc.dense.process import Dense
-
-        from neuro_pc.backends.lava.processes import plastic_dense_classes, population_classes
-
         self.sim = sim
         c = sim.circuit
-        T = sim.T
         self.mon_steps = int(mon_steps)
-        monitored = {p.name: tuple(dict.fromkeys(v for q, v in sim.record if q == p.name))
-                     for p in c.populations} if mon_steps else {}
-        fixed = sim.fixed
+        #: the run: its windows, its per-window flags, the folder its processes report errors to
+        self.n_windows, self.error_dir = n, error_dir
+        self.train_flags, self.learn_flags = train_flags, learn_flags
         self.model_map = {}
         readout_pop = sim._readout_pop()
         self.readout = (readout_pop.name,
                         (c.readout or (readout_pop.name, readout_pop.output))[1])
+        layout = self._layout()
+        self._populations(layout, streams)
+        self.anchor = self.pops[c.populations[0].name]
 
-        def state(pop, var):
-            return sim.qstate[f"{pop}.{var}"] if fixed else sim.state[f"{pop}.{var}"]
+        # fixed projections -> Lava Dense
+        self.plan = {}
+        for proj in layout.dense:
+            self._dense(proj)
 
+        # convolutions -> Lava's own Conv (the kernel fixed for the run)
+        self.convs = {}
+        for name in layout.convs:
+            self._conv(c.projection(name))
+
+        # learning blocks -> Lava LearningDense (Lava's learning engine)
+        self.blocks = {}
+        for name, ep in layout.blocks.items():
+            self._learning_block(name, ep)
+
+        # plastic projections (and the projections tied to them) -> PlasticDense
+        self.plastic = {}
+        for name, ties in layout.groups.items():
+            self._plastic_dense(name, ties)
+
+    def _state(self, pop: str, var: str):
+        """The state ``pop.var`` the run starts from (fixed_pt: the integers)."""
+        sim = self.sim
+        return sim.qstate[f"{pop}.{var}"] if sim.fixed else sim.state[f"{pop}.{var}"]
+
+    # -- which process each projection runs as ---------------------------------------
+    def _layout(self) -> _Layout:
+        """Sort the projections into Dense, Conv, learning blocks and PlasticDense
+        groups, and collect the variables each population must send."""
+        from neuro_pc.backends.lava.conv import lava_conv_projections
+
+        sim, c = self.sim, self.sim.circuit
         # which variables each population must send
         outs = {p.name: set() for p in c.populations}
         groups = {}
-        plan = sim.plan
-        blocks = dict(plan.projections) if plan is not None else {}
-        from neuro_pc.backends.lava.conv import lava_conv_projections
-
+        blocks = dict(sim.plan.projections) if sim.plan is not None else {}
         #: projections that run as Lava's Conv (the rest of the convolutions: Dense)
         conv_projs = lava_conv_projections(c)
         convish = {p.name for p in c.projections if c.conv_of(p) is not None}
-        if fixed:
+        if sim.fixed:
             dense_projs = [p for p in c.projections if p.name not in blocks
                            and p.name not in conv_projs]
         else:
@@ -428,176 +478,157 @@ class _Network:
         for proj in c.projections:
             if proj.name not in blocks:
                 outs[proj.source].add(c.source_variable(proj))
-        # fixed_pt: each Lava Conv arrives on an in-port of its own, where its exponent is applied
-        shifted = {p.name: [] for p in c.populations}
-        shifts = {p.name: {} for p in c.populations}
-        self.conv_params = {}
-        if fixed:
-            from neuro_pc.backends.lava.conv import correlation
-
-            for name in conv_projs:
-                proj = c.projection(name)
-                if proj.target in sim.lif:
-                    raise FixedPointError(
-                        f"projection {name!r} is a convolution into {proj.target!r}, which runs "
-                        "on Lava's LIF: in fixed_pt Lava's Conv applies no weight exponent and "
-                        "Lava's LIF cannot apply one on its input; use floating_pt or "
-                        "lava_lif=False")
-                shifted[proj.target].append((proj.port, f"conv_{name}"))
-                geom, kernel = correlation(c, sim.weights, proj)
-                dp = dense_params(kernel, sim.precision, spike_source=proj.source in sim.lif)
-                self.conv_params[name] = (geom, dp)
-                shifts[proj.target][f"conv_{name}"] = dp.weight_exp
+        shifted, shifts = self._fixed_convs(conv_projs)
         for name in groups:
             proj = c.projection(name)
             if proj.plastic:
                 post, pre = codegen.rule_variables(proj)
                 outs[proj.target].update(post)
                 outs[proj.source].update(pre)
+        return _Layout(outs, groups, blocks, conv_projs, dense_projs, shifted, shifts)
 
-        # populations
+    def _fixed_convs(self, conv_projs) -> tuple[dict, dict]:
+        """fixed_pt: each Lava Conv arrives on an in-port of its own, where its exponent
+        is applied. Sets :attr:`conv_params` (``{projection: (geometry, dense params)}``)
+        and returns :attr:`_Layout.shifted` and :attr:`_Layout.shifts`."""
+        sim, c = self.sim, self.sim.circuit
+        shifted = {p.name: [] for p in c.populations}
+        shifts = {p.name: {} for p in c.populations}
+        self.conv_params = {}
+        if not sim.fixed:
+            return shifted, shifts
+        from neuro_pc.backends.lava.conv import correlation
+
+        for name in conv_projs:
+            proj = c.projection(name)
+            if proj.target in sim.lif:
+                raise FixedPointError(
+                    f"projection {name!r} is a convolution into {proj.target!r}, which runs "
+                    "on Lava's LIF: in fixed_pt Lava's Conv applies no weight exponent and "
+                    "Lava's LIF cannot apply one on its input; use floating_pt or "
+                    "lava_lif=False")
+            shifted[proj.target].append((proj.port, f"conv_{name}"))
+            geom, kernel = correlation(c, sim.weights, proj)
+            dp = dense_params(kernel, sim.precision, spike_source=proj.source in sim.lif)
+            self.conv_params[name] = (geom, dp)
+            shifts[proj.target][f"conv_{name}"] = dp.weight_exp
+        return shifted, shifts
+
+    # -- populations -----------------------------------------------------------------
+    def _populations(self, layout: _Layout, streams) -> None:
+        """One process per population, in the circuit's order."""
+        sim, c = self.sim, self.sim.circuit
+        monitored = {p.name: tuple(dict.fromkeys(v for q, v in sim.record if q == p.name))
+                     for p in c.populations} if self.mon_steps else {}
         self.pops = {}
-        dt = sim._I.const(c.schedule.dt) if fixed else float(c.schedule.dt)
-        port_range = sim.precision.state_range if fixed else None
-        post_codes = plan.post_codes if plan is not None else {}
         for pop in c.populations:
             if pop.name in sim.lif:
-                self._lif_population(pop, n, monitored.get(pop.name, ()), error_dir, state)
-                continue
-            in_ports = [p for p in pop.ports
-                        if any(q.name not in conv_projs or not fixed
-                               for q in c.projections_into(pop.name, p))]
-            feeds = [b for b, ep in blocks.items() if c.projection(b).source == pop.name]
-            code = post_codes.get(pop.name)
-            P, M = population_classes(
-                pop.name, pop.size, variables=pop.variables, in_ports=in_ports,
-                streams=tuple(pop.streams), outs=sorted(outs[pop.name]),
-                record=self.readout[1] if pop.name == self.readout[0] else None, fixed=fixed,
-                monitor=monitored.get(pop.name, ()), engine_out=feeds,
-                learning_neuron=code is not None,
-                third_factor=code.third_factor if code is not None else None,
-                shifted=shifted.get(pop.name, ()))
-            cfg = {"T": T, "train_flags": train_flags.astype(np.int64), "dt": dt,
-                   "learn_flags": learn_flags.astype(np.int64),
-                   "n_steps": n * T, "mon_steps": self.mon_steps,
-                   "all_ports": pop.ports, "globals": sim._globals(),
-                   "step_source": sim._step_sources[pop.name], "port_range": port_range,
-                   "error_dir": error_dir, "pre_codes": {b: blocks[b].pre for b in feeds},
-                   "post_code": code, "frac_bits": plan.frac_bits if plan else 12,
-                   "shifts": shifts[pop.name],
-                   "streams": {var: (quantize_input(streams[st], sim.precision) if fixed
-                                     else np.asarray(streams[st], dtype=np.float64))
-                               for var, st in pop.streams.items()}}
-            init = {v: np.asarray(state(pop.name, v)).reshape(-1) for v in pop.variables}
-            proc = P(init=init, n_windows=n, mon_steps=self.mon_steps, cfg=cfg)
-            self.pops[pop.name] = proc
-            self.model_map[proc] = M
-            self.model_map[P] = M
-        self.anchor = self.pops[c.populations[0].name]
-
-        # fixed projections -> Lava Dense
-        self.plan = {}
-        for proj in dense_projs:
-            src_var = c.source_variable(proj)
-            s0 = np.asarray(state(proj.source, src_var)).reshape(-1)
-            M = effective_matrix(c, sim.weights, proj)
-            spikes = proj.source in sim.lif      # a Lava LIF sends 0/1 spikes
-            if fixed:
-                dp = dense_params(M, sim.precision, spike_source=spikes)
-                self.plan[proj.name] = dp
-                from lava.utils.weightutils import SignMode
-
-                if spikes:   # binary spikes: the stored 2**F per spike is one spike
-                    s0 = (s0 != 0).astype(np.int64)
-                d = Dense(weights=dp.weights,
-                          num_message_bits=0 if spikes else sim.precision.message_bits,
-                          weight_exp=dp.weight_exp, num_weight_bits=dp.num_weight_bits,
-                          sign_mode=SignMode.MIXED, name=proj.name)
-                d.a_buff.init = synapse(dp.weights, dp.weight_exp, s0).astype(np.int32)
+                self._lif_population(pop, monitored.get(pop.name, ()))
             else:
-                d = Dense(weights=M, num_message_bits=24, name=proj.name)
-                d.a_buff.init = M @ s0
-            self._out_port(proj.source, src_var).connect(d.s_in)
-            d.a_out.connect(self._in_port(proj))
+                self._population(pop, layout, streams, monitored.get(pop.name, ()))
 
-        # convolutions -> Lava's own Conv (the kernel fixed for the run)
-        self.convs = {}
-        for name in conv_projs:
-            self._conv(c.projection(name), state)
+    def _population(self, pop, layout: _Layout, streams, monitor) -> None:
+        """Population ``pop`` as a generated process (:mod:`neuro_pc.backends.lava.processes`)."""
+        from neuro_pc.backends.lava.processes import population_classes
 
-        # learning blocks -> Lava LearningDense (Lava's learning engine)
-        self.blocks = {}
-        for name, ep in blocks.items():
-            from neuro_pc.backends.lava.engine import learning_dense
+        sim, c, fixed, plan = self.sim, self.sim.circuit, self.sim.fixed, self.sim.plan
+        T, n, blocks = sim.T, self.n_windows, layout.blocks
+        in_ports = [p for p in pop.ports
+                    if any(q.name not in layout.convs or not fixed
+                           for q in c.projections_into(pop.name, p))]
+        feeds = [b for b, ep in blocks.items() if c.projection(b).source == pop.name]
+        code = plan.post_codes.get(pop.name) if plan is not None else None
+        P, M = population_classes(
+            pop.name, pop.size, variables=pop.variables, in_ports=in_ports,
+            streams=tuple(pop.streams), outs=sorted(layout.outs[pop.name]),
+            record=self.readout[1] if pop.name == self.readout[0] else None, fixed=fixed,
+            monitor=monitor, engine_out=feeds, learning_neuron=code is not None,
+            third_factor=code.third_factor if code is not None else None,
+            shifted=layout.shifted.get(pop.name, ()))
+        cfg = {"T": T, "train_flags": self.train_flags.astype(np.int64),
+               "dt": sim._I.const(c.schedule.dt) if fixed else float(c.schedule.dt),
+               "learn_flags": self.learn_flags.astype(np.int64),
+               "n_steps": n * T, "mon_steps": self.mon_steps,
+               "all_ports": pop.ports, "globals": sim._globals(),
+               "step_source": sim._step_sources[pop.name],
+               "port_range": sim.precision.state_range if fixed else None,
+               "error_dir": self.error_dir, "pre_codes": {b: blocks[b].pre for b in feeds},
+               "post_code": code, "frac_bits": plan.frac_bits if plan else 12,
+               "shifts": layout.shifts[pop.name],
+               "streams": {var: (quantize_input(streams[st], sim.precision) if fixed
+                                 else np.asarray(streams[st], dtype=np.float64))
+                           for var, st in pop.streams.items()}}
+        init = {v: np.asarray(self._state(pop.name, v)).reshape(-1) for v in pop.variables}
+        proc = P(init=init, n_windows=n, mon_steps=self.mon_steps, cfg=cfg)
+        self.pops[pop.name] = proc
+        self.model_map[proc] = M
+        self.model_map[P] = M
 
-            proj = c.projection(name)
-            d = learning_dense(ep.rule, sim.units[name], fixed=fixed, weight_exp=ep.weight_exp,
-                               num_weight_bits=ep.num_weight_bits,
-                               graded_payload=ep.graded_payload, name=name)
-            s0 = ep.pre.payload(np.asarray(state(proj.source, ep.pre.variable)).reshape(-1),
-                                plan.mode, plan.frac_bits)
-            d.a_buff.init = np.asarray(ep.initial_send(sim.units[name], s0, plan.mode),
-                                       dtype=np.int32 if fixed else np.float64)
-            if ep.pre.kind == "spikes":   # the engine's trace continues the circuit's
-                d.x1.init = ep.pre.initial_x1(
-                    np.asarray(state(proj.source, ep.pre.trace)).reshape(-1), plan.mode,
-                    plan.frac_bits)
-            getattr(self.pops[proj.source], f"eng_{name}").connect(d.s_in)
-            d.a_out.connect(self._in_port(proj))
-            post = self.pops[proj.target]
-            for k in plan.post_codes[proj.target].used:
-                getattr(post, f"s_out_{k}").connect(getattr(d, f"s_in_{k}"))
-            self.blocks[name] = d
+    def _lif_population(self, pop, monitor) -> None:
+        """Population ``pop`` as Lava's own LIF / LIFReset process and model."""
+        from neuro_pc.backends.lava.processes import lif_classes
 
-        # plastic projections (and the projections tied to them) -> PlasticDense
-        self.plastic = {}
-        for name, ties in groups.items():
-            proj = c.projection(name)
-            members, send, buffers = [], {}, {}
-            for k, p in enumerate([proj] + ties):
-                n_src = c.population(p.source).size
-                n_tgt = c.population(p.target).size
-                members.append((k, n_src, n_tgt))
-                buffers[k] = np.asarray(state(p.source, c.source_variable(p))).reshape(-1)
-                if k == 0:
-                    send[k] = ("own", {"scale": float(p.scale)})
-                else:
-                    send[k] = ("tied", {"scale": float(p.scale), "fn": p.tied.fn,
-                                        "transpose": bool(p.tied.transpose),
-                                        "tied_scale": float(p.tied.scale)})
-            post, pre = codegen.rule_variables(proj) if proj.plastic else ((), ())
-            carried = c.source_variable(proj)
-            P, M = plastic_dense_classes(
-                name, sim.weights[name].shape, members=members, post_vars=post, pre_vars=pre,
-                post_size=c.population(proj.target).size,
-                pre_size=c.population(proj.source).size,
-                pre_from_input=carried if carried in pre else None)
-            cfg = {"T": T, "train_flags": train_flags.astype(np.int64),
-                   "learn_flags": learn_flags.astype(np.int64) if proj.plastic
-                   else np.zeros(n, dtype=np.int64),
-                   "dt": float(c.schedule.dt), "every_step": bool(proj.rule and
-                                                                  proj.rule.every_step),
-                   "send": send, "mask": sim.masks.get(name),
-                   "transforms": tuple(proj.rule.transforms) if proj.rule else (),
-                   "rule_params": dict(proj.rule.params) if proj.rule else {},
-                   "post_size": c.population(proj.target).size,
-                   "pre_size": c.population(proj.source).size,
-                   "rule_source": sim._rule_sources.get(name), "globals": codegen.float_globals(),
-                   "error_dir": error_dir}
-            pd = P(weights=np.array(sim.weights[name], dtype=float), buffers=buffers, cfg=cfg)
-            self.model_map[pd] = M
-            self.model_map[P] = M
-            for k, p in enumerate([proj] + ties):
-                self._out_port(p.source, c.source_variable(p)).connect(getattr(pd, f"s_in_{k}"))
-                getattr(pd, f"a_out_{k}").connect(self._in_port(p))
-            for v in post:
-                self._out_port(proj.target, v).connect(getattr(pd, f"post_{v}"))
-            for v in pre:
-                if v != carried:
-                    self._out_port(proj.source, v).connect(getattr(pd, f"pre_{v}"))
-            self.plastic[name] = pd
+        sim = self.sim
+        m, fx = sim.lif[pop.name]
+        record = self.readout[1] if pop.name == self.readout[0] else None
+        P, M = lif_classes(pop.name, pop.size, reset=m.reset_step is not None,
+                           fixed=sim.fixed, record=record, monitor=monitor)
 
-    def _conv(self, proj, state) -> None:
+        def init(var):
+            if var == "i" and not m.current:      # a voltage-based unit's u: the last input
+                return np.zeros(pop.size, dtype=np.int64 if sim.fixed else np.float64)
+            return np.asarray(self._state(pop.name, var)).reshape(-1)
+
+        if sim.fixed:
+            lif = {"du": fx.du, "dv": fx.dv, "vth": fx.vth,
+                   "bias_mant": np.full(pop.size, fx.bias_mant, dtype=np.int32),
+                   "bias_exp": np.full(pop.size, fx.bias_exp, dtype=np.int32),
+                   "u": init("i").astype(np.int32), "v": init("v").astype(np.int32)}
+        else:
+            fp = m.float_params()
+            lif = {"du": fp["du"], "dv": fp["dv"], "vth": fp["vth"],
+                   "bias_mant": np.full(pop.size, fp["bias_mant"]), "bias_exp": 0.0,
+                   "u": init("i"), "v": init("v")}
+        if m.reset_step is not None:
+            lif.update(reset_interval=m.reset_interval, reset_offset=m.reset_offset)
+        cfg = {"T": sim.T, "one": sim.precision.one if sim.fixed else 1.0,
+               "n_steps": self.n_windows * sim.T, "mon_steps": self.mon_steps,
+               "error_dir": self.error_dir}
+        s0 = np.asarray(self._state(pop.name, "s")).reshape(-1)
+        proc = P(lif=lif, s0=s0, n_windows=self.n_windows, mon_steps=self.mon_steps, cfg=cfg)
+        self.pops[pop.name] = proc
+        self.model_map[proc] = M
+        self.model_map[P] = M
+
+    # -- projections -----------------------------------------------------------------
+    def _dense(self, proj) -> None:
+        """A fixed projection as Lava's ``Dense`` (fixed_pt: quantised, bit-accurate)."""
+        from lava.proc.dense.process import Dense
+
+        sim, c = self.sim, self.sim.circuit
+        src_var = c.source_variable(proj)
+        s0 = np.asarray(self._state(proj.source, src_var)).reshape(-1)
+        M = effective_matrix(c, sim.weights, proj)
+        spikes = proj.source in sim.lif      # a Lava LIF sends 0/1 spikes
+        if sim.fixed:
+            dp = dense_params(M, sim.precision, spike_source=spikes)
+            self.plan[proj.name] = dp
+            from lava.utils.weightutils import SignMode
+
+            if spikes:   # binary spikes: the stored 2**F per spike is one spike
+                s0 = (s0 != 0).astype(np.int64)
+            d = Dense(weights=dp.weights,
+                      num_message_bits=0 if spikes else sim.precision.message_bits,
+                      weight_exp=dp.weight_exp, num_weight_bits=dp.num_weight_bits,
+                      sign_mode=SignMode.MIXED, name=proj.name)
+            d.a_buff.init = synapse(dp.weights, dp.weight_exp, s0).astype(np.int32)
+        else:
+            d = Dense(weights=M, num_message_bits=24, name=proj.name)
+            d.a_buff.init = M @ s0
+        self._out_port(proj.source, src_var).connect(d.s_in)
+        d.a_out.connect(self._in_port(proj))
+
+    def _conv(self, proj) -> None:
         """One convolution as Lava's ``Conv`` (:mod:`neuro_pc.backends.lava.conv`)."""
         from lava.proc.conv.process import Conv as LavaConv
 
@@ -606,7 +637,7 @@ class _Network:
 
         sim, c = self.sim, self.sim.circuit
         src_var = c.source_variable(proj)
-        s0 = np.asarray(state(proj.source, src_var)).reshape(-1)
+        s0 = np.asarray(self._state(proj.source, src_var)).reshape(-1)
         spikes = proj.source in sim.lif
         if sim.fixed:
             geom, dp = self.conv_params[proj.name]
@@ -634,42 +665,91 @@ class _Network:
         d.a_out.transpose([2, 1, 0]).reshape((geom.out_size,)).connect(port)
         self.convs[proj.name] = d
 
-    def _lif_population(self, pop, n_windows: int, monitor, error_dir, state) -> None:
-        """Population ``pop`` as Lava's own LIF / LIFReset process and model."""
-        from neuro_pc.backends.lava.processes import lif_classes
+    def _learning_block(self, name: str, ep) -> None:
+        """Projection ``name`` as Lava's ``LearningDense`` running its learning block
+        ``ep`` (:mod:`neuro_pc.backends.lava.engine`)."""
+        from neuro_pc.backends.lava.engine import learning_dense
 
-        sim = self.sim
-        m, fx = sim.lif[pop.name]
-        record = self.readout[1] if pop.name == self.readout[0] else None
-        P, M = lif_classes(pop.name, pop.size, reset=m.reset_step is not None,
-                           fixed=sim.fixed, record=record, monitor=monitor)
+        sim, c, plan, fixed = self.sim, self.sim.circuit, self.sim.plan, self.sim.fixed
+        proj = c.projection(name)
+        d = learning_dense(ep.rule, sim.units[name], fixed=fixed, weight_exp=ep.weight_exp,
+                           num_weight_bits=ep.num_weight_bits,
+                           graded_payload=ep.graded_payload, name=name)
+        s0 = ep.pre.payload(np.asarray(self._state(proj.source, ep.pre.variable)).reshape(-1),
+                            plan.mode, plan.frac_bits)
+        d.a_buff.init = np.asarray(ep.initial_send(sim.units[name], s0, plan.mode),
+                                   dtype=np.int32 if fixed else np.float64)
+        if ep.pre.kind == "spikes":   # the engine's trace continues the circuit's
+            d.x1.init = ep.pre.initial_x1(
+                np.asarray(self._state(proj.source, ep.pre.trace)).reshape(-1), plan.mode,
+                plan.frac_bits)
+        getattr(self.pops[proj.source], f"eng_{name}").connect(d.s_in)
+        d.a_out.connect(self._in_port(proj))
+        post = self.pops[proj.target]
+        for k in plan.post_codes[proj.target].used:
+            getattr(post, f"s_out_{k}").connect(getattr(d, f"s_in_{k}"))
+        self.blocks[name] = d
 
-        def init(var):
-            if var == "i" and not m.current:      # a voltage-based unit's u: the last input
-                return np.zeros(pop.size, dtype=np.int64 if sim.fixed else np.float64)
-            return np.asarray(state(pop.name, var)).reshape(-1)
+    def _plastic_members(self, proj, ties: list) -> tuple[list, dict, dict]:
+        """A PlasticDense's members ``[(k, n_src, n_tgt)]`` (``k = 0``: ``proj``; then
+        its ``ties``), how each sends ``{k: ("own" | "tied", params)}`` and each one's
+        initial input ``{k: source state}``."""
+        c = self.sim.circuit
+        members, send, buffers = [], {}, {}
+        for k, p in enumerate([proj] + ties):
+            n_src = c.population(p.source).size
+            n_tgt = c.population(p.target).size
+            members.append((k, n_src, n_tgt))
+            buffers[k] = np.asarray(self._state(p.source, c.source_variable(p))).reshape(-1)
+            if k == 0:
+                send[k] = ("own", {"scale": float(p.scale)})
+            else:
+                send[k] = ("tied", {"scale": float(p.scale), "fn": p.tied.fn,
+                                    "transpose": bool(p.tied.transpose),
+                                    "tied_scale": float(p.tied.scale)})
+        return members, send, buffers
 
-        if sim.fixed:
-            lif = {"du": fx.du, "dv": fx.dv, "vth": fx.vth,
-                   "bias_mant": np.full(pop.size, fx.bias_mant, dtype=np.int32),
-                   "bias_exp": np.full(pop.size, fx.bias_exp, dtype=np.int32),
-                   "u": init("i").astype(np.int32), "v": init("v").astype(np.int32)}
-        else:
-            fp = m.float_params()
-            lif = {"du": fp["du"], "dv": fp["dv"], "vth": fp["vth"],
-                   "bias_mant": np.full(pop.size, fp["bias_mant"]), "bias_exp": 0.0,
-                   "u": init("i"), "v": init("v")}
-        if m.reset_step is not None:
-            lif.update(reset_interval=m.reset_interval, reset_offset=m.reset_offset)
-        cfg = {"T": sim.T, "one": sim.precision.one if sim.fixed else 1.0,
-               "n_steps": n_windows * sim.T, "mon_steps": self.mon_steps,
-               "error_dir": error_dir}
-        s0 = np.asarray(state(pop.name, "s")).reshape(-1)
-        proc = P(lif=lif, s0=s0, n_windows=n_windows, mon_steps=self.mon_steps, cfg=cfg)
-        self.pops[pop.name] = proc
-        self.model_map[proc] = M
+    def _plastic_dense(self, name: str, ties: list) -> None:
+        """Projection ``name`` and the projections tied to it as one ``PlasticDense``
+        applying the IR rule (:mod:`neuro_pc.backends.lava.processes`)."""
+        from neuro_pc.backends.lava.processes import plastic_dense_classes
+
+        sim, c, n = self.sim, self.sim.circuit, self.n_windows
+        proj = c.projection(name)
+        members, send, buffers = self._plastic_members(proj, ties)
+        post, pre = codegen.rule_variables(proj) if proj.plastic else ((), ())
+        carried = c.source_variable(proj)
+        P, M = plastic_dense_classes(
+            name, sim.weights[name].shape, members=members, post_vars=post, pre_vars=pre,
+            post_size=c.population(proj.target).size,
+            pre_size=c.population(proj.source).size,
+            pre_from_input=carried if carried in pre else None)
+        cfg = {"T": sim.T, "train_flags": self.train_flags.astype(np.int64),
+               "learn_flags": self.learn_flags.astype(np.int64) if proj.plastic
+               else np.zeros(n, dtype=np.int64),
+               "dt": float(c.schedule.dt), "every_step": bool(proj.rule and
+                                                              proj.rule.every_step),
+               "send": send, "mask": sim.masks.get(name),
+               "transforms": tuple(proj.rule.transforms) if proj.rule else (),
+               "rule_params": dict(proj.rule.params) if proj.rule else {},
+               "post_size": c.population(proj.target).size,
+               "pre_size": c.population(proj.source).size,
+               "rule_source": sim._rule_sources.get(name), "globals": codegen.float_globals(),
+               "error_dir": self.error_dir}
+        pd = P(weights=np.array(sim.weights[name], dtype=float), buffers=buffers, cfg=cfg)
+        self.model_map[pd] = M
         self.model_map[P] = M
+        for k, p in enumerate([proj] + ties):
+            self._out_port(p.source, c.source_variable(p)).connect(getattr(pd, f"s_in_{k}"))
+            getattr(pd, f"a_out_{k}").connect(self._in_port(p))
+        for v in post:
+            self._out_port(proj.target, v).connect(getattr(pd, f"post_{v}"))
+        for v in pre:
+            if v != carried:
+                self._out_port(proj.source, v).connect(getattr(pd, f"pre_{v}"))
+        self.plastic[name] = pd
 
+    # -- ports -----------------------------------------------------------------------
     def _out_port(self, pop: str, var: str):
         """The out-port sending ``pop.var`` (a Lava LIF's spikes: its ``s_out``)."""
         if pop in self.sim.lif:
@@ -688,6 +768,7 @@ class _Network:
             return self.pops[proj.target].a_third_factor_in
         return getattr(self.pops[proj.target], f"in_{proj.port}")
 
+    # -- the run's end ---------------------------------------------------------------
     def stop(self) -> None:
         """Stop the runtime if it was created (safe to call after any failure)."""
         runtime = getattr(self.anchor, "runtime", None) or getattr(self.anchor, "_runtime", None)
