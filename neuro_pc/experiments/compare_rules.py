@@ -99,6 +99,11 @@ class DeployLavaOptions(LavaOptions):
     itself (with ``tag``; slow)."""
     mode: str = option("deploy", choices=("deploy", "train"))
     tags: list[str] = option(list(LAVA_TAGS), choices=LAVA_TAGS, unique=True, min_len=1)
+    #: deploy: the first ``samples`` test images (0: the whole test split); the
+    #: reference's accuracy on the same images is printed beside Lava's
+    samples: int = option(0, ge=0)
+    #: deploy: the nets of the first ``seeds`` seeds of every rule (0: every seed)
+    seeds: int = option(0, ge=0)
 
 
 @dataclasses.dataclass
@@ -108,7 +113,8 @@ class CompareBackends(Backends):
     def options(self, backend: str) -> dict:
         opts = super().options(backend)
         if backend == "lava":
-            opts.pop("mode"), opts.pop("tags")
+            for k in ("mode", "tags", "samples", "seeds"):
+                opts.pop(k)
         return opts
 
 
@@ -289,14 +295,8 @@ def run(config, backend: str | None = None, progress: bool = True,
                     f"{rule}-seed{seed}", sim, experiment=cfg.experiment.name, rule=rule,
                     task="classification", data=data_meta(cfg.data), epochs=epochs,
                     test_accuracy=curve[-1], backend_options=options)
-            if mode == "deploy":
-                from neuro_pc.backends.lava.deploy import deploy
-
-                report = deploy(sim.artifact(trained_on="reference"), data.x_test,
-                                data.y_test, tags=tags)
-                per_seed[-1]["lava"] = {t: {"accuracy": r.accuracy, "per_class": r.per_class,
-                                            "steps_per_s": r.steps_per_s}
-                                        for t, r in report.items()}
+            if mode == "deploy" and (not lava.seeds or len(per_seed) <= lava.seeds):
+                per_seed[-1]["lava"] = _deploy(sim, data, lava.samples, tags)
             if checkpoint is not None:
                 checkpoint({"rule": rule, **per_seed[-1]})
         accs = np.array([r["test_accuracy"] for r in per_seed])
@@ -313,9 +313,13 @@ def run(config, backend: str | None = None, progress: bool = True,
         anchor = getattr(cfg.anchors, rule)
         if anchor is not None:
             results["rules"][rule]["published"] = anchor
-        for tag in tags:
+        deployed = [r["lava"] for r in per_seed if "lava" in r]
+        for tag in (*tags, "reference") if tags else ():
             results["rules"][rule][f"lava_{tag}_accuracy_mean"] = float(
-                np.mean([r["lava"][tag]["accuracy"] for r in per_seed]))
+                np.mean([d[tag]["accuracy"] for d in deployed]))
+        if tags:
+            results["rules"][rule]["lava_deployed"] = {"seeds": len(deployed),
+                                                       "samples": deployed[0]["samples"]}
     results["mode"] = mode
     if cfg.data.validation:
         results["evaluated_on"] = (f"validation: {cfg.data.validation} samples held out of the "
@@ -325,6 +329,21 @@ def run(config, backend: str | None = None, progress: bool = True,
                        eta_decay=train.eta_decay)
     return Outcome(results=results, summary=_table(results, backend, cfg.data.name, tags),
                    figures=figures(results))
+
+
+def _deploy(sim, data, samples: int, tags) -> dict:
+    """A trained net on Lava with every tag, on the first ``samples`` test images
+    (0: all), and the reference's accuracy on the same images."""
+    from neuro_pc.backends.lava.deploy import deploy
+
+    n = samples or len(data.y_test)
+    x, y = data.x_test[:n], data.y_test[:n]
+    report = deploy(sim.artifact(trained_on="reference"), x, y, tags=tags)
+    out = {t: {"accuracy": r.accuracy, "per_class": r.per_class, "steps_per_s": r.steps_per_s}
+           for t, r in report.items()}
+    out["reference"] = {"accuracy": sim.evaluate(x, y)}
+    out["samples"] = len(y)
+    return out
 
 
 def _table(results: dict, backend: str, data_name: str, tags=()) -> str:
@@ -358,16 +377,17 @@ def _table(results: dict, backend: str, data_name: str, tags=()) -> str:
             if "published" in r:
                 lines.append(f"  {rule:6} {r['published']}")
     if tags:
+        first = next(iter(results["rules"].values()))["lava_deployed"]
         lines.append("")
-        lines.append(f"{'rule':6} " + " ".join(f"{'Lava ' + t:>18}" for t in tags)
-                     + ("   fixed - float" if set(tags) >= {"fixed_pt", "floating_pt"} else ""))
+        lines.append(f"deployed to Lava: the first {first['seeds']} seed(s) of every rule, on "
+                     f"{first['samples']} test images; the reference on the same images")
+        lines.append(f"{'rule':6} {'reference':>10} " + " ".join(f"{'Lava ' + t:>18}" for t in tags)
+                     + "   largest loss")
         for rule, r in results["rules"].items():
+            ref = r["lava_reference_accuracy_mean"]
             vals = [r[f"lava_{t}_accuracy_mean"] for t in tags]
-            row = f"{rule:6} " + " ".join(f"{100 * v:17.2f}%" for v in vals)
-            if set(tags) >= {"fixed_pt", "floating_pt"}:
-                row += (f"   {100 * (r['lava_fixed_pt_accuracy_mean'] - r['lava_floating_pt_accuracy_mean']):+.2f}"
-                        " points")
-            lines.append(row)
+            lines.append(f"{rule:6} {100 * ref:9.2f}% " + " ".join(f"{100 * v:17.2f}%" for v in vals)
+                         + f"   {100 * max(ref - v for v in vals):+.2f} points")
     return "\n".join(lines)
 
 

@@ -96,5 +96,22 @@ def test_lava_deploy_mode_reports_both_tags(tmp_path):
                                 overrides={**SMALL, "train.rules": ["fa"]})
     fa = outcome.results["rules"]["fa"]
     assert fa["lava_floating_pt_accuracy_mean"] == fa["test_accuracy_mean"]
+    assert fa["lava_reference_accuracy_mean"] == fa["test_accuracy_mean"]
     assert abs(fa["lava_fixed_pt_accuracy_mean"] - fa["test_accuracy_mean"]) < 0.05
-    assert "fixed - float" in outcome.summary
+    assert "largest loss" in outcome.summary
+
+
+def test_lava_deploy_of_a_subset_compares_the_reference_on_the_same_images(tmp_path):
+    """``backend.lava.samples``/``seeds``: only the first seed's nets, on the first
+    40 test images; the reference's accuracy beside them is on those 40 images."""
+    pytest.importorskip("lava")
+    _, outcome = run_experiment(CONFIG, backend="lava", out_dir=tmp_path, progress=False,
+                                overrides={**SMALL, "train.rules": ["fa"], "train.seeds": [0, 1],
+                                           "backend.lava.samples": 40, "backend.lava.seeds": 1,
+                                           "backend.lava.tags": ["floating_pt"]})
+    fa = outcome.results["rules"]["fa"]
+    first, second = fa["runs"]
+    assert "lava" in first and "lava" not in second
+    assert first["lava"]["samples"] == 40 and fa["lava_deployed"] == {"seeds": 1, "samples": 40}
+    assert first["lava"]["floating_pt"]["accuracy"] == first["lava"]["reference"]["accuracy"]
+    assert "on 40 test images" in outcome.summary
