@@ -25,7 +25,38 @@ def expressibility_report(circuit, target="loihi2", *, weights: dict | None = No
     ``LearningDense`` runs), its traces, the ``t_epoch`` and trace parameters,
     and one :class:`ScalingConstant` per term (the wanted and the represented
     weight change per unit of the product's factors). A rule the compiler
-    rejects is ``"no"`` with its reasons. ``plan``: a plan already made.
+    rejects is ``"no"`` with its reasons. On a floating-point target (``cpu``)
+    the entries are the structural verdicts
+    (:func:`~hardware_targets.expressibility.rule.static_report`).
+
+    Parameters
+    ----------
+    circuit : Circuit
+        The circuit.
+    target : str or HardwareTarget, default "loihi2"
+        The target, or its registry name (:func:`~hardware_targets.base.get_target`).
+    weights : dict of str to numpy.ndarray, optional
+        The weights the plan is made for (default ``circuit.init_weights(seed)``).
+    seed : int, default 0
+        Seeds the initial weights and the plan.
+    trace_frac_bits : int, default DEFAULT_TRACE_FRAC_BITS
+        Fractional bits of a value written into a 7-bit trace (6).
+    activity : dict, optional
+        ``{"pop.var": values}`` recorded on representative input, which the post
+        codes are scaled by (:func:`~hardware_targets.onchip.plan_onchip`).
+    plan : OnChipPlan, optional
+        A plan already made (``weights``, ``seed`` and ``activity`` then go
+        unused).
+
+    Returns
+    -------
+    list of RuleExpressibility
+        One entry per plastic projection, in circuit order.
+
+    Raises
+    ------
+    UnknownTargetError
+        For an unregistered target name.
     """
     tgt = get_target(target) if isinstance(target, str) else target
     static = static_report(circuit, tgt, trace_frac_bits=trace_frac_bits)
@@ -136,7 +167,17 @@ def _notes(d: dict) -> list[str]:
 def format_expressibility(report) -> str:
     """A plain-text table (one row per rule) with its reasons/conditions under it.
 
-    ``report``: :class:`RuleExpressibility` objects or their ``as_dict()``.
+    Parameters
+    ----------
+    report : iterable of RuleExpressibility or dict
+        :class:`RuleExpressibility` objects or their ``as_dict()``.
+
+    Returns
+    -------
+    str
+        The table: a header, then per rule its row (projection, verdict, kind,
+        scaling constants, the Lava rule or why not) and its traces, reasons,
+        conditions and execution result (when executed) under it.
     """
     rows = [("projection", "on chip", "kind", "learning rate S (rel err)", "compiles to / why not")]
     notes: list[list[str]] = []

@@ -85,11 +85,41 @@ def _rule_class_and_kind(terms: list[_Term], reasons: list[str], post_order: lis
 def rule_expressibility(circuit, proj, target="loihi2", *,
                         trace_frac_bits: int = DEFAULT_TRACE_FRAC_BITS,
                         locality=None) -> RuleExpressibility:
-    """The *structural* verdict for one plastic projection: can its terms be
-    products of traces, weights and constants at all (see the module
-    docstring)? The rule string, trace codes and scaling constants come from
-    compiling it (:func:`expressibility_report` with the on-chip plan). locality:
-    its :class:`~neuro_pc.rules.RuleLocality` (computed if not given).
+    """The *structural* verdict for one plastic projection.
+
+    Can its terms be products of traces, weights and constants at all (see the
+    package docstring, :mod:`hardware_targets.expressibility`)? The rule string,
+    trace codes and scaling constants come from compiling it
+    (:func:`~hardware_targets.expressibility.report.expressibility_report` with
+    the on-chip plan). On a floating-point target (no learning-engine limits)
+    every rule is expressible, of kind ``"float"``.
+
+    Parameters
+    ----------
+    circuit : Circuit
+        The circuit ``proj`` belongs to.
+    proj : Projection
+        A plastic projection of ``circuit``.
+    target : str or HardwareTarget, default "loihi2"
+        The target, or its registry name (:func:`~hardware_targets.base.get_target`).
+    trace_frac_bits : int, default DEFAULT_TRACE_FRAC_BITS
+        Fractional bits of a value written into a 7-bit trace (6).
+    locality : RuleLocality, optional
+        Its :class:`~neuro_pc.rules.RuleLocality` (computed if not given).
+
+    Returns
+    -------
+    RuleExpressibility
+        The verdict, without a compiled rule string or scaling constants.
+
+    Raises
+    ------
+    ValueError
+        For a projection without a rule.
+    UnknownTargetError
+        For an unregistered target name.
+    RuleError
+        For a rule text the rule language rejects.
     """
     tgt = get_target(target) if isinstance(target, str) else target
     rule = proj.rule

@@ -30,7 +30,44 @@ class ScalingConstant:
 
 @dataclass(frozen=True)
 class RuleExpressibility:
-    """The verdict for one plastic projection's rule on one target."""
+    """The verdict for one plastic projection's rule on one target.
+
+    Made by :func:`~hardware_targets.expressibility.rule.rule_expressibility`
+    (structure) and completed by
+    :func:`~hardware_targets.expressibility.report.expressibility_report` (what
+    the on-chip plan compiled).
+
+    Attributes
+    ----------
+    projection : str
+        The projection's name.
+    rule : str
+        The rule's text in the IR.
+    target : str
+        The target's name.
+    expressible : bool
+        Whether the target can run the rule (``reasons`` says why not).
+    loihi_rule : str, optional
+        The compiled rule string (what ``LearningDense`` runs).
+    rule_class : str, optional
+        ``"Loihi2FLearningRule"`` or ``"Loihi3FLearningRule"`` (with post traces).
+    t_epoch : int, optional
+        Steps between weight updates: 1 for an every-step rule, else the window.
+    kind : str, optional
+        ``"three-factor"``, ``"two-factor"`` or ``"synapse-local"`` (which traces
+        the rule reads), or ``"float"`` on a floating-point target.
+    traces : dict of str to str, default {}
+        ``{"pre.v" or "post.v": the trace or constant that carries it}``.
+    trace_params : dict of str to float, default {}
+        Lava's trace parameters (``x1_tau``, ``x1_impulse``, ...).
+    constants : tuple of ScalingConstant, default ()
+        One :class:`ScalingConstant` per term, once compiled.
+    reasons : tuple of str, default ()
+        Why the rule is not expressible (empty when it is).
+    conditions : tuple of str, default ()
+        Value ranges the chip needs (a data stream must be >= 0, a trace reset
+        the chip cannot make, a ``tau`` Lava rounds).
+    """
 
     projection: str
     rule: str
@@ -60,6 +97,15 @@ class RuleExpressibility:
         return _lava_call(self.rule_class, self.loihi_rule, self.trace_params, self.t_epoch)
 
     def as_dict(self) -> dict:
+        """The verdict as JSON-able data (what
+        :func:`~hardware_targets.expressibility.report.format_expressibility` also reads).
+
+        Returns
+        -------
+        dict
+            Every field (``constants`` as :meth:`ScalingConstant.as_dict` dicts,
+            tuples as lists), with ``verdict`` and ``lava_rule``.
+        """
         return {"projection": self.projection, "rule": self.rule, "target": self.target,
                 "expressible": self.expressible, "verdict": self.verdict,
                 "loihi_rule": self.loihi_rule, "rule_class": self.rule_class,

@@ -73,11 +73,25 @@ _FORWARD = re.compile(r"^W\d+$")
 def bp_counterpart(circuit):
     """The backprop circuit with the same forward network as ``circuit``.
 
-    ``circuit`` must come from :func:`neuro_pc.models.mlp` (``metadata["builder"]
-    == "mlp"``) or :func:`neuro_pc.models.cnn` (``"cnn"``). Returns an ``mlp(sizes,
-    rule="bp", act=..., norm=...)`` (or the same CNN with ``rule="bp"``) circuit
-    with ``eta = 1`` (so its updates are ``−∂L/∂W``, the negative gradient of the
-    batch-mean loss ``½‖r_out − y‖²``).
+    Parameters
+    ----------
+    circuit : Circuit
+        A circuit from :func:`neuro_pc.models.mlp` (``metadata["builder"]
+        == "mlp"``) or :func:`neuro_pc.models.cnn` (``"cnn"``), any rule.
+
+    Returns
+    -------
+    Circuit
+        An ``mlp(sizes, rule="bp", act=..., norm=...)`` (or the same CNN with
+        ``rule="bp"``) circuit with ``eta = 1`` (so its updates are ``−∂L/∂W``,
+        the negative gradient of the batch-mean loss ``½‖r_out − y‖²``), named
+        ``bp_reference_of_<circuit name>``.
+
+    Raises
+    ------
+    ValueError
+        For a circuit that neither builder made (pass ``reference=`` to
+        :class:`AlignmentRecorder` instead).
     """
     from neuro_pc.models import mlp
 
@@ -112,18 +126,48 @@ class AlignmentRecorder:
 
     Parameters
     ----------
-    circuit
+    circuit : Circuit
         The trained circuit (an :func:`~neuro_pc.models.mlp` circuit, any rule).
-    x, y
+    x, y : array_like
         The probe batch, ``(B, n_in)`` inputs and ``(B, n_out)`` one-hot targets;
         every record uses the same batch. ``B`` should exceed the layer widths for
         the rank measures to be able to reach the layer width.
-    reference
-        The BP circuit to compare with (default :func:`bp_counterpart`).
-    every
+    reference : Circuit, optional
+        The BP circuit to compare with (default :func:`bp_counterpart`), with the
+        same forward projection names.
+    every : int, default 1
         Record only every ``every``-th call of the callback (``record`` always records).
-    energy
+    energy : bool, default True
         Record the PC energy per inference step (PC circuits only).
+
+    Attributes
+    ----------
+    circuit : Circuit
+        The trained circuit.
+    reference : Circuit
+        The BP circuit compared with.
+    x : numpy.ndarray
+        The probe inputs ``(B, n_in)``, float64.
+    y : numpy.ndarray
+        The probe targets ``(B, n_out)``, float64.
+    every : int
+        Record every ``every``-th callback call (at least 1).
+    layers : list of str
+        The populations with an error signal, input side first.
+    projections : list of str
+        The forward projections (``W<k>`` into an ``ff`` port) that are plastic.
+    feedback : dict of str to list of str
+        ``{feedback projection: the forward projections it stands in for}``.
+    steps : list
+        The label of each record call (the epoch; ``-1`` for a record before
+        training).
+
+    Raises
+    ------
+    ValueError
+        For ``x`` and ``y`` with different numbers of samples, a reference
+        without one of the circuit's forward projections, or (without
+        ``reference``) a circuit :func:`bp_counterpart` cannot mirror.
     """
 
     def __init__(self, circuit, x, y, *, reference=None, every: int = 1, energy: bool = True):
@@ -183,7 +227,15 @@ class AlignmentRecorder:
 
     # -- recording ------------------------------------------------------------
     def __call__(self, epoch, sim) -> None:
-        """Training callback: record from ``sim.weights`` (every ``every``-th call)."""
+        """Training callback: record from ``sim.weights`` (every ``every``-th call).
+
+        Parameters
+        ----------
+        epoch : int
+            The label of the record.
+        sim : Simulator
+            The simulator training the circuit.
+        """
         self._calls += 1
         if self._calls % self.every == 0:
             self.record(sim.weights, epoch, sim=sim)
@@ -198,9 +250,19 @@ class AlignmentRecorder:
     def record(self, weights: dict, step=None, sim=None) -> dict:
         """Record one point from ``weights`` (``{projection: (n_target, n_source)}``).
 
-        ``step`` labels it (default: the number of records so far); ``sim``, if
-        given, is asked for its Muon momentum state. Returns this point's values
-        as a flat dict ``{"series/key": value}``.
+        Parameters
+        ----------
+        weights : dict of str to numpy.ndarray
+            The circuit's weights (e.g. ``sim.weights``).
+        step : int, optional
+            Labels the point (default: the number of records so far).
+        sim : Simulator, optional
+            If given, asked for its Muon momentum state.
+
+        Returns
+        -------
+        dict
+            This point's values as a flat dict ``{"series/key": value}``.
         """
         rule_w = {k: np.array(v, dtype=np.float64) for k, v in weights.items()
                   if k in self._rule_sim.weights}
@@ -292,7 +354,16 @@ class AlignmentRecorder:
 
     # -- output -----------------------------------------------------------------
     def results(self) -> dict:
-        """Everything recorded, JSON-able: lists with one entry per record call."""
+        """Everything recorded, JSON-able: lists with one entry per record call.
+
+        Returns
+        -------
+        dict
+            The series (module docstring) under their names, with ``circuit``,
+            ``rule``, ``reference``, ``n_samples``, ``steps``, ``layers``,
+            ``projections``, ``feedback`` (each feedback matrix with the transport
+            it stands in for) and ``rank_measures``.
+        """
         res = {"circuit": self.circuit.name, "rule": self.circuit.metadata.get("rule"),
                "reference": self.reference.name, "n_samples": int(len(self.x)),
                "steps": list(self.steps), "layers": list(self.layers),
@@ -306,9 +377,25 @@ class AlignmentRecorder:
         return res
 
     def array(self, *path) -> np.ndarray:
-        """One recorded series as an array, e.g. ``array("angle_signal_deg", "h1")``
-        (shape ``(n_records,)``) or ``array("pc_energy", "per_step")``
-        (``(n_records, T, n_layers)``)."""
+        """One recorded series as an array.
+
+        Parameters
+        ----------
+        *path : str
+            The keys of the series, e.g. ``array("angle_signal_deg", "h1")``
+            (shape ``(n_records,)``) or ``array("pc_energy", "per_step")``
+            (``(n_records, T, n_layers)``).
+
+        Returns
+        -------
+        numpy.ndarray
+            The series, float64.
+
+        Raises
+        ------
+        KeyError
+            For a path that was not recorded.
+        """
         d = self._data
         for key in path:
             d = d[key]
@@ -317,10 +404,26 @@ class AlignmentRecorder:
     def by_layer(self, series: str, measure: str | None = None, kind: str = "signal") -> np.ndarray:
         """A per-layer series stacked to ``(n_records, n_items)``.
 
-        ``series``: ``"angle_update_deg"`` (items: :attr:`projections`),
-        ``"angle_signal_deg"`` (items: :attr:`layers`) or ``"rank"`` with
-        ``kind`` in ``signal, signal_bp`` (layers) / ``update, update_bp``
-        (projections) and ``measure`` one of :data:`RANK_MEASURES`.
+        Parameters
+        ----------
+        series : str
+            ``"angle_update_deg"`` (items: :attr:`projections`),
+            ``"angle_signal_deg"`` (items: :attr:`layers`) or ``"rank"``.
+        measure : str, optional
+            ``"rank"`` only: one of :data:`RANK_MEASURES`.
+        kind : str, default "signal"
+            ``"rank"`` only: ``signal, signal_bp`` (layers) / ``update, update_bp``
+            (projections).
+
+        Returns
+        -------
+        numpy.ndarray
+            Float64, one row per record and one column per item.
+
+        Raises
+        ------
+        KeyError
+            For a series, kind or measure that was not recorded.
         """
         if series == "rank":
             items = self.layers if kind.startswith("signal") else self.projections

@@ -39,13 +39,22 @@ from neuro_pc.ir.validate import validate_circuit
 class Init:
     """How a projection's weight matrix ``(n_target, n_source)`` is drawn.
 
-    kind: ``"xavier"`` (uniform ±scale·sqrt(6/(n_in+n_out))), ``"uniform"``
-    (±scale), ``"normal"`` (std = scale), ``"zeros"``, ``"constant"`` (all =
-    scale), ``"identity"`` (scale·I, square only), ``"select"`` (``W[i, offset + i]
-    = scale``: the target copies a slice of the source, e.g. one stream of a
-    concatenated input), or ``"transpose_of"``: a copy of projection ``of``'s
-    initial matrix, transposed (symmetric initialisation; a one-time copy at
-    set-up, not a run-time transport).
+    Attributes
+    ----------
+    kind : str, default "xavier"
+        ``"xavier"`` (uniform ±scale·sqrt(6/(n_in+n_out))), ``"uniform"``
+        (±scale), ``"normal"`` (std = scale), ``"zeros"``, ``"constant"`` (all =
+        scale), ``"identity"`` (scale·I, square only), ``"select"`` (``W[i, offset + i]
+        = scale``: the target copies a slice of the source, e.g. one stream of a
+        concatenated input), or ``"transpose_of"``: a copy of projection ``of``'s
+        initial matrix, transposed (symmetric initialisation; a one-time copy at
+        set-up, not a run-time transport).
+    scale : float, default 1.0
+        The scale the kinds above use.
+    of : str, optional
+        ``"transpose_of"`` only: the projection whose initial matrix is copied.
+    offset : int, default 0
+        ``"select"`` only: the first source unit copied.
     """
 
     kind: str = "xavier"
@@ -61,6 +70,18 @@ class Tied:
     This is **weight transport** (BP's ``Wᵀ``; ``fn="sign"`` is sign-symmetry's
     sign transport): rules that depend on a tied projection are network-global
     and must be marked as non-local baselines.
+
+    Attributes
+    ----------
+    to : str
+        The projection whose weights ``W_to`` this one reads.
+    transpose : bool, default True
+        Apply ``fn(W_to)`` transposed (for a convolution: the transposed
+        convolution of the same kernel).
+    fn : str, default "identity"
+        ``"identity"`` or ``"sign"``.
+    scale : float, default 1.0
+        Multiplies ``fn(W_to)``.
     """
 
     to: str
@@ -73,16 +94,24 @@ class Tied:
 class Rule:
     """A plasticity rule: ``text`` in the rule language (:mod:`neuro_pc.rules`).
 
-    params: the named constants the text uses (``eta``, ``lam``...).
-    baseline: the circuit knowingly uses a non-local rule (e.g. BP); without it
+    Attributes
+    ----------
+    text : str
+        The rule, e.g. ``"dw = -eta * post.delta * pre.r"``.
+    params : dict of str to float, default {}
+        The named constants the text uses (``eta``, ``lam``...).
+    baseline : bool, default False
+        The circuit knowingly uses a non-local rule (e.g. BP); without it
         validation rejects rules that depend on weight transport.
-    transforms: population-level operations on the update or the weights, in
+    transforms : tuple of str, default ()
+        Population-level operations on the update or the weights, in
         order: ``"muon"`` (momentum + Newton–Schulz orthogonalisation of dW;
         params ``muon_beta``, ``muon_steps``), ``"unit_columns"`` (rescale
         every column of W to unit Euclidean norm after the update) and
         ``"unit_rows"`` (the same for every row: the synapses into one target
         unit). A zero column or row stays zero.
-    every_step: apply at every step instead of once at the end of the window.
+    every_step : bool, default False
+        Apply at every step instead of once at the end of the window.
     """
 
     text: str
@@ -98,14 +127,29 @@ class Rule:
 class Population:
     """``size`` units with named state variables and a per-step update.
 
-    variables: state variables (float), initial value 0 unless in ``init``.
-    update: ordered statements ``"var = expr"`` (:mod:`neuro_pc.ir.expr`).
-    ports: input ports, each the sum of the projections into it.
-    output: the variable projections read by default.
-    streams: ``{variable: stream}``: set from the data stream at every step,
+    Attributes
+    ----------
+    name : str
+        The population's name, unique in its circuit.
+    size : int
+        The number of units.
+    variables : tuple of str
+        State variables (float), initial value 0 unless in ``init``.
+    update : tuple of str, default ()
+        Ordered statements ``"var = expr"`` (:mod:`neuro_pc.ir.expr`).
+    ports : tuple of str, default ()
+        Input ports, each the sum of the projections into it.
+    output : str, default "r"
+        The variable projections read by default.
+    streams : dict of str to str, default {}
+        ``{variable: stream}``: set from the data stream at every step,
         before the update (an input layer's rate, a target).
-    params: named constants the update reads.
-    model: its kind, a key of :data:`neuro_pc.ir.kinds.POPULATION_MODELS`
+    params : dict of str to float, default {}
+        Named constants the update reads.
+    init : dict of str to float, default {}
+        ``{variable: initial value}`` for the variables that do not start at 0.
+    model : str, default "rate"
+        Its kind, a key of :data:`neuro_pc.ir.kinds.POPULATION_MODELS`
         (``"input"``, ``"rate"``, ``"pc"``...): printed by reports and read by
         the analysis, never by a backend.
     """
@@ -122,6 +166,18 @@ class Population:
     model: str = "rate"
 
     def statements(self) -> tuple[Statement, ...]:
+        """The parsed ``update`` statements (cached: the locality analysis asks often).
+
+        Returns
+        -------
+        tuple of Statement
+            One :class:`~neuro_pc.ir.expr.Statement` per line of ``update``, in order.
+
+        Raises
+        ------
+        ExpressionError
+            For a statement that is not one assignment in the expression language.
+        """
         return _statements(self.name, tuple(self.update))
 
 
@@ -134,11 +190,35 @@ class Projection:
     own); ``connectivity`` < 1 draws a fixed sparse mask (probability of a
     synapse, seeded with the weights), kept by every update.
 
-    ``conv``: convolutional connectivity (:class:`~neuro_pc.ir.conv.Conv`): the
-    stored weights are one kernel ``(O, C*kh*kw)`` shared by every position, the
-    matrix applied is its expansion ``E(K)`` (or ``E(K)ᵀ`` for a transposed
-    convolution), and a rule's update of the kernel is the sum of its
-    per-position terms (:mod:`neuro_pc.ir.conv`).
+    Attributes
+    ----------
+    name : str
+        The projection's name, unique in its circuit.
+    source : str
+        The population read.
+    target : str
+        The population written.
+    port : str
+        The port of ``target`` it adds to.
+    variable : str, default ""
+        The variable of ``source`` read; empty: the source's ``output``
+        (:meth:`Circuit.source_variable`).
+    init : Init, default Init()
+        How the initial weights are drawn.
+    rule : Rule, optional
+        Its plasticity rule (None: fixed).
+    tied : Tied, optional
+        Makes the weights a view of another projection's (no matrix of its own).
+    scale : float, default 1.0
+        Multiplies ``W`` in the port's sum.
+    connectivity : float, default 1.0
+        The probability of a synapse; below 1 a fixed sparse mask is drawn.
+    conv : Conv, optional
+        Convolutional connectivity (:class:`~neuro_pc.ir.conv.Conv`): the
+        stored weights are one kernel ``(O, C*kh*kw)`` shared by every position, the
+        matrix applied is its expansion ``E(K)`` (or ``E(K)ᵀ`` for a transposed
+        convolution), and a rule's update of the kernel is the sum of its
+        per-position terms (:mod:`neuro_pc.ir.conv`).
     """
 
     name: str
@@ -155,12 +235,21 @@ class Projection:
 
     @property
     def plastic(self) -> bool:
+        """True when the projection has a rule."""
         return self.rule is not None
 
 
 @dataclass(frozen=True)
 class Schedule:
-    """window: steps per presentation (T); dt: the step (arbitrary units)."""
+    """The timing of a circuit: presentation windows of ``window`` steps of ``dt``.
+
+    Attributes
+    ----------
+    window : int
+        Steps per presentation (T).
+    dt : float, default 1.0
+        The step (arbitrary units).
+    """
 
     window: int
     dt: float = 1.0
@@ -170,9 +259,26 @@ class Schedule:
 class Circuit:
     """Populations and projections with a schedule.
 
-    streams: ``{name: width}`` of the data fed in (``"x"`` inputs, ``"y"``
-    one-hot targets). readout: ``(population, variable)`` whose argmax at the
-    end of a window is the predicted class.
+    Attributes
+    ----------
+    name : str
+        The circuit's name.
+    populations : tuple of Population
+        Its populations.
+    projections : tuple of Projection
+        Its projections.
+    schedule : Schedule
+        Its timing.
+    streams : dict of str to int, default {}
+        ``{name: width}`` of the data fed in (``"x"`` inputs, ``"y"``
+        one-hot targets).
+    readout : tuple of (str, str), optional
+        ``(population, variable)`` whose argmax at the end of a window is the
+        predicted class.
+    metadata : dict of str to Any, default {}
+        Free data about the circuit, e.g. what its builder recorded
+        (``"builder"``, ``"sizes"``, ``"rule"``...), read by the analysis and
+        the hardware reports.
     """
 
     name: str
@@ -185,6 +291,24 @@ class Circuit:
 
     # -- look-up -------------------------------------------------------------
     def population(self, name: str) -> Population:
+        """The population called ``name``.
+
+        Parameters
+        ----------
+        name : str
+            The population's name.
+
+        Returns
+        -------
+        Population
+            The population.
+
+        Raises
+        ------
+        CircuitError
+            For a name that is not a population of the circuit (the message lists
+            the populations).
+        """
         for p in self.populations:
             if p.name == name:
                 return p
@@ -192,6 +316,24 @@ class Circuit:
                            f"populations: {[p.name for p in self.populations]}")
 
     def projection(self, name: str) -> Projection:
+        """The projection called ``name``.
+
+        Parameters
+        ----------
+        name : str
+            The projection's name.
+
+        Returns
+        -------
+        Projection
+            The projection.
+
+        Raises
+        ------
+        CircuitError
+            For a name that is not a projection of the circuit (the message lists
+            the projections).
+        """
         for p in self.projections:
             if p.name == name:
                 return p
@@ -199,13 +341,46 @@ class Circuit:
                            f"projections: {[p.name for p in self.projections]}")
 
     def source_variable(self, proj: Projection) -> str:
+        """The variable of its source population a projection reads.
+
+        Parameters
+        ----------
+        proj : Projection
+            A projection of the circuit.
+
+        Returns
+        -------
+        str
+            ``proj.variable``, or if that is empty the source population's ``output``.
+
+        Raises
+        ------
+        CircuitError
+            For a projection whose source is not a population of the circuit (when
+            ``proj.variable`` is empty).
+        """
         return proj.variable or self.population(proj.source).output
 
     def projections_into(self, target: str, port: str) -> tuple[Projection, ...]:
+        """The projections that add to one input port.
+
+        Parameters
+        ----------
+        target : str
+            The population's name.
+        port : str
+            One of its ports.
+
+        Returns
+        -------
+        tuple of Projection
+            The projections into ``target.port``, in circuit order (empty if none).
+        """
         return tuple(p for p in self.projections if p.target == target and p.port == port)
 
     @property
     def plastic(self) -> tuple[Projection, ...]:
+        """Projections with a rule, in circuit order."""
         return tuple(p for p in self.projections if p.rule is not None)
 
     @property
@@ -214,11 +389,39 @@ class Circuit:
         return tuple(p for p in self.projections if p.tied is None)
 
     def replace(self, **changes) -> "Circuit":
+        """A copy with some fields changed (:func:`dataclasses.replace`).
+
+        Parameters
+        ----------
+        **changes
+            New values of fields, e.g. ``projections=...``, ``name=...``.
+
+        Returns
+        -------
+        Circuit
+            The new circuit (not validated).
+
+        Raises
+        ------
+        TypeError
+            For a name that is not a field of :class:`Circuit`.
+        """
         return dataclasses.replace(self, **changes)
 
     # -- validation ----------------------------------------------------------
     def validate(self) -> "Circuit":
-        """Check every reference; return ``self`` or raise :class:`CircuitError`."""
+        """Check every reference; return ``self`` or raise :class:`CircuitError`.
+
+        Returns
+        -------
+        Circuit
+            ``self``.
+
+        Raises
+        ------
+        CircuitError
+            For the first inconsistency found; the message names it and the fix.
+        """
         validate_circuit(self)
         return self
 
@@ -230,6 +433,23 @@ class Circuit:
         (``k`` its index), so adding a projection does not change the others.
         Sparse projections are multiplied by their mask (see :meth:`masks`). A
         convolution's entry is its kernel ``(O, C*kh*kw)``.
+
+        Parameters
+        ----------
+        seed : int
+            The seed of every projection's stream.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            One matrix per projection that owns weights (tied projections have none);
+            ``"transpose_of"`` projections hold a copy of the other's matrix, transposed
+            (a convolution's kernel is copied as it is).
+
+        Raises
+        ------
+        CircuitError
+            For an unknown initialiser kind.
         """
         sizes = {p.name: p.size for p in self.populations}
         weights: dict[str, np.ndarray] = {}
@@ -255,9 +475,26 @@ class Circuit:
         return weights
 
     def conv_of(self, proj) -> Conv | None:
-        """The convolution geometry a projection applies, with its direction: its
-        own ``conv``, or for a tied projection the geometry of the projection it
-        reads (reversed if ``tied.transpose``); None for a dense projection."""
+        """The convolution geometry a projection applies, with its direction.
+
+        Parameters
+        ----------
+        proj : Projection or str
+            A projection of the circuit, or its name.
+
+        Returns
+        -------
+        Conv or None
+            Its own ``conv``, or for a tied projection the geometry of the
+            projection it reads (reversed if ``tied.transpose``); None for a dense
+            projection.
+
+        Raises
+        ------
+        CircuitError
+            For a name (``proj``, or the projection it is tied to) that is not a
+            projection of the circuit.
+        """
         proj = self.projection(proj) if isinstance(proj, str) else proj
         if proj.tied is None:
             return proj.conv
@@ -267,12 +504,34 @@ class Circuit:
         return other.transposed() if proj.tied.transpose else other
 
     def effective_matrix(self, weights: dict, proj) -> np.ndarray:
-        """The real matrix a projection applies, ``port += M @ src``, shape
-        ``(n_target, n_source)``: its own weights times ``scale``, or for a tied
+        """The real matrix a projection applies, ``port += M @ src``.
+
+        Its own weights times ``scale``, or for a tied
         projection ``scale * tied.scale * fn(W_to)`` (transposed if
         ``tied.transpose``). For a convolution, the kernel's expansion
         (:func:`neuro_pc.ir.conv.expand`; large for large maps: backends use the
-        kernel itself where they can). The one definition every backend uses."""
+        kernel itself where they can). The one definition every backend uses.
+
+        Parameters
+        ----------
+        weights : dict of str to numpy.ndarray
+            The stored weights ``{projection: matrix or kernel}``
+            (:meth:`init_weights`, a simulator's or an artifact's).
+        proj : Projection or str
+            A projection of the circuit, or its name.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``M``, float64, shape ``(n_target, n_source)``.
+
+        Raises
+        ------
+        CircuitError
+            For a projection whose weights (its own, or those of the projection it
+            is tied to) are not in ``weights``, or a name that is not a projection
+            of the circuit.
+        """
         proj = self.projection(proj) if isinstance(proj, str) else proj
         key = proj.name if proj.tied is None else proj.tied.to
         if key not in weights:
@@ -294,7 +553,21 @@ class Circuit:
         return m * proj.scale
 
     def masks(self, seed: int) -> dict[str, np.ndarray]:
-        """Fixed 0/1 masks of the sparse projections (``connectivity`` < 1)."""
+        """Fixed 0/1 masks of the sparse projections (``connectivity`` < 1).
+
+        Projection ``k`` draws its mask from ``default_rng([seed, k, 1])``; tied
+        projections and convolutions have none.
+
+        Parameters
+        ----------
+        seed : int
+            The seed (the one the weights are drawn for).
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            ``{projection: (n_target, n_source) float64 array of 0 and 1}``.
+        """
         sizes = {p.name: p.size for p in self.populations}
         out = {}
         for k, proj in enumerate(self.projections):
@@ -306,17 +579,52 @@ class Circuit:
 
     # -- serialisation ---------------------------------------------------------
     def to_dict(self) -> dict:
+        """The circuit as nested plain data: dicts, tuples, strings and numbers.
+
+        Returns
+        -------
+        dict
+            :func:`dataclasses.asdict` of the circuit: what :meth:`from_dict` reads
+            back.
+        """
         return dataclasses.asdict(self)
 
     def to_json(self, **kw) -> str:
+        """The circuit as JSON text (:meth:`to_dict`).
+
+        Parameters
+        ----------
+        **kw
+            Passed to :func:`json.dumps` (``indent`` defaults to 1).
+
+        Returns
+        -------
+        str
+            What :meth:`from_json` reads back.
+        """
         kw.setdefault("indent", 1)
         return json.dumps(self.to_dict(), **kw)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Circuit":
-        """The circuit a :meth:`to_dict` dictionary describes (not yet validated:
-        call :meth:`validate`). A dictionary of the wrong shape is a
-        :class:`CircuitError` that names what is missing or unexpected."""
+        """The circuit a :meth:`to_dict` dictionary describes.
+
+        Parameters
+        ----------
+        d : dict
+            A :meth:`to_dict` dictionary (e.g. parsed JSON).
+
+        Returns
+        -------
+        Circuit
+            The circuit, not yet validated: call :meth:`validate`.
+
+        Raises
+        ------
+        CircuitError
+            For a dictionary of the wrong shape, naming what is missing or
+            unexpected.
+        """
         try:
             return cls._from_dict(d)
         except CircuitError:
@@ -353,6 +661,24 @@ class Circuit:
 
     @classmethod
     def from_json(cls, text: str) -> "Circuit":
+        """The circuit a :meth:`to_json` text describes (:meth:`from_dict`).
+
+        Parameters
+        ----------
+        text : str
+            The JSON text.
+
+        Returns
+        -------
+        Circuit
+            The circuit, not yet validated: call :meth:`validate`
+            (:func:`~neuro_pc.ir.artifact.read_circuit` reads and validates).
+
+        Raises
+        ------
+        CircuitError
+            For text that is not JSON, or JSON that is not a circuit.
+        """
         try:
             d = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
