@@ -67,8 +67,8 @@ from neuro_pc.ir import Circuit, Init, Population, Projection, Rule, Schedule, T
 from neuro_pc.ir.functions import kwta
 from neuro_pc.models.glimpse import GlimpseGeometry
 
-__all__ = ["TOPOLOGIES", "DEFAULTS", "mpc", "topology_pairs", "initial_weights", "energy",
-           "energy_grad", "latent_states"]
+__all__ = ["TOPOLOGIES", "DEFAULTS", "mpc", "topology_pairs", "energy", "energy_grad",
+           "latent_states"]
 
 TOPOLOGIES = ("st1", "st2", "st3", "st4")
 
@@ -304,13 +304,6 @@ def mpc(geometry: GlimpseGeometry | None = None, hidden=DEFAULTS["hidden"], k: i
                    populations=tuple(pops), projections=tuple(projs),
                    schedule=Schedule(window=T), streams={"x": g.width}, readout=None,
                    metadata=meta)
-
-
-def initial_weights(circuit: Circuit, seed: int) -> dict[str, np.ndarray]:
-    """``circuit.init_weights(seed)``; the selection matrices ``S_<s>``/``S_a``
-    (``x`` slice → stream) are ``Init("select")`` projections, so this is kept
-    only as the name existing callers use."""
-    return circuit.init_weights(seed)
 
 
 # -- the algorithm in NumPy (for tests and analysis) -------------------------------
