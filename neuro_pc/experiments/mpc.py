@@ -53,7 +53,7 @@ from neuro_pc.experiments.config import (Backends, ConfigError, Data, Experiment
                                          section)
 from neuro_pc.models import ACTIVATIONS, mlp
 from neuro_pc.models.glimpse import GlimpseGeometry, GlimpseSensor
-from neuro_pc.models.mpc import DEFAULTS, TOPOLOGIES, initial_weights, mpc
+from neuro_pc.models.mpc import DEFAULTS, TOPOLOGIES, mpc
 
 __all__ = ["run", "build", "circuits", "train_mpc", "encode", "hidden_features", "kmeans_encoder",
            "Config"]
@@ -464,7 +464,7 @@ def _run(cfg: Config, backend: str | None, progress: bool, checkpoint=None,
         extra.setdefault("pool", len(pool))
         extra.setdefault("mpc_images", len(x_mpc))
         extra.setdefault("test_images", len(y_test))
-        w0 = initial_weights(circuit, seed)
+        w0 = circuit.init_weights(seed)
         K = tcfg.saccades
         eval_fix = sensor.fixed_saccades(1, K, seed + 1000)
         fx_tr = np.broadcast_to(eval_fix, (len(x_pool), K, 2))

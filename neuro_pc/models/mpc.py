@@ -59,7 +59,9 @@ simplification; weight transport, a marked baseline).
 """
 from __future__ import annotations
 
+import inspect
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -67,17 +69,10 @@ from neuro_pc.ir import Circuit, Init, Population, Projection, Rule, Schedule, T
 from neuro_pc.ir.functions import kwta
 from neuro_pc.models.glimpse import GlimpseGeometry
 
-__all__ = ["TOPOLOGIES", "DEFAULTS", "mpc", "topology_pairs", "initial_weights", "energy",
-           "energy_grad", "latent_states"]
+__all__ = ["TOPOLOGIES", "DEFAULTS", "mpc", "topology_pairs", "energy", "energy_grad",
+           "latent_states"]
 
 TOPOLOGIES = ("st1", "st2", "st3", "st4")
-
-#: Defaults of :func:`mpc` (the digits configuration; docs/models/mpc.md says why).
-DEFAULTS = dict(hidden=(64, 64), k=8, topology="st2", gamma=0.1, relax_steps=20,
-                eta=0.01, eta_feedback=None, lam=1e-3, feedback="learned",
-                normalize=("W", "R", "A"), target_term=False, cross_precision=0.1,
-                homeostasis=0.0, homeo_target=None, homeo_rate=0.01, homeo_var="z",
-                decorrelation=0.0, decor_gain=10.0, decor_target=0.0)
 
 
 def topology_pairs(streams, foveal, topology: str = "st2") -> list[tuple[str, str]]:
@@ -111,20 +106,13 @@ def topology_pairs(streams, foveal, topology: str = "st2") -> list[tuple[str, st
     return list(dict.fromkeys(pairs))
 
 
-def mpc(geometry: GlimpseGeometry | None = None, hidden=DEFAULTS["hidden"], k: int = DEFAULTS["k"],
-        topology: str = DEFAULTS["topology"], gamma: float = DEFAULTS["gamma"],
-        relax_steps: int = DEFAULTS["relax_steps"], eta: float = DEFAULTS["eta"],
-        eta_feedback: float | None = DEFAULTS["eta_feedback"], lam: float = DEFAULTS["lam"],
-        feedback: str = DEFAULTS["feedback"], normalize=DEFAULTS["normalize"],
-        target_term: bool = DEFAULTS["target_term"],
-        cross_precision: float = DEFAULTS["cross_precision"],
-        homeostasis: float = DEFAULTS["homeostasis"],
-        homeo_target: float | None = DEFAULTS["homeo_target"],
-        homeo_rate: float = DEFAULTS["homeo_rate"], homeo_var: str = DEFAULTS["homeo_var"],
-        decorrelation: float = DEFAULTS["decorrelation"],
-        decor_gain: float = DEFAULTS["decor_gain"],
-        decor_target: float = DEFAULTS["decor_target"], pairs=None,
-        name: str | None = None) -> Circuit:
+def mpc(geometry: GlimpseGeometry | None = None, hidden=(64, 64), k: int = 8,
+        topology: str = "st2", gamma: float = 0.1, relax_steps: int = 20, eta: float = 0.01,
+        eta_feedback: float | None = None, lam: float = 1e-3, feedback: str = "learned",
+        normalize=("W", "R", "A"), target_term: bool = False, cross_precision: float = 0.1,
+        homeostasis: float = 0.0, homeo_target: float | None = None, homeo_rate: float = 0.01,
+        homeo_var: str = "z", decorrelation: float = 0.0, decor_gain: float = 10.0,
+        decor_target: float = 0.0, pairs=None, name: str | None = None) -> Circuit:
     """Build the MPC circuit for a glimpse ``geometry`` (default: digits).
 
     hidden: widths of the latent layers ``1..L`` (the same in every stream).
@@ -170,6 +158,92 @@ def mpc(geometry: GlimpseGeometry | None = None, hidden=DEFAULTS["hidden"], k: i
         decorrelation, on it a unit-local variance homeostasis towards ``v*``
         (a whitening constraint, the one CCA-style objectives use against collapse).
     """
+    o = _options(**locals())        # first statement: locals() holds just the arguments
+    sel = _selections(o.geometry)
+    pops, projs = _inputs(o, sel["S_a"][0])
+    for s in o.streams:
+        stream_pops, stream_projs = _stream(o, s, sel[f"S_{s}"][0])
+        pops += stream_pops
+        projs += stream_projs
+    for l in range(1, o.depth + 1):
+        for v, q in o.pairs:
+            unit, unit_projs = _cross_stream(o, l, v, q)
+            pops.append(unit)
+            projs += unit_projs
+    return Circuit(name=o.name or f"mpc_{o.topology}_{'-'.join(map(str, o.hidden))}_k{o.k}",
+                   populations=tuple(pops), projections=tuple(projs),
+                   schedule=Schedule(window=o.window), streams={"x": o.geometry.width},
+                   readout=None, metadata=_metadata(o, sel))
+
+
+#: Defaults of :func:`mpc` (the digits configuration; docs/models/mpc.md says why): its
+#: keyword arguments bar ``geometry``, ``pairs`` and ``name``, read from its signature,
+#: the one place they are written.
+DEFAULTS = {p.name: p.default for p in inspect.signature(mpc).parameters.values()
+            if p.name not in ("geometry", "pairs", "name")}
+
+
+# -- the parts of the circuit -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The arguments of :func:`mpc` as checked and normalised by :func:`_options`."""
+
+    geometry: GlimpseGeometry
+    hidden: list[int]
+    k: int
+    topology: str
+    pairs: list[tuple[str, str]]
+    gamma: float
+    relax_steps: int
+    eta: float
+    eta_feedback: float | None
+    lam: float
+    feedback: str
+    normalize: tuple[str, ...]
+    target_term: bool
+    cross_precision: float
+    homeostasis: float
+    homeo_target: float | None
+    homeo_rate: float
+    homeo_var: str
+    decorrelation: float
+    decor_gain: float
+    decor_target: float
+    name: str | None
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        return self.geometry.stream_names
+
+    @property
+    def depth(self) -> int:
+        """``L``, the latent layers per stream."""
+        return len(self.hidden)
+
+    @property
+    def sweep(self) -> int:
+        """Steps of the feedforward sweep: x -> g/a -> z1 ... zL -> e_C -> ports."""
+        return self.depth + 3
+
+    @property
+    def window(self) -> int:
+        return self.sweep + int(self.relax_steps)
+
+    @property
+    def eta_fb(self) -> float:
+        return self.eta if self.eta_feedback is None else self.eta_feedback
+
+    @property
+    def tied(self) -> bool:
+        return self.feedback == "tied"
+
+
+def _options(geometry, hidden, k, topology, feedback, normalize, pairs, **rest) -> _Options:
+    """:func:`mpc`'s arguments, checked (a ValueError names the first bad one) and
+    normalised: the digits geometry by default, integer widths and ``k``, the
+    ``(predictor, target)`` pairs of ``topology`` unless given."""
     g = geometry or GlimpseGeometry.digits()
     hidden = [int(h) for h in hidden]
     if not hidden or min(hidden) < 1:
@@ -182,135 +256,161 @@ def mpc(geometry: GlimpseGeometry | None = None, hidden=DEFAULTS["hidden"], k: i
     k = int(k)
     if k < 1:
         raise ValueError(f"k (winners) must be >= 1, got {k}")
-    L = len(hidden)
     streams = g.stream_names
     pairs = [tuple(p) for p in (pairs if pairs is not None
                                 else topology_pairs(streams, g.foveal, topology))]
     for v, q in pairs:
         if v not in streams or q not in streams:
             raise ValueError(f"pair {(v, q)} names an unknown stream; streams: {streams}")
-    t0 = L + 3                      # feedforward sweep: x -> g/a -> z1 ... zL -> e_C -> ports
-    T = t0 + int(relax_steps)
-    eta_fb = eta if eta_feedback is None else eta_feedback
-    tied = feedback == "tied"
+    return _Options(geometry=g, hidden=hidden, k=k, topology=topology, feedback=feedback,
+                    normalize=normalize, pairs=pairs, **rest)
 
-    def rule(post, pre, eta_, transforms=(), homeo=False):
-        text = f"dw = eta * post.{post} * pre.{pre}" + (" - eta * lam * w" if lam else "")
-        params = {"eta": float(eta_), **({"lam": float(lam)} if lam else {})}
-        if homeo and homeostasis:
-            text += f" + eta_h * post.h * pre.{pre}"
-            params["eta_h"] = float(homeostasis)
-        return Rule(text, params, baseline=tied, transforms=tuple(transforms))
 
-    def unit(kind, rows=False):
-        if kind not in normalize:
-            return ()
-        return ("unit_rows",) if rows else ("unit_columns",)
-
-    def feedback_of(name, forward, kind, **common):
-        """The feedback projection mirroring ``forward``: tied to it (weight
-        transport, the baseline) or its own plastic copy with the mirrored rule."""
-        if tied:
-            return Projection(name, tied=Tied(forward), **common)
-        return Projection(name, init=Init("transpose_of", of=forward),
-                          rule=rule("phi", "e", eta_fb, unit(kind, rows=True)), **common)
-
+def _selections(g: GlimpseGeometry) -> dict[str, list[int]]:
+    """``{selection projection: [offset, width]}``: where the action (``S_a``) and each
+    stream's sensory layer (``S_<s>``) sit in the glimpse vector ``x = [g_1..g_V, a]``."""
     S = g.stream_width
-    pops = [Population("x", g.width, ("r",), streams={"r": "x"}, model="input"),
+    return {"S_a": [g.width - 2, 2],
+            **{f"S_{s}": [i * S, S] for i, s in enumerate(g.stream_names)}}
+
+
+def _inputs(o: _Options, offset: int) -> tuple[list[Population], list[Projection]]:
+    """The glimpse input ``x`` and the action ``a`` selected from it at ``offset``."""
+    pops = [Population("x", o.geometry.width, ("r",), streams={"r": "x"}, model="input"),
             Population("a", 2, ("r",), ports=("inp",), update=("r = inp",), model="input")]
-    projs = [Projection("S_a", "x", "a", "inp", init=Init("select", offset=g.width - 2))]
-    selections = {"S_a": [g.width - 2, 2]}
-    targets_of = {(l, s): [] for l in range(1, L + 1) for s in streams}
-    for v, q in pairs:
-        for l in range(1, L + 1):
-            targets_of[(l, q)].append(v)
-    for i, s in enumerate(streams):
-        pops.append(Population(f"g_{s}", S, ("r",), ports=("inp",), update=("r = inp",),
-                               model="input"))
-        projs.append(Projection(f"S_{s}", "x", f"g_{s}", "inp",
-                                init=Init("select", offset=i * S)))
-        selections[f"S_{s}"] = [i * S, S]
-        for l in range(1, L + 1):
-            n = hidden[l - 1]
-            tgt = " - tgt" if target_term else ""
-            lat = " + lat" if decorrelation else ""
-            if decorrelation and decor_target:
-                lat += " + dself * z"
-            relax = f"z + gamma * (-e + dphi * (fbw + fbr){tgt}{lat})"
-            hv, hp, hu, hi = (), {}, (), {}
-            if homeostasis:
-                vt = float(homeo_target) if homeo_target is not None else min(k, n) / n
-                hv, hi = ("v", "h"), {"v": vt}
-                hp = {"rho": float(homeo_rate), "vt": vt}
-                hz = homeo_var
-                hu = (f"v = v + rho * ({hz} * {hz} - v)", f"h = (1.0 - v / vt) * {hz}")
-            pops.append(Population(
-                f"z{l}_{s}", n, ("mu", "z", "e", "phi", "dphi", *hv),
-                ports=("ff", "fbw", "fbr", *(("tgt",) if target_term else ()),
-                       *(("lat",) if decorrelation else ())),
-                output="phi",
-                params={"gamma": float(gamma), **hp,
-                        **({"dself": float(decor_gain) * float(decor_target)}
-                           if decorrelation and decor_target else {})}, model="pc", init=hi,
-                update=("mu = ff", f"z = where(tw < {t0}, mu, {relax})", "e = z - mu",
-                        *((f"phi = kwta(z, {k})", "dphi = abs(phi) > 0") if k < n
-                          else ("phi = z", "dphi = 1.0 + 0.0 * z")), *hu)))
-            if decorrelation:
-                projs.append(Projection(
-                    f"D{l}_{s}", f"z{l}_{s}", f"z{l}_{s}", "lat", variable="z",
-                    init=Init("zeros"),
-                    rule=Rule("dw = -eta_d * post.z * pre.z - eta_d * ilam * w",
-                              {"eta_d": float(decorrelation), "ilam": 1.0 / float(decor_gain)})))
-            src = f"g_{s}" if l == 1 else f"z{l - 1}_{s}"
-            pre = "r" if l == 1 else "phi"
-            projs.append(Projection(f"W{l}_{s}", src, f"z{l}_{s}", "ff",
-                                    init=Init("normal", scale=1.0 / math.sqrt(n)),
-                                    rule=rule("e", pre, eta, unit("W"), homeo=True)))
-            if l < L:
-                projs.append(feedback_of(f"E{l}_{s}", f"W{l + 1}_{s}", "W",
-                                         source=f"z{l + 1}_{s}", target=f"z{l}_{s}",
-                                         port="fbw", variable="e"))
-    for l in range(1, L + 1):
-        n = hidden[l - 1]
-        for v, q in pairs:
-            c = f"c{l}_{v}_{q}"
-            pops.append(Population(c, n, ("mu", "e"), ports=("pred", "tgt"), output="e",
-                                   params={"beta": float(cross_precision)},
-                                   update=("mu = pred", "e = beta * (tgt - mu)"), model="error"))
-            projs.append(Projection(f"R{l}_{v}_{q}", f"z{l}_{v}", c, "pred",
-                                    init=Init("normal", scale=1.0 / math.sqrt(n)),
-                                    rule=rule("e", "phi", eta, unit("R"))))
-            projs.append(Projection(f"A{l}_{v}_{q}", "a", c, "pred",
-                                    init=Init("normal", scale=1.0 / math.sqrt(n)),
-                                    rule=rule("e", "r", eta, unit("A"))))
-            projs.append(Projection(f"T{l}_{v}_{q}", f"z{l}_{q}", c, "tgt", variable="z",
-                                    init=Init("identity")))
-            projs.append(feedback_of(f"ER{l}_{v}_{q}", f"R{l}_{v}_{q}", "R", source=c,
-                                     target=f"z{l}_{v}", port="fbr", variable="e"))
-            if target_term:   # the "being a target" term: e_C back into the target state
-                projs.append(Projection(f"B{l}_{v}_{q}", c, f"z{l}_{q}", "tgt", variable="e",
-                                        init=Init("identity")))
-    meta = {"builder": "mpc", "geometry": dict(g.__dict__), "streams": list(streams),
-            "hidden": hidden, "k": k, "pairs": [list(p) for p in pairs], "topology": topology,
-            "gamma": gamma, "relax_steps": int(relax_steps), "sweep_steps": t0, "eta": eta,
-            "eta_feedback": eta_fb, "lam": lam, "feedback": feedback,
-            "normalize": list(normalize), "target_term": bool(target_term),
-            "cross_precision": float(cross_precision),
-            "homeostasis": float(homeostasis), "homeo_target": homeo_target,
-            "homeo_rate": float(homeo_rate), "decorrelation": float(decorrelation),
-            "decor_gain": float(decor_gain),
-            "selections": selections}
-    return Circuit(name=name or f"mpc_{topology}_{'-'.join(map(str, hidden))}_k{k}",
-                   populations=tuple(pops), projections=tuple(projs),
-                   schedule=Schedule(window=T), streams={"x": g.width}, readout=None,
-                   metadata=meta)
+    projs = [Projection("S_a", "x", "a", "inp", init=Init("select", offset=offset))]
+    return pops, projs
 
 
-def initial_weights(circuit: Circuit, seed: int) -> dict[str, np.ndarray]:
-    """``circuit.init_weights(seed)``; the selection matrices ``S_<s>``/``S_a``
-    (``x`` slice → stream) are ``Init("select")`` projections, so this is kept
-    only as the name existing callers use."""
-    return circuit.init_weights(seed)
+def _stream(o: _Options, s: str, offset: int) -> tuple[list[Population], list[Projection]]:
+    """Stream ``s``: its sensory layer ``g_<s>`` (selected from ``x`` at ``offset``),
+    its latent layers ``z<l>_<s>``, and their bottom-up ``W``, feedback ``E`` and
+    (with ``decorrelation``) lateral ``D`` projections."""
+    pops = [Population(f"g_{s}", o.geometry.stream_width, ("r",), ports=("inp",),
+                       update=("r = inp",), model="input")]
+    projs = [Projection(f"S_{s}", "x", f"g_{s}", "inp", init=Init("select", offset=offset))]
+    for l in range(1, o.depth + 1):
+        pops.append(_latent(o, l, s))
+        if o.decorrelation:
+            projs.append(_decorrelation(o, l, s))
+        src = f"g_{s}" if l == 1 else f"z{l - 1}_{s}"
+        pre = "r" if l == 1 else "phi"
+        projs.append(Projection(f"W{l}_{s}", src, f"z{l}_{s}", "ff",
+                                init=Init("normal", scale=1.0 / math.sqrt(o.hidden[l - 1])),
+                                rule=_rule(o, "e", pre, o.eta, _unit(o, "W"), homeo=True)))
+        if l < o.depth:
+            projs.append(_feedback(o, f"E{l}_{s}", f"W{l + 1}_{s}", "W",
+                                   source=f"z{l + 1}_{s}", target=f"z{l}_{s}",
+                                   port="fbw", variable="e"))
+    return pops, projs
+
+
+def _latent(o: _Options, l: int, s: str) -> Population:
+    """``z<l>_<s>``: prediction ``mu``, state ``z`` (the E-step), error ``e``,
+    ``phi = kwta(z, k)`` and ``dphi``, plus the homeostasis variables."""
+    n = o.hidden[l - 1]
+    tgt = " - tgt" if o.target_term else ""
+    lat = " + lat" if o.decorrelation else ""
+    if o.decorrelation and o.decor_target:
+        lat += " + dself * z"
+    relax = f"z + gamma * (-e + dphi * (fbw + fbr){tgt}{lat})"
+    hv, hp, hu, hi = _homeostasis(o, n)
+    return Population(
+        f"z{l}_{s}", n, ("mu", "z", "e", "phi", "dphi", *hv),
+        ports=("ff", "fbw", "fbr", *(("tgt",) if o.target_term else ()),
+               *(("lat",) if o.decorrelation else ())),
+        output="phi",
+        params={"gamma": float(o.gamma), **hp,
+                **({"dself": float(o.decor_gain) * float(o.decor_target)}
+                   if o.decorrelation and o.decor_target else {})}, model="pc", init=hi,
+        update=("mu = ff", f"z = where(tw < {o.sweep}, mu, {relax})", "e = z - mu",
+                *((f"phi = kwta(z, {o.k})", "dphi = abs(phi) > 0") if o.k < n
+                  else ("phi = z", "dphi = 1.0 + 0.0 * z")), *hu))
+
+
+def _homeostasis(o: _Options, n: int) -> tuple[tuple, dict, tuple, dict]:
+    """Variables, parameters, update statements and initial values that the
+    homeostasis term adds to a latent population of width ``n`` (none when off)."""
+    if not o.homeostasis:
+        return (), {}, (), {}
+    vt = float(o.homeo_target) if o.homeo_target is not None else min(o.k, n) / n
+    hz = o.homeo_var
+    return (("v", "h"), {"rho": float(o.homeo_rate), "vt": vt},
+            (f"v = v + rho * ({hz} * {hz} - v)", f"h = (1.0 - v / vt) * {hz}"), {"v": vt})
+
+
+def _decorrelation(o: _Options, l: int, s: str) -> Projection:
+    """``D<l>_<s>``: the anti-Hebbian lateral projection of ``z<l>_<s>.z`` onto itself."""
+    return Projection(f"D{l}_{s}", f"z{l}_{s}", f"z{l}_{s}", "lat", variable="z",
+                      init=Init("zeros"),
+                      rule=Rule("dw = -eta_d * post.z * pre.z - eta_d * ilam * w",
+                                {"eta_d": float(o.decorrelation),
+                                 "ilam": 1.0 / float(o.decor_gain)}))
+
+
+def _cross_stream(o: _Options, l: int, v: str, q: str) -> tuple[Population, list[Projection]]:
+    """The error units ``c<l>_<v>_<q>`` of stream ``v`` predicting stream ``q`` at
+    layer ``l`` and their projections ``R``, ``A``, ``T``, ``ER`` (and ``B``)."""
+    n = o.hidden[l - 1]
+    c = f"c{l}_{v}_{q}"
+    unit = Population(c, n, ("mu", "e"), ports=("pred", "tgt"), output="e",
+                      params={"beta": float(o.cross_precision)},
+                      update=("mu = pred", "e = beta * (tgt - mu)"), model="error")
+    projs = [Projection(f"R{l}_{v}_{q}", f"z{l}_{v}", c, "pred",
+                        init=Init("normal", scale=1.0 / math.sqrt(n)),
+                        rule=_rule(o, "e", "phi", o.eta, _unit(o, "R"))),
+             Projection(f"A{l}_{v}_{q}", "a", c, "pred",
+                        init=Init("normal", scale=1.0 / math.sqrt(n)),
+                        rule=_rule(o, "e", "r", o.eta, _unit(o, "A"))),
+             Projection(f"T{l}_{v}_{q}", f"z{l}_{q}", c, "tgt", variable="z",
+                        init=Init("identity")),
+             _feedback(o, f"ER{l}_{v}_{q}", f"R{l}_{v}_{q}", "R", source=c,
+                       target=f"z{l}_{v}", port="fbr", variable="e")]
+    if o.target_term:   # the "being a target" term: e_C back into the target state
+        projs.append(Projection(f"B{l}_{v}_{q}", c, f"z{l}_{q}", "tgt", variable="e",
+                                init=Init("identity")))
+    return unit, projs
+
+
+def _rule(o: _Options, post: str, pre: str, eta: float, transforms=(), homeo=False) -> Rule:
+    """``dw = eta * post * pre - eta * lam * w`` (the decay only when ``lam``), plus the
+    homeostasis term where ``homeo``; a marked baseline when the feedback is tied."""
+    text = f"dw = eta * post.{post} * pre.{pre}" + (" - eta * lam * w" if o.lam else "")
+    params = {"eta": float(eta), **({"lam": float(o.lam)} if o.lam else {})}
+    if homeo and o.homeostasis:
+        text += f" + eta_h * post.h * pre.{pre}"
+        params["eta_h"] = float(o.homeostasis)
+    return Rule(text, params, baseline=o.tied, transforms=tuple(transforms))
+
+
+def _unit(o: _Options, kind: str, rows: bool = False) -> tuple[str, ...]:
+    """The normalising transform of a ``kind`` (``"W"``, ``"R"``, ``"A"``) matrix, if any."""
+    if kind not in o.normalize:
+        return ()
+    return ("unit_rows",) if rows else ("unit_columns",)
+
+
+def _feedback(o: _Options, name: str, forward: str, kind: str, **common) -> Projection:
+    """The feedback projection mirroring ``forward``: tied to it (weight
+    transport, the baseline) or its own plastic copy with the mirrored rule."""
+    if o.tied:
+        return Projection(name, tied=Tied(forward), **common)
+    return Projection(name, init=Init("transpose_of", of=forward),
+                      rule=_rule(o, "phi", "e", o.eta_fb, _unit(o, kind, rows=True)), **common)
+
+
+def _metadata(o: _Options, selections: dict) -> dict:
+    """``circuit.metadata``: the configuration, the pairs, the sweep length and the
+    selections (the analyses and :func:`energy` read them)."""
+    return {"builder": "mpc", "geometry": dict(o.geometry.__dict__), "streams": list(o.streams),
+            "hidden": o.hidden, "k": o.k, "pairs": [list(p) for p in o.pairs],
+            "topology": o.topology, "gamma": o.gamma, "relax_steps": int(o.relax_steps),
+            "sweep_steps": o.sweep, "eta": o.eta, "eta_feedback": o.eta_fb, "lam": o.lam,
+            "feedback": o.feedback, "normalize": list(o.normalize),
+            "target_term": bool(o.target_term), "cross_precision": float(o.cross_precision),
+            "homeostasis": float(o.homeostasis), "homeo_target": o.homeo_target,
+            "homeo_rate": float(o.homeo_rate), "decorrelation": float(o.decorrelation),
+            "decor_gain": float(o.decor_gain), "selections": selections}
 
 
 # -- the algorithm in NumPy (for tests and analysis) -------------------------------

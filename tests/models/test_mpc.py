@@ -7,8 +7,7 @@ from neuro_pc.analysis.probe import label_subset, linear_probe
 from neuro_pc.backends.reference import ReferenceSimulator
 from neuro_pc.ir import Circuit
 from neuro_pc.models.glimpse import GlimpseGeometry, GlimpseSensor
-from neuro_pc.models.mpc import (energy, energy_grad, initial_weights, latent_states, mpc,
-                                 topology_pairs)
+from neuro_pc.models.mpc import energy, energy_grad, latent_states, mpc, topology_pairs
 from neuro_pc.rules import circuit_level, locality_report
 
 #: a small geometry: 1 fovea, 1 periphery, pooled to 2x2 (2 streams, x is 10 wide)
@@ -54,7 +53,7 @@ def test_topologies():
 
 def test_selection_weights_route_each_stream():
     c = small()
-    sim = ReferenceSimulator(c, initial_weights(c, 0))
+    sim = ReferenceSimulator(c, c.init_weights(0))
     x = _glimpses(GlimpseGeometry.digits(), 5)
     sim.present(x, train=False)
     sensor = GlimpseSensor(GlimpseGeometry.digits())
@@ -66,7 +65,7 @@ def test_selection_weights_route_each_stream():
 
 def test_kwta_keeps_exactly_k():
     c = small(k=3)
-    sim = ReferenceSimulator(c, initial_weights(c, 1))
+    sim = ReferenceSimulator(c, c.init_weights(1))
     sim.present(_glimpses(GlimpseGeometry.digits(), 16, 1), train=False)
     for l in (1, 2):
         for s in c.metadata["streams"]:
@@ -80,7 +79,7 @@ def test_kwta_keeps_exactly_k():
 
 def test_unit_column_norms_after_a_step():
     c = small()
-    sim = ReferenceSimulator(c, initial_weights(c, 2))
+    sim = ReferenceSimulator(c, c.init_weights(2))
     before = {k: v.copy() for k, v in sim.weights.items()}
     sim.present(_glimpses(GlimpseGeometry.digits(), 8, 2), train=True)
     checked = 0
@@ -99,7 +98,7 @@ def test_unit_column_norms_after_a_step():
 @pytest.mark.parametrize("target_term", [True, False])
 def test_energy_gradient_matches_finite_differences(target_term):
     c = small(target_term=target_term, cross_precision=0.5)
-    w = initial_weights(c, 3)
+    w = c.init_weights(3)
     x = _glimpses(GlimpseGeometry.digits(), 3, 3)
     rng = np.random.default_rng(3)
     z = {(l, s): rng.normal(size=(3, n)) for l, n in ((1, 12), (2, 8))
@@ -131,7 +130,7 @@ def test_energy_decreases_during_inference(feedback):
     # in the predictor's and its own bottom-up terms)
     c = small(feedback=feedback, relax_steps=30, target_term=True)
     keys = [(l, s) for l in (1, 2) for s in c.metadata["streams"]]
-    sim = ReferenceSimulator(c, initial_weights(c, 4), record=[(f"z{l}_{s}", "z") for l, s in keys])
+    sim = ReferenceSimulator(c, c.init_weights(4), record=[(f"z{l}_{s}", "z") for l, s in keys])
     x = _glimpses(GlimpseGeometry.digits(), 10, 4)
     sim.present(x, train=False)
     t0 = c.metadata["sweep_steps"]
@@ -147,7 +146,7 @@ def test_energy_decreases_during_inference(feedback):
 
 def test_windows_are_independent_states_reset_by_the_sweep():
     c = small()
-    w = initial_weights(c, 5)
+    w = c.init_weights(5)
     x1, x2 = _glimpses(GlimpseGeometry.digits(), 4, 5), _glimpses(GlimpseGeometry.digits(), 4, 6)
     a = ReferenceSimulator(c, w)
     a.present(x1, train=False)
@@ -160,7 +159,7 @@ def test_windows_are_independent_states_reset_by_the_sweep():
 
 def test_learned_feedback_mirrors_forward_without_normalisation():
     c = small(normalize=())
-    sim = ReferenceSimulator(c, initial_weights(c, 6))
+    sim = ReferenceSimulator(c, c.init_weights(6))
     for seed in range(3):
         sim.present(_glimpses(GlimpseGeometry.digits(), 8, seed), train=True)
     for p in c.plastic:
@@ -173,7 +172,7 @@ def test_learned_feedback_mirrors_forward_with_normalisation():
     exactly Wᵀ, Rᵀ (without it they drift from them by a per-row scale)."""
     c = small()
     assert tuple(c.metadata["normalize"]) == ("W", "R", "A")
-    w0 = initial_weights(c, 6)
+    w0 = c.init_weights(6)
     sim = ReferenceSimulator(c, w0)
     for seed in range(3):
         sim.present(_glimpses(GlimpseGeometry.digits(), 8, seed), train=True)
@@ -250,7 +249,7 @@ def test_training_reduces_the_energy():
     # F is the objective of both steps only with the target term (the default E-step,
     # Eq. 8 as printed, holds the targets and is not descent on F)
     c = small(eta=0.05, target_term=True)
-    sim = ReferenceSimulator(c, initial_weights(c, 7))
+    sim = ReferenceSimulator(c, c.init_weights(7))
     sensor = GlimpseSensor(GlimpseGeometry.digits())
     from neuro_pc.data import load_digits
 
@@ -297,7 +296,7 @@ def _mnist_equivalence(backend, **options):
     from neuro_pc.backends import compile
 
     c, x = _mnist_window()
-    w = initial_weights(c, 0)
+    w = c.init_weights(0)
     other = compile(c, backend=backend, weights=w, seed=0, **options)
     ref = ReferenceSimulator(c, w, seed=0)
     for row in x:                      # online: one window per sample, learning at its end
@@ -328,7 +327,7 @@ def test_anti_collapse_options_are_local_and_off_by_default():
     assert {"D1_f0", "D2_q0"} <= names
     # with phi the identity and no normalisation every rule, the new ones included, is local
     assert {r.level for r in locality_report(c)} == {"neuron-local"}
-    sim = ReferenceSimulator(c, initial_weights(c, 3))
+    sim = ReferenceSimulator(c, c.init_weights(3))
     x = _glimpses(GlimpseGeometry.digits(), 16, 3)
     for _ in range(3):
         sim.present(x, train=True)
