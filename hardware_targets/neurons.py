@@ -22,9 +22,8 @@ it, plain ``LIF``.) ``du``, ``dv``, ``thr``, ``bias`` are parameters or
 numbers; ``I`` the population's one port. The population must compute
 nothing else (variables exactly ``v, s`` or ``i, v, s``, no stream), and
 nothing may read from it but its spikes (projections carry ``s``, rules read
-at most ``s``): a Lava LIF sends only its spikes. A declaration in
-``circuit.metadata["neurons"][pop]`` (what the builders record for
-:class:`neuro_pc.models.spiking.LavaLIF`) must agree with the statements.
+at most ``s``): a Lava LIF sends only its spikes. The statements are the only
+description of a neuron: nothing else declares what a population is.
 
 **Fixed point** (:meth:`LavaLif.fixed`, ``F`` the backend's ``frac_bits``): the
 input arrives in the project's message format (``2**-F``); Lava shifts it
@@ -39,7 +38,6 @@ This module reads the circuit IR only; it imports nothing from Lava.
 from __future__ import annotations
 
 import ast
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -193,7 +191,6 @@ class LavaLif:
     dv: float
     thr: float
     bias: float
-    declared: bool = False
 
     @property
     def process(self) -> str:
@@ -279,7 +276,7 @@ class LavaLif:
     def as_dict(self, frac_bits: int | None = None, spec=None) -> dict:
         d = {"process": self.process, "reset_interval": self.reset_interval,
              "reset_offset": self.reset_offset, "current_based": self.current,
-             "drive": self.drive, "declared": self.declared,
+             "drive": self.drive,
              "float": {"du": self.du, "dv": self.dv, "vth": self.thr, "bias": self.bias}}
         if frac_bits is not None:
             d["fixed"] = self.fixed(frac_bits, spec).as_dict()
@@ -319,13 +316,6 @@ def lava_lif(circuit, pop_name: str, frac_bits: int | None = None,
     if k is not None and k >= T:
         return None, (f"it restarts at window step {k}, which a window of {T} steps never "
                       "reaches")
-    decl = (circuit.metadata or {}).get("neurons", {}).get(pop_name)
-    if decl is not None:
-        why = _disagrees(decl, match)
-        if why:
-            return None, (f"circuit.metadata['neurons'] declares {pop_name} as {decl}, but its "
-                          f"update says {why}")
-        match = LavaLif(**{**match.__dict__, "declared": True})
     if frac_bits is not None:
         try:
             match.fixed(frac_bits, spec)
@@ -354,24 +344,6 @@ def lif_populations(circuit, frac_bits: int | None = None, target=None) -> dict:
         if m is not None:
             out[pop.name] = (m, None if frac_bits is None else m.fixed(frac_bits, spec))
     return out
-
-
-def _disagrees(decl: dict, m: LavaLif) -> str:
-    if decl.get("model") != "LavaLIF":
-        return f"Lava's LIF, not {decl.get('model')!r}"
-    i_decay = decl.get("i_decay")
-    checks = [("v_decay", 1.0 - m.dv, decl.get("v_decay")), ("thr", m.thr, decl.get("thr")),
-              ("bias", m.bias, decl.get("bias", 0.0))]
-    if (i_decay is None) == m.current:
-        return "current-based" if m.current else "voltage-based"
-    if m.current:
-        checks.append(("i_decay", 1.0 - m.du, i_decay))
-    for name, got, want in checks:
-        if want is None or not math.isclose(got, float(want), rel_tol=1e-12, abs_tol=1e-15):
-            return f"{name} = {got:g}"
-    if decl.get("reset_step", 0) != m.reset_step:
-        return f"reset_step = {m.reset_step}"
-    return ""
 
 
 def _not_lif(circuit, pop, texts: list[str]) -> list[str]:

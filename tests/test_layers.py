@@ -193,3 +193,17 @@ def test_the_check_catches_an_upward_or_sideways_edge(tmp_path, where, source, c
         assert not bad
     else:
         assert len(bad) == 1 and caught in bad[0], bad
+
+
+def test_no_backend_or_chip_target_reads_circuit_metadata():
+    """docs/semantics.md, "Objects": what runs is the statements and projections;
+    ``Circuit.metadata`` is a builder's record that only experiments, reports and
+    the analysis read."""
+    readers = []
+    for pkg in ("neuro_pc/backends", "hardware_targets"):
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Attribute) and node.attr == "metadata" and \
+                        "circuit" in ast.unparse(node.value).lower():
+                    readers.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not readers, "circuit.metadata read by a backend or chip target: " + ", ".join(readers)

@@ -12,8 +12,8 @@ Two stages, both in :func:`expressibility_report`:
    function or a division instead of a trace, a pre factor is neither the
    carried variable, an exponential trace of its spikes (:func:`spike_trace`:
    ``V = V * decay + impulse * s``, optionally inside the window reset
-   ``where(tw < 1, 0, ...)``, checked against ``circuit.metadata["spike_traces"]``
-   when the builder declares it) nor a constant, it needs more distinct post
+   ``where(tw < 1, 0, ...)``, recognised on the statement that runs) nor a
+   constant, it needs more distinct post
    factors than post traces (3), a coefficient reads a run-time scalar
    (``train``, ``tw``), or it exceeds a per-rule limit of the spec
    (``max_products_per_rule``, ``max_factors_per_product``, when set). Value

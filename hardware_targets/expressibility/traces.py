@@ -30,7 +30,6 @@ class SpikeTrace:
     decay: float
     impulse: float
     window_reset: bool
-    declared: bool   # also declared in circuit.metadata["spike_traces"]
 
 
 # --------------------------------------------------------------------------
@@ -103,22 +102,6 @@ def _linear_form(pop, st, body, var: str) -> tuple[tuple[str, float, float] | No
             float(poly.coeff_monomial(s_sym))), ""
 
 
-def _declaration_mismatch(decl: dict | None, pop_name: str, var: str, st, spike: str,
-                          decay: float, impulse: float, reset: bool) -> str:
-    """Why ``circuit.metadata["spike_traces"]``'s entry ``decl`` disagrees with the
-    matched update (``""`` when it agrees or there is none)."""
-    if decl is None:
-        return ""
-    same = (decl.get("spike") == spike and math.isclose(decl.get("decay"), decay)
-            and math.isclose(decl.get("impulse"), impulse)
-            and bool(decl.get("window_reset")) == reset)
-    if same:
-        return ""
-    return (f"circuit.metadata['spike_traces'] declares {pop_name}.{var} as "
-            f"{decl}, but its update {st.text!r} says spike={spike}, "
-            f"decay={decay:g}, impulse={impulse:g}, window_reset={reset}")
-
-
 def spike_trace(circuit, pop_name: str, var: str) -> tuple[SpikeTrace | None, str]:
     """Is ``pop_name.var`` an exponential trace of one of the population's spike
     variables? ``(SpikeTrace, "")`` if so, else ``(None, why not)``.
@@ -126,13 +109,11 @@ def spike_trace(circuit, pop_name: str, var: str) -> tuple[SpikeTrace | None, st
     The trace form is matched on the population's update (the IR is what runs):
     ``var`` is assigned by exactly one statement, linear in ``var`` and one spike
     variable with constant coefficients, optionally inside the window reset
-    ``where(tw < 1, 0, var * decay)``. A declaration in
-    ``circuit.metadata["spike_traces"][pop][var]`` (what :func:`spiking_mlp`
-    records) must agree with it.
+    ``where(tw < 1, 0, var * decay)``. Nothing else says what a trace is: the
+    statement that runs is the only description.
     """
     pop = circuit.population(pop_name)
     stmts = [st for st in pop.statements() if st.target == var]
-    decl = (circuit.metadata or {}).get("spike_traces", {}).get(pop_name, {}).get(var)
     if len(stmts) != 1:
         return None, (f"{var} has {len(stmts)} update statements" if stmts
                       else f"{var} has no update statement")
@@ -148,10 +129,7 @@ def spike_trace(circuit, pop_name: str, var: str) -> tuple[SpikeTrace | None, st
     if not 0.0 <= decay <= 1.0 or impulse < 0:
         return None, (f"{var}'s decay {decay:g} is not in [0, 1] or its impulse {impulse:g} "
                       "is negative")
-    why = _declaration_mismatch(decl, pop_name, var, st, spike, decay, impulse, reset)
-    if why:
-        return None, why
-    return SpikeTrace(var, spike, decay, impulse, reset, decl is not None), ""
+    return SpikeTrace(var, spike, decay, impulse, reset), ""
 
 
 # --------------------------------------------------------------------------

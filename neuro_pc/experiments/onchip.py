@@ -14,7 +14,7 @@ bit, ``floating_pt`` to 1e-9).
 
 Circuits (config ``[circuits]``): the rate FA MLP with a non-negative hidden
 activity (a signed one cannot ride in the unsigned ``x1`` trace and the graded
-payload), and spiking FA and DFA (:func:`~neuro_pc.models.spiking.spiking_mlp`)
+payload), and spiking FA and DFA (:func:`~neuro_pc.models.spiking.builders.spiking_mlp`)
 with a decaying, never-reset trace ``Trace(decay=exp(-1/tau), window_reset=False)``
 (the engine never resets a trace). Config tables::
 

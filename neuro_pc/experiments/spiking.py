@@ -1,8 +1,8 @@
 """Spiking FA / DFA / PC on a dataset: test accuracy against the rate FA, spikes per
 sample, and a raster plot of one presentation.
 
-For every spiking rule and seed: build :func:`neuro_pc.models.spiking.spiking_mlp`
-(rules ``"fa"``, ``"dfa"``) or :func:`neuro_pc.models.spiking.spiking_pc` (rule ``"pc"``),
+For every spiking rule and seed: build :func:`neuro_pc.models.spiking.builders.spiking_mlp`
+(rules ``"fa"``, ``"dfa"``) or :func:`neuro_pc.models.spiking.builders.spiking_pc` (rule ``"pc"``),
 compile it for the backend, train online (batch 1) and record the test
 accuracy after every epoch. The same seeds train the rate circuit
 ``neuro_pc.models.mlp(rule=baseline.rule)`` of the same width on the reference
@@ -52,7 +52,7 @@ class Model:
 
 @dataclasses.dataclass
 class Lif:
-    """``[lif]``: hidden and output neurons (:class:`~neuro_pc.models.spiking.LIF`)."""
+    """``[lif]``: hidden and output neurons (:class:`~neuro_pc.models.spiking.neurons.LIF`)."""
     v_decay: float = option(_LIF.v_decay, ge=0, le=1)
     thr: float = option(_LIF.thr, gt=0)
     reset: str = option(_LIF.reset, choices=RESETS)

@@ -123,7 +123,7 @@ def neuron_statements(drive: str, restart: int | None, current: bool = False,
         v = where(s > 0, v_reset, v)                     (or 0; or v - thr * s)
 
     restarting at window step ``k`` (``restart``; None: never). With a reset to 0
-    this is :class:`~neuro_pc.models.spiking.LavaLIF`, Lava's own LIF. ``spiking=False``
+    this is :class:`~neuro_pc.models.spiking.neurons.LavaLIF`, Lava's own LIF. ``spiking=False``
     is a leaky integrator (NIR ``LI``): the ``v`` line alone, without ``bias``."""
     def again(expr: str) -> str:
         return expr if restart is None else f"where(tw == {int(restart)}, 0, {expr})"
@@ -176,7 +176,7 @@ def _restart_step(pop: Population) -> int | None:
 
 def read_neuron(pop: Population) -> Neuron | None:
     """The :class:`Neuron` a population's statements are, or None: the project's
-    :class:`~neuro_pc.models.spiking.LIF` (any reset, refractoriness, current) or the
+    :class:`~neuro_pc.models.spiking.neurons.LIF` (any reset, refractoriness, current) or the
     imported form of :func:`neuron_statements` (which includes Lava's LIF)."""
     p = pop.params
     if "v_decay" in p and "thr" in p:
@@ -543,7 +543,7 @@ def export_nir(artifact, path: str | os.PathLike, dt: float = DEFAULT_DT,
 # --------------------------------------------------------------------------- input spikes
 def encode_spikes(x, steps: int, encoder: RateEncoder = RateEncoder()) -> np.ndarray:
     """The spike trains ``(n, steps, n_in)`` (0/1 float) neuro_pc's
-    :class:`~neuro_pc.models.spiking.RateEncoder` emits for rates ``x`` ``(n, n_in)`` in
+    :class:`~neuro_pc.models.spiking.neurons.RateEncoder` emits for rates ``x`` ``(n, n_in)`` in
     the first ``steps`` steps of a window: what to feed another tool's copy of an
     exported graph (its ``Input``) for the same input. Exactly the IR encoder:
     ``acc = phase``; every step ``acc += clip(gain x, 0, 1)``, spike where ``acc > 1``,

@@ -125,11 +125,7 @@ def spiking_mlp(sizes, rule: str = "fa", window: int = 24, eta: float = 0.01,
     meta = {"builder": "spiking_mlp", "rule": rule, "sizes": sizes, "eta": eta,
             "window": window, "target_rate": target_rate, "two_rail": two_rail,
             "lif": _asdict(lif), "out_lif": _asdict(out_lif), "trace": _asdict(trace),
-            "encoder": _asdict(encoder),
-            # {population: {trace variable: its spike variable, decay, impulse}}: what a
-            # chip mapper needs to carry pre.tr in the learning engine's x1 trace
-            "spike_traces": {p.name: {trace.var: trace.describe("s")} for p in pops
-                             if p.update}}
+            "encoder": _asdict(encoder)}
     return Circuit(name=name or f"spiking_{rule}_{'-'.join(map(str, sizes))}",
                    populations=tuple(pops), projections=tuple(projs),
                    schedule=Schedule(window=window), streams={"x": sizes[0], "y": sizes[-1]},
@@ -249,8 +245,7 @@ def spiking_pc(sizes, window: int = 32, eta: float = 0.01, gamma: float = 0.2,
     meta = {"builder": "spiking_pc", "rule": "pc", "sizes": sizes, "eta": eta, "gamma": gamma,
             "window": window, "clamp_step": clamp, "target_rate": target_rate,
             "two_rail": two_rail, "lif": _asdict(lif), "out_lif": _asdict(out_lif),
-            "trace": _asdict(trace), "encoder": _asdict(encoder),
-            "spike_traces": {p.name: {tv: trace.describe("s")} for p in pops if p.update}}
+            "trace": _asdict(trace), "encoder": _asdict(encoder)}
     return Circuit(name=name or f"spiking_pc_{'-'.join(map(str, sizes))}",
                    populations=tuple(pops), projections=tuple(projs),
                    schedule=Schedule(window=window), streams={"x": sizes[0], "y": sizes[-1]},
@@ -302,13 +297,10 @@ def spiking_inference(sizes, window: int = 24, lif=None, out_lif=None,
     if bias:
         pops.append(Population("bias", 1, ("s",), output="s", init={"s": 1.0},
                                model="spike_input"))
-    neurons = {}
     for l in range(1, L):
         n = at(lif, l)
         pops.append(Population(f"h{l}", sizes[l], n.variables, update=n.statements("ff"),
                                ports=("ff",), output="s", params=n.params, model="lif"))
-        if isinstance(n, LavaLIF):
-            neurons[f"h{l}"] = n.declaration()
     n = at(out_lif, L)
     tv = trace.var
     if isinstance(n, LavaLIF) and n.reset_step is not None and trace.window_reset:
@@ -321,7 +313,7 @@ def spiking_inference(sizes, window: int = 24, lif=None, out_lif=None,
     projs = forward_projections(names, None, bias, Init("xavier", scale=init_scale))
     meta = {"builder": "spiking_inference", "sizes": sizes, "window": window,
             "stagger": stagger, "lif": _asdict(lif), "out_lif": _asdict(out_lif),
-            "trace": _asdict(trace), "encoder": _asdict(encoder), "neurons": neurons}
+            "trace": _asdict(trace), "encoder": _asdict(encoder)}
     return Circuit(name=name or f"spiking_inference_{'-'.join(map(str, sizes))}",
                    populations=tuple(pops), projections=tuple(projs),
                    schedule=Schedule(window=window), streams={"x": sizes[0]},

@@ -219,10 +219,6 @@ class LavaLIF:
         out.append("v = where(s > 0, 0, v)")
         return tuple(out)
 
-    def declaration(self) -> dict:
-        """The ``circuit.metadata["neurons"]`` entry builders record."""
-        return {"model": "LavaLIF", **_asdict(self)}
-
     def at_step(self, k: int | None) -> "LavaLIF":
         """The same neuron restarting at window step ``k`` (unchanged if it never restarts)."""
         import dataclasses
@@ -263,14 +259,6 @@ class Trace:
         if not self.window_reset:
             return f"{v} = {v} * {v}_decay + {v}_imp * {spike}"
         return f"{v} = where({AT_START}, 0, {v} * {v}_decay) + {v}_imp * {spike}"
-
-    def describe(self, spike: str = "s") -> dict:
-        """Machine-readable form (circuit metadata ``spike_traces``): the trace of
-        spike variable ``spike`` with Lava's ``tau`` in steps (``None``: no decay) and impulse."""
-        tau = None if self.decay >= 1.0 else (0.0 if self.decay == 0 else
-                                                  -1.0 / math.log(self.decay))
-        return {"spike": spike, "decay": float(self.decay), "tau_steps": tau,
-                "impulse": float(self.impulse), "window_reset": bool(self.window_reset)}
 
     def value_after(self, spike_steps, t: int) -> float:
         """Closed form at the end of step ``t`` for spikes at ``spike_steps`` (all
