@@ -20,12 +20,14 @@ def loihi_json(tmp_path_factory):
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        assert main(["check", FA_DIGITS, "--target", "loihi2", "--json"]) == 0
+        # --no-execute: the tables without running each rule on Lava (~45 s);
+        # tests/experiments/test_onchip_experiment.py checks the execution
+        assert main(["check", FA_DIGITS, "--target", "loihi2", "--json", "--no-execute"]) == 0
     return json.loads(buf.getvalue())
 
 
 def test_check_prints_three_tables(capsys):
-    assert main(["check", FA_DIGITS, "--target", "loihi2"]) == 0
+    assert main(["check", FA_DIGITS, "--target", "loihi2", "--no-execute"]) == 0
     out = capsys.readouterr().out
     for rule in ("bp", "fa", "dfa", "pc"):
         assert f"== {rule}  (target loihi2)" in out
@@ -42,6 +44,9 @@ def test_check_json(loihi_json):
     assert set(loihi_json) == {"bp", "fa", "dfa", "pc"}
     for name, rep in loihi_json.items():
         assert {"locality", "expressibility", "resources"} <= set(rep)
+        for e in rep["expressibility"]:     # --no-execute: compiled, not run
+            assert not e["expressible"] or (e["executed"] is None
+                                            and e["executed_note"] == "--no-execute")
         assert rep["resources"]["fits"] is True
     for family in ("fa", "dfa"):
         # the shipped tanh MLP: W2's pre activity is signed; the others compile
