@@ -90,9 +90,13 @@ class PC:
 
 @dataclasses.dataclass
 class Train:
+    """``[train]``; ``batch_size`` > 1 and ``dtype = "float32"`` are the reference's
+    batched mode (every sample of a batch in the same window, the mean update)."""
     epochs: int = option(10, ge=0)
     seeds: list[int] = option([0], ge=0, unique=True, min_len=1)
     eta: float = option(0.01, gt=0)
+    batch_size: int = option(1, ge=1)
+    dtype: str = option("float64", choices=("float64", "float32"))
 
 
 @dataclasses.dataclass
@@ -129,6 +133,14 @@ class Config:
 
     def check(self, key: str = "") -> None:
         require_trainable(self.backend, self.experiment.backend)
+        if self.experiment.backend != "reference":
+            for k, v, plain in (("batch_size", self.train.batch_size, 1),
+                                ("dtype", self.train.dtype, "float64")):
+                if v != plain:
+                    raise ConfigError(f"train.{k}", f"{v!r} is the reference backend's "
+                                      f"batched mode; {self.experiment.backend} trains "
+                                      f"online in float64 (set train.{k} = {plain!r} or "
+                                      "train on the reference)")
         if self.raster.seed is not None and self.raster.seed not in self.train.seeds:
             raise ConfigError("raster.seed", f"must be one of train.seeds "
                               f"{self.train.seeds}, got {self.raster.seed}")
@@ -209,6 +221,8 @@ def run(config, backend: str | None = None, progress: bool = True,
     model, train = cfg.model, cfg.train
     backend = backend or cfg.experiment.backend
     options = cfg.backend.options(backend)
+    if backend == "reference" and train.dtype != "float64":
+        options = {**options, "dtype": train.dtype}
     seeds, epochs, rules = list(train.seeds), train.epochs, list(model.rules)
     results = {"backend": backend, "epochs": epochs, "seeds": seeds, "rules": {},
                "baseline": None}
@@ -227,7 +241,7 @@ def run(config, backend: str | None = None, progress: bool = True,
 
             started = time.time()
             sim.train(data.x_train, data.one_hot(data.y_train), epochs=epochs, seed=seed,
-                      progress=progress, callback=record)
+                      batch_size=train.batch_size, progress=progress, callback=record)
             seconds = time.time() - started
             final = curve[-1] if curve else sim.evaluate(data.x_test, data.y_test)
             weights = {k: np.array(v) for k, v in sim.weights.items()}

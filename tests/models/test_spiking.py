@@ -455,3 +455,30 @@ def test_trace_without_window_reset_is_a_plain_loihi_trace():
         got, why = spike_trace(c, pop, "tr")
         assert why == "" and (got.spike, got.decay, got.impulse, got.window_reset) == \
             ("s", 0.5, 1.0, False), pop
+
+
+def test_experiment_batched_mode_is_the_reference_batched_training(tmp_path):
+    """``train.batch_size``/``dtype`` reach the reference's batched training: the
+    experiment's accuracy equals a batched float32 ReferenceSimulator trained by
+    hand on the same data; another backend refuses them before training."""
+    from neuro_pc.experiments import run_experiment
+    from neuro_pc.experiments.config import ConfigError
+    from neuro_pc.experiments.spiking import build, _data
+    from neuro_pc.experiments import load_config
+
+    path = "experiments/spiking_fa_digits.toml"
+    overrides = {"train.epochs": 1, "train.seeds": [0], "model.hidden": [16],
+                 "model.window": 10, "model.rules": ["fa"], "baseline.enabled": False,
+                 "train.batch_size": 8, "train.dtype": "float32"}
+    _, outcome = run_experiment(path, out_dir=tmp_path, progress=False, overrides=overrides)
+    cfg = load_config(path, overrides=overrides)
+    data = _data(cfg, 0)
+    circuit = build(cfg, [data.n_features, 16, data.n_classes], "fa")
+    sim = ReferenceSimulator(circuit, seed=0, dtype="float32")
+    sim.train(data.x_train, data.one_hot(data.y_train), epochs=1, seed=0, batch_size=8)
+    assert outcome.results["rules"]["fa"]["test_accuracy_mean"] == \
+        sim.evaluate(data.x_test, data.y_test)
+    assert sim.weights["W1"].dtype == np.float32
+    with pytest.raises(ConfigError, match="train.batch_size.*batched mode"):
+        run_experiment(path, backend="brian2", out_dir=tmp_path, progress=False,
+                       overrides=overrides)
