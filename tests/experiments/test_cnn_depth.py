@@ -83,6 +83,9 @@ def test_shipped_config_is_the_documented_one(mnist_dir):
     assert {"bp", "fa", "kp", "fa_layernorm", "fa_muon",
             "fa_layernorm_muon"} <= set(cfg.train.variants)
     assert cfg.model.init == "he" and cfg.train.eta_of("fa_muon") == 0.03
+    # DFA at 0.01 of its He-scaled feedback (chosen on the validation split)
+    assert "dfa" in cfg.train.variants and cfg.train.feedback_scale_of("dfa") == 0.01
+    assert cfg.train.feedback_scale_of("fa") == 1.0 and cfg.train.eta_of("dfa") == 0.02
 
 
 def test_feedback_scale_reaches_the_random_feedback_of_the_variants_it_names():
