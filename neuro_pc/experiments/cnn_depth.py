@@ -107,7 +107,9 @@ class Model:
 @dataclasses.dataclass
 class Train:
     """``[train]``: eta is one number or a table per variant / rule (a variant's
-    own entry first, then its rule's, then ``default_eta``)."""
+    own entry first, then its rule's, then ``default_eta``); ``feedback_scale``
+    (multiplies FA's and DFA's random feedback initialisation) likewise, the
+    fallback 1.0."""
     variants: list[str] = option(["bp", "fa", "dfa", "kp", "fa_layernorm", "fa_muon",
                                   "fa_layernorm_muon"], unique=True, min_len=1,
                                  check=lambda vs: next(
@@ -118,22 +120,32 @@ class Train:
     dtype: str = option("float32", choices=("float32", "float64"))
     eta: float | dict[str, float] = option(0.02, gt=0)
     default_eta: float = option(0.02, gt=0)
+    feedback_scale: float | dict[str, float] = option(1.0, gt=0)
     lam: float = option(1e-4, ge=0)
     muon_beta: float = option(0.95, ge=0, lt=1)
     muon_lr: float = option(0.02, gt=0)
 
     def check(self, key: str) -> None:
-        if isinstance(self.eta, dict):
-            known = [*self.variants, *CNN_RULES]
-            for k in self.eta:
-                if k not in known:
-                    raise unknown_key(f"{key}.eta", k, list(dict.fromkeys(known)))
+        known = [*self.variants, *CNN_RULES]
+        for name in ("eta", "feedback_scale"):
+            table = getattr(self, name)
+            if isinstance(table, dict):
+                for k in table:
+                    if k not in known:
+                        raise unknown_key(f"{key}.{name}", k, list(dict.fromkeys(known)))
 
     def eta_of(self, variant: str) -> float:
         rule, _ = parse_variant(variant)
         if isinstance(self.eta, dict):
             return self.eta.get(variant, self.eta.get(rule, self.default_eta))
         return self.eta
+
+    def feedback_scale_of(self, variant: str) -> float:
+        """The scale of ``variant``'s random feedback (its entry, its rule's, else 1.0)."""
+        rule, _ = parse_variant(variant)
+        if isinstance(self.feedback_scale, dict):
+            return self.feedback_scale.get(variant, self.feedback_scale.get(rule, 1.0))
+        return self.feedback_scale
 
 
 @dataclasses.dataclass
@@ -191,7 +203,8 @@ def build(variant: str, depth: int, in_shape, n_out: int, model: Model, train: T
     ch, st = model.layers(depth)
     return cnn(in_shape, ch, n_out, kernels=model.kernel, strides=st, rule=rule,
                act=model.act, eta=train.eta_of(variant), lam=train.lam if rule == "kp" else 0.0,
-               muon_beta=train.muon_beta, muon_lr=train.muon_lr, init=model.init, **opts)
+               muon_beta=train.muon_beta, muon_lr=train.muon_lr, init=model.init,
+               feedback_scale=train.feedback_scale_of(variant), **opts)
 
 
 def _one(job: tuple, cfg: Config, options: dict, artifacts=None) -> dict:
@@ -308,6 +321,7 @@ def run(config, backend: str | None = None, progress: bool = True,
                "channels": list(cfg.model.channels), "strides": list(cfg.model.strides),
                "kernel": cfg.model.kernel, "act": cfg.model.act, "init": cfg.model.init,
                "eta": {v: cfg.train.eta_of(v) for v in variants},
+               "feedback_scale": {v: cfg.train.feedback_scale_of(v) for v in variants},
                "muon_lr": cfg.train.muon_lr, "epochs": cfg.train.epochs,
                "batch_size": cfg.train.batch_size, "dtype": cfg.train.dtype,
                "probe_samples": min(cfg.record.samples, len(data.y_train)),
@@ -395,6 +409,9 @@ def summary(results: dict) -> str:
     if "eta" in results:
         lines.append("eta: " + ", ".join(f"{v} {e:g}" for v, e in results["eta"].items())
                      + f"; muon_lr {results['muon_lr']:g}")
+    scaled = {v: x for v, x in results.get("feedback_scale", {}).items() if x != 1.0}
+    if scaled:
+        lines.append("feedback_scale: " + ", ".join(f"{v} {x:g}" for v, x in scaled.items()))
     blocks = [
         ("accuracy (%), mean ± sd over seeds (div.: runs that diverged, left out)", _acc),
         ("erank of the error signal (batch x C·H·W), mean over conv layers",

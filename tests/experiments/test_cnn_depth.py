@@ -83,3 +83,37 @@ def test_shipped_config_is_the_documented_one(mnist_dir):
     assert {"bp", "fa", "kp", "fa_layernorm", "fa_muon",
             "fa_layernorm_muon"} <= set(cfg.train.variants)
     assert cfg.model.init == "he" and cfg.train.eta_of("fa_muon") == 0.03
+    # DFA at 0.01 of its He-scaled feedback (chosen on the validation split)
+    assert "dfa" in cfg.train.variants and cfg.train.feedback_scale_of("dfa") == 0.01
+    assert cfg.train.feedback_scale_of("fa") == 1.0 and cfg.train.eta_of("dfa") == 0.02
+
+
+def test_feedback_scale_reaches_the_random_feedback_of_the_variants_it_names():
+    """``train.feedback_scale`` (a table like ``eta``) scales DFA's (and FA's) random
+    feedback initialisation in the built circuit, and only the variants it names."""
+    import math
+
+    from neuro_pc.experiments.cnn_depth import Config, build
+    from neuro_pc.experiments.config import coerce
+
+    cfg = coerce(Config, {"experiment": {"kind": "cnn_depth"},
+                          "data": {"name": "digits"},
+                          "model": {"depths": [2], "channels": [4, 8], "init": "he"},
+                          "train": {"variants": ["dfa", "fa"], "eta": 0.01,
+                                    "feedback_scale": {"dfa": 0.03}}})
+    assert cfg.train.feedback_scale_of("dfa") == 0.03
+    assert cfg.train.feedback_scale_of("fa") == 1.0
+
+    def b1(variant):
+        c = build(variant, 2, (1, 8, 8), 10, cfg.model, cfg.train)
+        return next(p for p in c.projections if p.name == "B1").init
+
+    # DFA's B1 reads the 10 output errors: He-uniform ±sqrt(6/10), times the scale
+    assert b1("dfa").scale == pytest.approx(0.03 * math.sqrt(6 / 10))
+    assert b1("fa").scale == pytest.approx(math.sqrt(6 / (4 * 9)))   # W2's fan-in C·kh·kw
+    with pytest.raises(ConfigError, match="train.feedback_scale"):
+        coerce(Config, {"experiment": {"kind": "cnn_depth"}, "data": {"name": "digits"},
+                        "train": {"variants": ["dfa"], "feedback_scale": {"dfa": 0}}})
+    with pytest.raises(ConfigError, match="train.feedback_scale"):
+        coerce(Config, {"experiment": {"kind": "cnn_depth"}, "data": {"name": "digits"},
+                        "train": {"variants": ["dfa"], "feedback_scale": {"fx": 0.1}}})
