@@ -17,6 +17,7 @@ import inspect
 import textwrap
 
 import pytest
+from numpydoc.docscrape import NumpyDocString
 
 MODULES = (
     "neuro_pc.models",
@@ -46,41 +47,17 @@ PROJECT_PACKAGES = ("neuro_pc", "hardware_targets")
 
 # -- the checker ---------------------------------------------------------------------------
 
-def numpydoc_sections(doc: str | None) -> dict[str, list[str]]:
-    """``{section title: its lines}`` of a numpydoc docstring (a title is a line
-    followed by a line of dashes); the lines are dedented to the docstring's
-    margin, so an entry starts at column 0 and its description is indented."""
-    lines = inspect.cleandoc(doc or "").splitlines()
-    sections: dict[str, list[str]] = {}
-    current = None
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        underline = lines[i + 1].strip() if i + 1 < len(lines) else ""
-        if (line.strip() and not line[0].isspace() and len(underline) >= 3
-                and set(underline) == {"-"}):
-            current = line.strip()
-            sections[current] = []
-            i += 2
-            continue
-        if current is not None:
-            sections[current].append(line)
-        i += 1
-    return sections
+def parsed(doc: str | None) -> NumpyDocString:
+    """``doc`` parsed by numpydoc's own reader (the project's docstring style)."""
+    return NumpyDocString(inspect.cleandoc(doc or ""))
 
 
 def documented_parameters(doc: str | None) -> set[str]:
     """The names of the entries (``name : type``, ``a, b : type``, ``**kw``) of the
     ``Parameters`` and ``Other Parameters`` sections."""
-    sections = numpydoc_sections(doc)
-    names: set[str] = set()
-    for title in ("Parameters", "Other Parameters"):
-        for line in sections.get(title, ()):
-            if not line.strip() or line[0].isspace():
-                continue
-            head = line.split(" : ", 1)[0].rstrip().rstrip(":")
-            names.update(n.strip() for n in head.split(","))
-    return names
+    d = parsed(doc)
+    return {n.strip() for p in d["Parameters"] + d["Other Parameters"]
+            for n in p.name.split(",")}
 
 
 def _own_nodes(fn: ast.AST):
@@ -136,10 +113,10 @@ def docstring_problems(func) -> list[str]:
             problems.append(f"parameter {name!r} has no '{name} :' entry in a Parameters "
                             "section")
     gives, generator = returns_value(func)
-    sections = numpydoc_sections(func.__doc__)
-    if generator and "Yields" not in sections:
+    d = parsed(func.__doc__)
+    if generator and not d["Yields"]:
         problems.append("is a generator but has no Yields section")
-    elif gives and not generator and "Returns" not in sections:
+    elif gives and not generator and not d["Returns"]:
         problems.append("returns a value but has no Returns section")
     return problems
 
