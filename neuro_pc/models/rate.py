@@ -55,15 +55,21 @@ ACTIVATIONS = {
 }
 
 
+def layer_sizes(sizes) -> list[int]:
+    """``sizes`` as a list of ints: at least an input and an output width, each >= 1
+    (else a ValueError naming them); every layered builder checks its widths here."""
+    sizes = [int(s) for s in sizes]
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(f"sizes must list at least input and output widths >= 1, got {sizes}")
+    return sizes
+
+
 def _check(sizes, rule, act):
     if rule not in RULES:
         raise ValueError(f"unknown rule {rule!r}; choose one of {RULES}")
     if act not in ACTIVATIONS:
         raise ValueError(f"unknown activation {act!r}; choose one of {sorted(ACTIVATIONS)}")
-    sizes = [int(s) for s in sizes]
-    if len(sizes) < 2 or min(sizes) < 1:
-        raise ValueError(f"sizes must list at least input and output widths >= 1, got {sizes}")
-    return sizes
+    return layer_sizes(sizes)
 
 
 def _inputs(sizes, bias):

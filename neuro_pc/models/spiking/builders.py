@@ -28,11 +28,18 @@ from __future__ import annotations
 import numpy as np
 
 from neuro_pc.ir import Circuit, Init, Population, Projection, Rule, Schedule
-from neuro_pc.models.rate import forward_projections
+from neuro_pc.models.rate import forward_projections, layer_sizes
 from neuro_pc.models.spiking.neurons import AT_START, LIF, LavaLIF, RateEncoder, Trace, _asdict
 from neuro_pc.models.spiking.populations import always_on, lif_population, rate_trace, spike_input
 
 SPIKING_RULES = ("fa", "dfa")
+
+
+def _check_window(window: int, sizes: list[int]) -> None:
+    """A window long enough for spikes to cross every layer and come back."""
+    if window < 2 * len(sizes):
+        raise ValueError(f"window={window} is too short for {len(sizes) - 1} layers: spikes "
+                         f"take one step per projection; use at least {2 * len(sizes)}")
 
 
 def spiking_mlp(sizes, rule: str = "fa", window: int = 24, eta: float = 0.01,
@@ -86,12 +93,8 @@ def spiking_mlp(sizes, rule: str = "fa", window: int = 24, eta: float = 0.01,
     """
     if rule not in SPIKING_RULES:
         raise ValueError(f"unknown spiking rule {rule!r}; choose one of {SPIKING_RULES}")
-    sizes = [int(s) for s in sizes]
-    if len(sizes) < 2 or min(sizes) < 1:
-        raise ValueError(f"sizes must list at least input and output widths >= 1, got {sizes}")
-    if window < 2 * len(sizes):
-        raise ValueError(f"window={window} is too short for {len(sizes) - 1} layers: spikes "
-                         f"take one step per projection; use at least {2 * len(sizes)}")
+    sizes = layer_sizes(sizes)
+    _check_window(window, sizes)
     trace = trace or rate_trace(window)
     out_lif = out_lif or lif
     L = len(sizes) - 1
@@ -198,9 +201,7 @@ def spiking_pc(sizes, window: int = 32, eta: float = 0.01, gamma: float = 0.2,
     spiking neural coding (arXiv 1908.08655), a different spiking predictive
     formulation with its own error units and update rule; not reproduced here.
     """
-    sizes = [int(s) for s in sizes]
-    if len(sizes) < 2 or min(sizes) < 1:
-        raise ValueError(f"sizes must list at least input and output widths >= 1, got {sizes}")
+    sizes = layer_sizes(sizes)
     L = len(sizes) - 1
     clamp = L if clamp_step is None else int(clamp_step)
     if window < max(2 * len(sizes), clamp + 2):
@@ -276,12 +277,8 @@ def spiking_inference(sizes, window: int = 24, lif=None, out_lif=None,
     readout counts ``out``'s spikes from its restart to the window's end
     (``T − L`` steps with the stagger), times the trace's impulse (``1/T``).
     """
-    sizes = [int(s) for s in sizes]
-    if len(sizes) < 2 or min(sizes) < 1:
-        raise ValueError(f"sizes must list at least input and output widths >= 1, got {sizes}")
-    if window < 2 * len(sizes):
-        raise ValueError(f"window={window} is too short for {len(sizes) - 1} layers: use at "
-                         f"least {2 * len(sizes)}")
+    sizes = layer_sizes(sizes)
+    _check_window(window, sizes)
     lif = LavaLIF() if lif is None else lif
     out_lif = lif if out_lif is None else out_lif
     trace = trace or rate_trace(window)
