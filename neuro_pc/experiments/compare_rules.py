@@ -26,7 +26,8 @@ from neuro_pc.backends.reference import ReferenceSimulator
 from neuro_pc.data import Dataset, load_dataset
 from neuro_pc.experiments import Outcome, pyplot
 from neuro_pc.experiments.config import (LAVA_TAGS, Backends, ConfigError, Data, Experiment,
-                                         LavaOptions, coerce, option, require_trainable, section)
+                                         LavaOptions, coerce, option, require_reference_modes,
+                                         require_trainable, section)
 from neuro_pc.models import ACTIVATIONS, RULES, mlp
 
 
@@ -135,13 +136,7 @@ class Config:
         trains_on = self.experiment.backend
         if trains_on == "lava" and self.backend.lava.mode == "deploy":
             trains_on = "reference"
-        if trains_on != "reference":
-            for k, v, plain in (("batch_size", self.train.batch_size, 1),
-                                ("dtype", self.train.dtype, "float64")):
-                if v != plain:
-                    raise ConfigError(f"train.{k}", f"{v!r} needs the reference backend "
-                                      f"(batched mode and float32 are the reference's); "
-                                      f"training runs on {trains_on}")
+        require_reference_modes(self.train, trains_on)
 
 
 def _data(data_cfg: CompareData):

@@ -484,6 +484,20 @@ class Backends:
         return dataclasses.asdict(getattr(self, backend))
 
 
+def require_reference_modes(train, trains_on: str) -> None:
+    """``train.batch_size`` > 1 and ``train.dtype = "float32"`` (where the table has
+    them) are the reference backend's batched mode: on another backend, an error
+    naming the key before training."""
+    if trains_on == "reference":
+        return
+    for k, plain in (("batch_size", 1), ("dtype", "float64")):
+        v = getattr(train, k, plain)
+        if v != plain:
+            raise ConfigError(f"train.{k}", f"{v!r} needs the reference backend's batched "
+                              f"mode (batch_size > 1 and float32 are the reference's); the "
+                              f"{trains_on} backend trains online in float64 (set {plain!r})")
+
+
 def require_trainable(backends: Backends, backend: str, key: str = "backend") -> None:
     """Lava's fixed_pt runs inference only: an error before training if it would train."""
     if backend == "lava" and backends.lava.tag == "fixed_pt":

@@ -34,7 +34,8 @@ from neuro_pc.backends import compile
 from neuro_pc.data import load_dataset
 from neuro_pc.experiments import Outcome, pyplot
 from neuro_pc.experiments.config import (Backends, ConfigError, Experiment, coerce,
-                                         dataset_problem, option, section, unknown_key)
+                                         dataset_problem, option, require_reference_modes,
+                                         section, unknown_key)
 from neuro_pc.experiments.jobs import run_jobs
 from neuro_pc.models import ACTIVATIONS, RULES, mlp
 
@@ -158,10 +159,7 @@ class Config:
     backend: Backends = section(Backends)
 
     def check(self, key: str = "") -> None:
-        if self.experiment.backend != "reference" and self.train.batch_size != 1:
-            raise ConfigError("train.batch_size", f"{self.train.batch_size} needs the "
-                              "reference backend's batched mode; the "
-                              f"{self.experiment.backend} backend trains online (set 1)")
+        require_reference_modes(self.train, self.experiment.backend)
 
 
 def _datasets(data_cfg: Data) -> list[tuple[str, dict]]:

@@ -27,7 +27,7 @@ from neuro_pc.backends.reference import ReferenceSimulator
 from neuro_pc.data import load_dataset
 from neuro_pc.experiments import Outcome, pyplot
 from neuro_pc.experiments.config import (Backends, ConfigError, Data, Experiment, coerce, option,
-                                         require_trainable, section)
+                                         require_reference_modes, require_trainable, section)
 from neuro_pc.experiments.plots import raster_data
 from neuro_pc.models import ACTIVATIONS, RULES, mlp
 from neuro_pc.models.spiking import (LIF, RESETS, RateEncoder, Trace, spike_variables,
@@ -133,14 +133,7 @@ class Config:
 
     def check(self, key: str = "") -> None:
         require_trainable(self.backend, self.experiment.backend)
-        if self.experiment.backend != "reference":
-            for k, v, plain in (("batch_size", self.train.batch_size, 1),
-                                ("dtype", self.train.dtype, "float64")):
-                if v != plain:
-                    raise ConfigError(f"train.{k}", f"{v!r} is the reference backend's "
-                                      f"batched mode; {self.experiment.backend} trains "
-                                      f"online in float64 (set train.{k} = {plain!r} or "
-                                      "train on the reference)")
+        require_reference_modes(self.train, self.experiment.backend)
         if self.raster.seed is not None and self.raster.seed not in self.train.seeds:
             raise ConfigError("raster.seed", f"must be one of train.seeds "
                               f"{self.train.seeds}, got {self.raster.seed}")
