@@ -84,7 +84,8 @@ def bp_counterpart(circuit):
     Circuit
         An ``mlp(sizes, rule="bp", act=..., norm=...)`` (or the same CNN with
         ``rule="bp"``) circuit with ``eta = 1`` (so its updates are ``−∂L/∂W``,
-        the negative gradient of the batch-mean loss ``½‖r_out − y‖²``), named
+        the negative gradient of the batch-mean loss: ``½‖r_out − y‖²``, or
+        the cross-entropy for a circuit built with ``loss="ce"``), named
         ``bp_reference_of_<circuit name>``.
 
     Raises
@@ -106,7 +107,8 @@ def bp_counterpart(circuit):
                          "reference=<a BP circuit with the same forward projections>")
     has_bias = any(p.name == "bias" for p in circuit.populations)
     return mlp(meta["sizes"], rule="bp", act=meta.get("act", "tanh"), eta=1.0, bias=has_bias,
-               norm=meta.get("norm"), name=f"bp_reference_of_{circuit.name}")
+               norm=meta.get("norm"), loss=meta.get("loss", "mse"),
+               name=f"bp_reference_of_{circuit.name}")
 
 
 def _error_variable(pop) -> tuple[str, float] | None:

@@ -15,6 +15,7 @@ evaluates on samples carved from the training set instead of the test set
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 
 import numpy as np
@@ -28,7 +29,9 @@ from neuro_pc.experiments import Outcome, pyplot
 from neuro_pc.experiments.config import (LAVA_TAGS, Backends, ConfigError, Data, Experiment,
                                          LavaOptions, coerce, option, require_reference_modes,
                                          require_trainable, section)
+from neuro_pc.experiments.jobs import run_jobs
 from neuro_pc.models import ACTIVATIONS, RULES, mlp
+from neuro_pc.models.rate import LOSSES, logit_twin
 
 
 # -- the config schema (defaults declared here, once) ------------------------------------------
@@ -48,8 +51,20 @@ class CompareData(Data):
 
 @dataclasses.dataclass
 class Model:
+    """``[model]``: hidden widths, activation, the output's loss (``"mse"``: a
+    linear output with squared error; ``"ce"``: a softmax output with
+    cross-entropy) and PC's output precision (:func:`neuro_pc.models.mlp`)."""
     hidden: list[int] = option([128], ge=1)
     act: str = option("tanh", choices=ACTIVATIONS)
+    loss: str = option("mse", choices=LOSSES)
+    pc_out_precision: float = option(1.0, gt=0)
+
+    def net(self, sizes, rule: str, eta: float | None = None, lam: float = 0.0):
+        """The circuit of ``rule`` on ``sizes`` with this model's options."""
+        kw = {} if eta is None else {"eta": eta}
+        if rule == "pc":
+            kw["out_precision"] = self.pc_out_precision
+        return mlp(sizes, rule=rule, act=self.act, lam=lam, loss=self.loss, **kw)
 
 
 #: ``[train.eta]``: one learning rate per rule (unset: ``train.default_eta``)
@@ -120,6 +135,14 @@ class CompareBackends(Backends):
 
 
 @dataclasses.dataclass
+class Run:
+    """``[run]``: how many (rule, seed) trainings run at once, each in a worker
+    process with one BLAS thread (:func:`~neuro_pc.experiments.jobs.run_jobs`);
+    1 trains them one after the other in this process."""
+    workers: int = option(1, ge=1)
+
+
+@dataclasses.dataclass
 class Config:
     """The ``compare_rules`` experiment's config (see docs/configs.md)."""
     experiment: Experiment = section(Experiment)
@@ -129,6 +152,7 @@ class Config:
     angles: Angles = section(Angles)
     anchors: RuleAnchors = section(RuleAnchors)
     backend: CompareBackends = section(CompareBackends)
+    run: Run = section(Run)
 
     def check(self, key: str = "") -> None:
         if self.experiment.backend == "lava" and self.backend.lava.mode == "train":
@@ -214,10 +238,71 @@ def data_meta(data_cfg: CompareData) -> dict:
             "options": data_cfg.loader_options()}
 
 
+def _train_one(job: tuple, cfg: "Config", train_backend: str, options: dict,
+               progress: bool = False, artifacts=None, data: Dataset | None = None) -> dict:
+    """Train one ``(rule, seed)`` and record its curve and angles every epoch;
+    returns the run's entry, with the trained weights under ``"weights"``.
+    ``data``: the loaded data set (None: load it here, as a worker process does)."""
+    rule, seed = job
+    model, train, epochs = cfg.model, cfg.train, cfg.train.epochs
+    data = _data(cfg.data) if data is None else data
+    sizes = [data.n_features, *model.hidden, data.n_classes]
+    Y = data.one_hot(data.y_train)
+    xa, ya = data.x_train[:cfg.angles.samples], Y[:cfg.angles.samples]
+    signals = cfg.angles.signals
+
+    def build(eta):
+        return model.net(sizes, rule, eta, getattr(train.lam, rule))
+
+    circuit = build(train.eta_of(rule))
+    sim = compile(circuit, backend=train_backend, seed=seed, **options)
+    curve, angles, extra = [], [], {}
+    started = time.perf_counter()
+
+    def record(epoch, s):
+        curve.append(s.evaluate(data.x_test, data.y_test))
+        if not signals:
+            angles.append(bp_angle(circuit, s.weights, xa, ya))
+            return
+        a = alignment(circuit, s.weights, xa, ya, signals)
+        angles.append(a.pop("angle_to_bp_deg"))
+        for k, v in a.items():
+            extra.setdefault(k, []).append(v)
+
+    if train.eta_decay == 1.0:
+        sim.train(data.x_train, Y, epochs=epochs, seed=seed, progress=progress,
+                  batch_size=train.batch_size, callback=record)
+    else:   # eta * eta_decay**epoch: one circuit per epoch, the weights carried over
+        for epoch in range(epochs):
+            if epoch:
+                sim = compile(build(train.eta_of(rule) * train.eta_decay ** epoch),
+                              backend=train_backend, seed=seed, weights={
+                                  p.name: sim.weights[p.name] for p in circuit.stored},
+                              **options)
+            sim.train(data.x_train, Y, epochs=1, seed=_epoch_seed(seed, epoch),
+                      progress=progress, batch_size=train.batch_size,
+                      callback=lambda _, s, epoch=epoch: record(epoch, s))
+    if not curve:   # epochs = 0: the untrained circuit
+        record(-1, sim)
+    entry = {"rule": rule, "seed": seed, "test_accuracy": curve[-1], "curve": curve[:epochs],
+             "angle_to_bp_deg": angles[-1], "angle_curve": angles[:epochs],
+             "train_seconds": round(time.perf_counter() - started, 2)}
+    for k, v in extra.items():
+        entry[k] = v[-1]
+        entry[k.replace("_deg", "").replace("_ratio", "") + "_curve"] = v[:epochs]
+    if artifacts is not None:
+        entry["artifact"] = artifacts.save(
+            f"{rule}-seed{seed}", sim, experiment=cfg.experiment.name, rule=rule,
+            task="classification", data=data_meta(cfg.data), epochs=epochs,
+            test_accuracy=curve[-1], backend_options=options)
+    entry["weights"] = {p.name: np.array(sim.weights[p.name]) for p in circuit.stored}
+    return entry
+
+
 def run(config, backend: str | None = None, progress: bool = True,
         checkpoint=None, artifacts=None) -> Outcome:
-    """Train every rule and seed; ``checkpoint(entry)`` gets each (rule, seed)'s
-    results as soon as they are finished; ``artifacts``
+    """Train every rule and seed, ``[run] workers`` at a time (processes); ``checkpoint(entry)``
+    gets each (rule, seed)'s results as soon as they are finished; ``artifacts``
     (:class:`~neuro_pc.experiments.runs.ArtifactStore`) saves each trained circuit."""
     cfg = coerce(Config, config)
     model, train = cfg.model, cfg.train
@@ -235,65 +320,35 @@ def run(config, backend: str | None = None, progress: bool = True,
     results = {"rules": {}, "epochs": epochs, "seeds": seeds}
     data = _data(cfg.data)
     sizes = [data.n_features, *model.hidden, data.n_classes]
-    Y = data.one_hot(data.y_train)
-    xa, ya = data.x_train[:cfg.angles.samples], Y[:cfg.angles.samples]
     if train_backend == "reference" and train.dtype != "float64":
         options = {**options, "dtype": train.dtype}
     signals = cfg.angles.signals
+    workers = cfg.run.workers
+    jobs = [(rule, seed) for rule in rules for seed in seeds]
+    done, failures = {}, []
+
+    def finished(job, entry):
+        weights = entry.pop("weights")
+        rule, seed = job
+        if mode == "deploy" and (not lava.seeds or seeds.index(seed) < lava.seeds):
+            sim = compile(model.net(sizes, rule, lam=getattr(train.lam, rule)),
+                          backend="reference", weights=weights, seed=seed, **options)
+            entry["lava"] = _deploy(sim, data, lava.samples, tags)
+        entry.pop("rule")
+        done[job] = entry
+        if checkpoint is not None:
+            checkpoint({"rule": rule, **entry})
+
+    # Lava learning lives in a process of its own (it sets the start method, spawns)
+    run_jobs(functools.partial(_train_one, cfg=cfg, train_backend=train_backend,
+                               options=options, progress=progress and workers == 1,
+                               artifacts=artifacts, data=data if workers == 1 else None),
+             jobs, workers=workers, isolate=train_backend == "lava" and workers > 1,
+             on_done=finished, on_error=lambda job, failure: failures.append(failure))
+    if failures:   # every other job ran and was checkpointed; fail with the first error
+        failures[0].reraise()
     for rule in rules:
-        per_seed = []
-        for seed in seeds:
-            def build(eta, rule=rule):
-                return mlp(sizes, rule=rule, act=model.act, eta=eta,
-                           lam=getattr(train.lam, rule))
-
-            circuit = build(train.eta_of(rule))
-            sim = compile(circuit, backend=train_backend, seed=seed, **options)
-            curve, angles, extra = [], [], {}
-            started = time.perf_counter()
-
-            def record(epoch, s, curve=curve, angles=angles, extra=extra, circuit=circuit):
-                curve.append(s.evaluate(data.x_test, data.y_test))
-                if not signals:
-                    angles.append(bp_angle(circuit, s.weights, xa, ya))
-                    return
-                a = alignment(circuit, s.weights, xa, ya, signals)
-                angles.append(a.pop("angle_to_bp_deg"))
-                for k, v in a.items():
-                    extra.setdefault(k, []).append(v)
-
-            if train.eta_decay == 1.0:
-                sim.train(data.x_train, Y, epochs=epochs, seed=seed, progress=progress,
-                          batch_size=train.batch_size, callback=record)
-            else:   # eta * eta_decay**epoch: one circuit per epoch, the weights carried over
-                for epoch in range(epochs):
-                    if epoch:
-                        sim = compile(build(train.eta_of(rule) * train.eta_decay ** epoch),
-                                      backend=train_backend, seed=seed, weights={
-                                          p.name: sim.weights[p.name]
-                                          for p in circuit.stored}, **options)
-                    sim.train(data.x_train, Y, epochs=1, seed=_epoch_seed(seed, epoch),
-                              progress=progress, batch_size=train.batch_size,
-                              callback=lambda _, s, epoch=epoch: record(epoch, s))
-            if not curve:   # epochs = 0: the untrained circuit
-                record(-1, sim)
-            per_seed.append({"seed": seed, "test_accuracy": curve[-1], "curve": curve[:epochs],
-                             "angle_to_bp_deg": angles[-1], "angle_curve": angles[:epochs],
-                             "train_seconds": round(time.perf_counter() - started, 2)})
-            if signals:
-                for k, v in extra.items():
-                    per_seed[-1][k] = v[-1]
-                    per_seed[-1][k.replace("_deg", "").replace("_ratio", "") + "_curve"] = \
-                        v[:epochs]
-            if artifacts is not None:
-                per_seed[-1]["artifact"] = artifacts.save(
-                    f"{rule}-seed{seed}", sim, experiment=cfg.experiment.name, rule=rule,
-                    task="classification", data=data_meta(cfg.data), epochs=epochs,
-                    test_accuracy=curve[-1], backend_options=options)
-            if mode == "deploy" and (not lava.seeds or len(per_seed) <= lava.seeds):
-                per_seed[-1]["lava"] = _deploy(sim, data, lava.samples, tags)
-            if checkpoint is not None:
-                checkpoint({"rule": rule, **per_seed[-1]})
+        per_seed = [done[(rule, seed)] for seed in seeds]
         accs = np.array([r["test_accuracy"] for r in per_seed])
         angs = np.array([r["angle_to_bp_deg"] for r in per_seed])
         results["rules"][rule] = {
@@ -328,12 +383,16 @@ def run(config, backend: str | None = None, progress: bool = True,
 
 def _deploy(sim, data, samples: int, tags) -> dict:
     """A trained net on Lava with every tag, on the first ``samples`` test images
-    (0: all), and the reference's accuracy on the same images."""
+    (0: all), and the reference's accuracy on the same images. A softmax output
+    is deployed as its logits (:func:`~neuro_pc.models.rate.logit_twin`: the
+    same predicted class; fixed_pt has no softmax)."""
     from neuro_pc.backends.lava.deploy import deploy
 
     n = samples or len(data.y_test)
     x, y = data.x_test[:n], data.y_test[:n]
-    report = deploy(sim.artifact(trained_on="reference"), x, y, tags=tags)
+    art = sim.artifact(trained_on="reference")
+    art = dataclasses.replace(art, circuit=logit_twin(art.circuit))
+    report = deploy(art, x, y, tags=tags)
     out = {t: {"accuracy": r.accuracy, "per_class": r.per_class, "steps_per_s": r.steps_per_s}
            for t, r in report.items()}
     out["reference"] = {"accuracy": sim.evaluate(x, y)}
@@ -422,5 +481,5 @@ def circuits(config) -> dict:
     cfg = coerce(Config, config)
     data = _data(cfg.data)
     sizes = [data.n_features, *cfg.model.hidden, data.n_classes]
-    return {rule: mlp(sizes, rule=rule, act=cfg.model.act, lam=getattr(cfg.train.lam, rule))
+    return {rule: cfg.model.net(sizes, rule, lam=getattr(cfg.train.lam, rule))
             for rule in cfg.train.rules}

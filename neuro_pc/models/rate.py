@@ -10,6 +10,9 @@ forward projections ``W1 … WL`` (``W_l``: layer l-1 → l) and biases
 Error-driven family (BP/FA/DFA/SS/KP), loss ``½‖r_out − y‖²`` with a linear
 output: every layer has ``a = ff`` (pre-activation), ``r = f(a)`` and
 ``delta = fb * f'(a)`` (``= ∂L/∂a`` under BP), the output ``delta = r − y``.
+With ``loss="ce"`` the output is a softmax, ``r = softmax(a)``, and the loss
+the cross-entropy ``−Σ y log r``, whose gradient in ``a`` is the same
+expression ``delta = r − y``.
 Every forward rule is ``dw = -eta * post.delta * pre.r``: the rules differ
 only in the feedback projection that delivers ``fb`` (``docs/models/rate.md``):
 
@@ -45,6 +48,10 @@ import math
 from neuro_pc.ir import Circuit, Init, Population, Projection, Rule, Schedule, Tied
 
 RULES = ("bp", "fa", "dfa", "ss", "kp", "pc")
+
+#: output losses of :func:`mlp`: squared error on a linear output, or
+#: cross-entropy on a softmax output (a population-level function)
+LOSSES = ("mse", "ce")
 
 #: activation -> (f(v), f'(v) written with r = f(v) and v), templates over {v}
 ACTIVATIONS = {
@@ -84,7 +91,7 @@ def mlp(sizes, rule: str = "fa", act: str = "tanh", eta: float = 0.01, lam: floa
         relax_steps: int = 20, feedback: str = "learned", feedback_scale: float = 1.0,
         out_precision: float = 1.0, name: str | None = None, norm: str | None = None,
         muon: bool = False, muon_beta: float = 0.95, muon_lr: float = 0.02,
-        leak: float = 1.0) -> Circuit:
+        leak: float = 1.0, loss: str = "mse") -> Circuit:
     """A layered MLP circuit ``sizes = [n_in, n_h1, ..., n_out]`` trained by ``rule``.
 
     The populations, projections and equations are those of the module's
@@ -161,6 +168,15 @@ def mlp(sizes, rule: str = "fa", act: str = "tanh", eta: float = 0.01, lam: floa
         Error-driven rules only: ``dt/tau`` of leaky rate units,
         ``a = a + leak * (ff - a)``, in ``(0, 1]``; 1 (default) is the
         instantaneous unit ``a = ff``.
+    loss : str, default "mse"
+        ``"mse"``: a linear output and ``½‖r − y‖²``. ``"ce"``: a softmax
+        output ``r = softmax(a)`` and the cross-entropy ``−Σ y log r``; the
+        output's error is ``r − y`` either way (the gradient in ``a``). For PC
+        the clamped output's error becomes ``y − softmax(mu)`` and the free
+        output settles at ``softmax(mu)`` (error 0), the discriminative PC
+        energy with a cross-entropy top term. The softmax reads the whole
+        output layer (a population-level function); the predicted class, the
+        argmax, is that of the logits ``a`` (:func:`logit_twin`).
 
     Returns
     -------
@@ -170,7 +186,7 @@ def mlp(sizes, rule: str = "fa", act: str = "tanh", eta: float = 0.01, lam: floa
     Raises
     ------
     ValueError
-        For an unknown ``rule``, ``act``, ``norm`` or PC ``feedback``, for
+        For an unknown ``rule``, ``act``, ``norm``, ``loss`` or PC ``feedback``, for
         ``sizes`` with fewer than two widths or a width below 1, for ``leak``
         outside ``(0, 1]`` or with ``rule="pc"``, and for ``norm`` with
         ``rule="pc"``.
@@ -183,12 +199,14 @@ def mlp(sizes, rule: str = "fa", act: str = "tanh", eta: float = 0.01, lam: floa
                          "relax with gamma")
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS}")
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose one of {LOSSES}")
     if rule == "pc":
         if norm is not None:
             raise ValueError("norm is implemented for the error-driven rules (bp, fa, dfa, ss, "
                              "kp), not for predictive coding")
         circuit = _pc(sizes, act, eta, lam, bias, window, gamma, relax_steps, feedback,
-                      out_precision, name)
+                      out_precision, name, loss)
         return _with_muon(circuit, len(sizes) - 1, muon_beta, muon_lr) if muon else circuit
     L = len(sizes) - 1
     f, df = (t.format(v="a") for t in ACTIVATIONS[act])
@@ -202,7 +220,8 @@ def mlp(sizes, rule: str = "fa", act: str = "tanh", eta: float = 0.01, lam: floa
             pops.append(_normed_hidden(f"h{l}", sizes[l], act, norm, leak))
     pops.append(Population("out", sizes[-1], ("a", "r", "y", "delta"), ports=("ff",),
                            streams={"y": "y"}, params=_leak_params(leak),
-                           update=(_drive(leak), "r = a", "delta = r - y")))
+                           update=(_drive(leak), "r = softmax(a)" if loss == "ce" else "r = a",
+                                   "delta = r - y")))
     names = ["x"] + [f"h{l}" for l in range(1, L)] + ["out"]
     baseline = rule in ("bp", "ss")
     decay = " - lam * w" if lam else ""
@@ -224,15 +243,50 @@ def mlp(sizes, rule: str = "fa", act: str = "tanh", eta: float = 0.01, lam: floa
                 f"B{l}", init=Init("xavier"),
                 rule=Rule(f"dw = -eta * post.r * pre.delta{decay}", params), **common))
     T = window if window is not None else 2 * L + 1
-    tag = (f"_{norm}" if norm else "") + ("_muon" if muon else "")
+    tag = (f"_{norm}" if norm else "") + ("_ce" if loss == "ce" else "") + ("_muon" if muon else "")
     meta = {"builder": "mlp", "rule": rule, "sizes": sizes, "act": act, "eta": eta, "lam": lam}
     if norm is not None:
         meta["norm"] = norm
+    if loss != "mse":
+        meta["loss"] = loss
     circuit = Circuit(name=name or f"{rule}{tag}_{'-'.join(map(str, sizes))}",
                       populations=tuple(pops), projections=tuple(projs),
                       schedule=Schedule(window=T), streams={"x": sizes[0], "y": sizes[-1]},
                       readout=("out", "r"), metadata=meta)
     return _with_muon(circuit, L, muon_beta, muon_lr) if muon else circuit
+
+
+def logit_twin(circuit: Circuit) -> Circuit:
+    """The circuit with its softmax output replaced by the logits, for inference.
+
+    ``softmax`` is monotone, so the predicted class (the argmax of the
+    readout) is the same; the twin runs where the softmax cannot, such as
+    Lava's ``fixed_pt`` (no population functions, no ``exp``). Its training
+    semantics are not the original's: use it for prediction only.
+
+    Parameters
+    ----------
+    circuit : Circuit
+        A circuit from :func:`mlp`; one built with ``loss="mse"`` is returned
+        unchanged.
+
+    Returns
+    -------
+    Circuit
+        The same populations, projections and weight names, the output's
+        ``softmax(a)`` (PC: ``softmax(mu)``) written as ``a`` (``mu``), named
+        ``<name>_logits``.
+    """
+    if circuit.metadata.get("loss", "mse") != "ce":
+        return circuit
+    pops = []
+    for p in circuit.populations:
+        if p.name == "out":
+            p = dataclasses.replace(p, update=tuple(
+                u.replace("softmax(a)", "a").replace("softmax(mu)", "mu") for u in p.update))
+        pops.append(p)
+    meta = {**circuit.metadata, "loss": "mse", "logits_of": circuit.name}
+    return circuit.replace(populations=tuple(pops), metadata=meta, name=f"{circuit.name}_logits")
 
 
 #: hidden-activity normalisations of :func:`mlp` (None: none)
@@ -294,7 +348,7 @@ def _with_muon(circuit: Circuit, L: int, beta: float, lr: float) -> Circuit:
 
 
 def _pc(sizes, act, eta, lam, bias, window, gamma, relax_steps, feedback, out_precision,
-        name) -> Circuit:
+        name, loss="mse") -> Circuit:
     if feedback not in ("learned", "tied"):
         raise ValueError(f"PC feedback must be 'learned' or 'tied', got {feedback!r}")
     L = len(sizes) - 1
@@ -308,12 +362,13 @@ def _pc(sizes, act, eta, lam, bias, window, gamma, relax_steps, feedback, out_pr
                     f"x = where(tw <= {l}, mu, x + gamma * (-eps + dr * fb))",
                     "eps = x - mu", f"r = {f_x}", f"dr = {df_x}"),
             model="pc"))
-    out_eps = "eps = x - mu" if out_precision == 1.0 else "eps = precision * (x - mu)"
+    pred = "softmax(mu)" if loss == "ce" else "mu"   # the free output's value
+    out_eps = f"eps = x - {pred}" if out_precision == 1.0 else f"eps = precision * (x - {pred})"
     pops.append(Population("out", sizes[-1], ("mu", "x", "eps", "r", "y"), ports=("ff",),
                            streams={"y": "y"}, model="pc",
                            params={} if out_precision == 1.0 else
                            {"precision": float(out_precision)},
-                           update=("mu = ff", f"x = where(train * (tw >= {L}), y, mu)",
+                           update=("mu = ff", f"x = where(train * (tw >= {L}), y, {pred})",
                                    out_eps, "r = x")))
     names = ["x"] + [f"h{l}" for l in range(1, L)] + ["out"]
     decay = " - lam * w" if lam else ""
@@ -330,9 +385,12 @@ def _pc(sizes, act, eta, lam, bias, window, gamma, relax_steps, feedback, out_pr
                                     rule=Rule(f"dw = eta * post.r * pre.eps{decay}", params),
                                     **common))
     T = window if window is not None else L + relax_steps
-    return Circuit(name=name or f"pc_{'-'.join(map(str, sizes))}", populations=tuple(pops),
+    meta = {"builder": "mlp", "rule": "pc", "sizes": sizes, "act": act, "eta": eta, "lam": lam,
+            "gamma": gamma, "feedback": feedback, "out_precision": out_precision}
+    if loss != "mse":
+        meta["loss"] = loss
+    tag = "_ce" if loss == "ce" else ""
+    return Circuit(name=name or f"pc{tag}_{'-'.join(map(str, sizes))}", populations=tuple(pops),
                    projections=tuple(projs), schedule=Schedule(window=T),
                    streams={"x": sizes[0], "y": sizes[-1]}, readout=("out", "x"),
-                   metadata={"builder": "mlp", "rule": "pc", "sizes": sizes, "act": act,
-                             "eta": eta, "lam": lam, "gamma": gamma, "feedback": feedback,
-                             "out_precision": out_precision})
+                   metadata=meta)

@@ -27,6 +27,23 @@ def test_compare_rules_writes_a_complete_run_folder(tmp_path):
     assert "fa" in outcome.summary and "angle" in outcome.summary
 
 
+def test_compare_rules_on_two_workers_gives_the_serial_results(tmp_path):
+    """``[run] workers = 2`` trains the (rule, seed) pairs in two worker processes;
+    each pair's seed fixes its weights and sample order and each worker has one
+    BLAS thread, so every number equals the serial run's, entry by entry, and the
+    results come back in rule and seed order."""
+    small = {**SMALL, "train.seeds": [0, 1]}
+    _, serial = run_experiment(CONFIG, out_dir=tmp_path / "a", progress=False, overrides=small)
+    _, two = run_experiment(CONFIG, out_dir=tmp_path / "b", progress=False,
+                            overrides={**small, "run.workers": 2})
+    for rule in ("bp", "fa"):
+        a, b = serial.results["rules"][rule], two.results["rules"][rule]
+        assert [r["seed"] for r in b["runs"]] == [0, 1]
+        for ra, rb in zip(a["runs"], b["runs"]):
+            assert ra["curve"] == rb["curve"] and ra["angle_curve"] == rb["angle_curve"]
+        assert a["test_accuracy_mean"] == b["test_accuracy_mean"]
+
+
 def test_a_failing_write_keeps_the_folder_marked_incomplete(tmp_path, monkeypatch):
     """A failure after training (here: writing results.json) keeps the run folder,
     marked INCOMPLETE, with every finished entry in partial.json (tests/hardening
@@ -88,12 +105,15 @@ def test_fa_digits_reaches_the_accuracy_targets(tmp_path):
     assert np.isfinite([r[k]["angle_to_bp_mean"] for k in r]).all()
 
 
-def test_lava_deploy_mode_reports_both_tags(tmp_path):
+@pytest.mark.parametrize("loss", ["mse", "ce"])
+def test_lava_deploy_mode_reports_both_tags(tmp_path, loss):
     """`--backend lava` (mode "deploy"): trained on the reference, run on Lava;
-    floating_pt must reproduce the reference's test accuracy exactly."""
+    floating_pt must reproduce the reference's test accuracy exactly. A softmax
+    output (``loss = "ce"``), which fixed_pt cannot run, is deployed as its
+    logits (the same argmax)."""
     pytest.importorskip("lava")
     _, outcome = run_experiment(CONFIG, backend="lava", out_dir=tmp_path, progress=False,
-                                overrides={**SMALL, "train.rules": ["fa"]})
+                                overrides={**SMALL, "train.rules": ["fa"], "model.loss": loss})
     fa = outcome.results["rules"]["fa"]
     assert fa["lava_floating_pt_accuracy_mean"] == fa["test_accuracy_mean"]
     assert fa["lava_reference_accuracy_mean"] == fa["test_accuracy_mean"]

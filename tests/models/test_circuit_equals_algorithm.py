@@ -14,14 +14,21 @@ from neuro_pc.backends.reference import ReferenceSimulator
 from neuro_pc.models import mlp
 
 
-def textbook_step(Ws, bs, Bs, x, y, eta, rule, lam=0.0):
-    """One online update of an MLP with tanh hidden layers, linear output and
-    loss ½‖out − y‖². ``Ws[l]`` maps layer l to l+1; ``Bs[l]`` the feedback into
-    hidden layer l+1. Modifies the lists in place."""
+def softmax(a):
+    e = np.exp(a - a.max())
+    return e / e.sum()
+
+
+def textbook_step(Ws, bs, Bs, x, y, eta, rule, lam=0.0, loss="mse"):
+    """One online update of an MLP with tanh hidden layers and either a linear
+    output with loss ½‖out − y‖² or (``loss="ce"``) a softmax output with the
+    cross-entropy −Σ y log out; both give the output error out − y. ``Ws[l]``
+    maps layer l to l+1; ``Bs[l]`` the feedback into hidden layer l+1. Modifies
+    the lists in place."""
     hs, L = [x], len(Ws)
     for l in range(L):
         a = Ws[l] @ hs[-1] + bs[l][:, 0]
-        hs.append(np.tanh(a) if l < L - 1 else a)
+        hs.append(np.tanh(a) if l < L - 1 else (softmax(a) if loss == "ce" else a))
     deltas = [None] * L
     deltas[L - 1] = hs[-1] - y
     for l in range(L - 2, -1, -1):
@@ -45,12 +52,13 @@ def textbook_step(Ws, bs, Bs, x, y, eta, rule, lam=0.0):
         bs[l] += -eta * deltas[l][:, None] - lam * bs[l]
 
 
+@pytest.mark.parametrize("loss", ["mse", "ce"])
 @pytest.mark.parametrize("rule", ["bp", "fa", "dfa", "ss", "kp"])
 @pytest.mark.parametrize("sizes", [[5, 7, 3], [6, 5, 4, 3], [4, 6, 5, 4, 3]])
-def test_window_update_equals_textbook(rule, sizes):
+def test_window_update_equals_textbook(rule, sizes, loss):
     L = len(sizes) - 1
     lam = 1e-3 if rule == "kp" else 0.0
-    circuit = mlp(sizes, rule=rule, eta=0.05, lam=lam)
+    circuit = mlp(sizes, rule=rule, eta=0.05, lam=lam, loss=loss)
     assert circuit.schedule.window == 2 * L + 1
     sim = ReferenceSimulator(circuit, seed=3)
     Ws = [sim.weights[f"W{l}"].copy() for l in range(1, L + 1)]
@@ -61,7 +69,7 @@ def test_window_update_equals_textbook(rule, sizes):
     rng = np.random.default_rng(0)
     for _ in range(25):
         x, y = rng.random(sizes[0]), np.eye(sizes[-1])[rng.integers(sizes[-1])]
-        textbook_step(Ws, bs, Bs, x, y, 0.05, rule, lam)
+        textbook_step(Ws, bs, Bs, x, y, 0.05, rule, lam, loss)
         sim.present(x[None], y[None], train=True)
         for l in range(1, L + 1):
             np.testing.assert_allclose(sim.weights[f"W{l}"], Ws[l - 1], rtol=0, atol=1e-10)
@@ -83,19 +91,20 @@ def test_shorter_window_breaks_equality():
     assert not np.allclose(good.weights["W1"], short.weights["W1"], atol=1e-10)
 
 
-def _pc_and_bp_updates(precision, relax_steps=200, gamma=0.1):
+def _pc_and_bp_updates(precision, relax_steps=200, gamma=0.1, loss="mse"):
     """PC's and BP's dW1 from the same weights and sample; PC's output error
     unit weighted by ``precision`` (1/Σ_L in Whittington & Bogacz 2017)."""
     sizes = [6, 8, 7, 4]
     pc = ReferenceSimulator(mlp(sizes, rule="pc", eta=1.0, gamma=gamma, relax_steps=relax_steps,
-                                out_precision=precision), seed=5)
+                                out_precision=precision, loss=loss), seed=5)
     fwd = {k: v for k, v in pc.weights.items() if k[0] in "Wb"}
-    bp = ReferenceSimulator(mlp(sizes, rule="bp", eta=1.0), fwd, seed=5)
+    bp = ReferenceSimulator(mlp(sizes, rule="bp", eta=1.0, loss=loss), fwd, seed=5)
     x, y = np.random.default_rng(1).random((1, 6)), np.eye(4)[[2]]
     return pc.compute_updates(x, y)["W1"], bp.compute_updates(x, y)["W1"]
 
 
-def test_pc_update_converges_to_bp_as_output_precision_shrinks():
+@pytest.mark.parametrize("loss", ["mse", "ce"])
+def test_pc_update_converges_to_bp_as_output_precision_shrinks(loss):
     """Whittington & Bogacz (2017): PC's inference fixed point gives errors
     ε_l = −Π_L δ_l (BP's deltas scaled by the output precision Π_L) up to terms
     of relative size O(Π_L ‖W‖²), because the output error moves the hidden
@@ -104,10 +113,12 @@ def test_pc_update_converges_to_bp_as_output_precision_shrinks():
     tenfold step in Π_L once Π_L ‖W‖² < 1 (measured: 20°, 6.3°, 0.76°, 0.17°),
     and the size of PC's update approaches Π_L times BP's. Margins: the angle
     must shrink at each step and end below 0.5° (3× the measured 0.17°: the
-    bound that an O(Π_L) discrepancy must meet), the size ratio within 2%."""
+    bound that an O(Π_L) discrepancy must meet), the size ratio within 2%.
+    With ``loss="ce"`` the output error is ``y − softmax(mu)`` and BP's the
+    cross-entropy gradient; the same limit holds."""
     angles, ratios = [], []
     for precision in (1.0, 0.1, 0.01, 0.001):
-        pc_dw, bp_dw = _pc_and_bp_updates(precision)
+        pc_dw, bp_dw = _pc_and_bp_updates(precision, loss=loss)
         angles.append(angle(pc_dw, bp_dw))
         ratios.append(np.linalg.norm(pc_dw) / (precision * np.linalg.norm(bp_dw)))
     assert angles[0] > angles[1] > angles[2] > angles[3]
@@ -138,3 +149,29 @@ def test_leaky_units_approach_the_textbook_update():
     assert errors[2] < 1e-10
     with pytest.raises(ValueError, match="leak"):
         mlp(sizes, rule="fa", leak=0.0)
+
+
+@pytest.mark.parametrize("rule", ["fa", "pc"])
+def test_softmax_output_predicts_like_its_logit_twin(rule):
+    """A ``loss="ce"`` net's readout is a probability vector (PC: its free
+    output settles at softmax(mu), so no error drives its hidden states at test
+    time), and :func:`logit_twin` predicts the same classes from the same
+    weights with the softmax removed."""
+    from neuro_pc.models.rate import logit_twin
+
+    circuit = mlp([6, 9, 4], rule=rule, act="relu", loss="ce")
+    sim = ReferenceSimulator(circuit, seed=2)
+    rng = np.random.default_rng(3)
+    x, y = rng.random((40, 6)), np.eye(4)[rng.integers(4, size=40)]
+    sim.train(x, y, epochs=2, seed=0)
+    pred = sim.predict(x)
+    out = sim.state["out.x" if rule == "pc" else "out.r"]
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-12)
+    if rule == "pc":   # the free output's error is exactly zero: nothing relaxes at test
+        assert np.abs(sim.state["out.eps"]).max() < 1e-12
+    twin = logit_twin(circuit)
+    assert "softmax" not in " ".join(twin.population("out").update)
+    logits = ReferenceSimulator(twin, dict(sim.weights))
+    np.testing.assert_array_equal(logits.predict(x), pred)
+    assert len(set(pred)) > 1
+    assert logit_twin(mlp([6, 9, 4], rule=rule)) == mlp([6, 9, 4], rule=rule)
