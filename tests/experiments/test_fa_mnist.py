@@ -85,14 +85,18 @@ def test_batched_and_float32_need_the_reference():
     load_config(DIGITS, overrides={"train.batch_size": 8}, backend="lava")   # deploy: trains on ref
 
 
-def test_alignment_of_bp_with_itself_and_of_pc():
+@pytest.mark.parametrize("loss", ["mse", "ce"])
+def test_alignment_of_bp_with_itself_and_of_pc(loss):
+    """BP's angles to its own twin are zero, with either loss (the twin has the
+    circuit's loss: a cross-entropy BP compared with a squared-error one would be
+    tens of degrees off)."""
     rng = np.random.default_rng(0)
     x, y = rng.random((16, 8)), np.eye(3)[rng.integers(3, size=16)]
-    bp = mlp([8, 6, 3], rule="bp")
+    bp = mlp([8, 6, 3], rule="bp", loss=loss)
     w = bp.init_weights(0)
     a = alignment(bp, w, x, y, signals=True)
     assert max(a["angle_to_bp_deg"], a["delta_angle_deg"], a["weight_angle_deg"]) < 1e-9
-    pc = mlp([8, 6, 3], rule="pc")
+    pc = mlp([8, 6, 3], rule="pc", loss=loss)
     a = alignment(pc, pc.init_weights(0), x, y, signals=True)
     assert a["weight_angle_deg"] == pytest.approx(0, abs=1e-6)   # B1 starts as W2ᵀ
     assert a["delta_angle_deg"] < 30 and a["angle_to_bp_deg"] < 30
