@@ -30,6 +30,7 @@ from neuro_pc.experiments.config import (LAVA_TAGS, Backends, ConfigError, Data,
                                          LavaOptions, coerce, option, require_reference_modes,
                                          require_trainable, section)
 from neuro_pc.experiments.jobs import run_jobs
+from neuro_pc.experiments.training import train_with_decay
 from neuro_pc.models import ACTIVATIONS, RULES, mlp
 from neuro_pc.models.rate import LOSSES, logit_twin
 
@@ -227,11 +228,6 @@ def alignment(circuit, weights, x, y, signals: bool = False) -> dict:
     return out
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
-    """The sample-order seed of one epoch when epochs are trained one by one."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
-
-
 def data_meta(data_cfg: CompareData) -> dict:
     """How to load the data set again (artifact metadata; ``neuro-pc evaluate``)."""
     return {"name": data_cfg.name, "seed": data_cfg.split_seed,
@@ -269,19 +265,12 @@ def _train_one(job: tuple, cfg: "Config", train_backend: str, options: dict,
         for k, v in a.items():
             extra.setdefault(k, []).append(v)
 
-    if train.eta_decay == 1.0:
-        sim.train(data.x_train, Y, epochs=epochs, seed=seed, progress=progress,
-                  batch_size=train.batch_size, callback=record)
-    else:   # eta * eta_decay**epoch: one circuit per epoch, the weights carried over
-        for epoch in range(epochs):
-            if epoch:
-                sim = compile(build(train.eta_of(rule) * train.eta_decay ** epoch),
-                              backend=train_backend, seed=seed, weights={
-                                  p.name: sim.weights[p.name] for p in circuit.stored},
-                              **options)
-            sim.train(data.x_train, Y, epochs=1, seed=_epoch_seed(seed, epoch),
-                      progress=progress, batch_size=train.batch_size,
-                      callback=lambda _, s, epoch=epoch: record(epoch, s))
+    sim = train_with_decay(
+        sim, lambda factor, weights: compile(build(train.eta_of(rule) * factor),
+                                             backend=train_backend, seed=seed,
+                                             weights=weights, **options),
+        [p.name for p in circuit.stored], data.x_train, Y, epochs, seed, train.eta_decay,
+        callback=record, progress=progress, batch_size=train.batch_size)
     if not curve:   # epochs = 0: the untrained circuit
         record(-1, sim)
     entry = {"rule": rule, "seed": seed, "test_accuracy": curve[-1], "curve": curve[:epochs],

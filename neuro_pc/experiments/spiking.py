@@ -29,6 +29,7 @@ from neuro_pc.experiments import Outcome, pyplot
 from neuro_pc.experiments.config import (Backends, ConfigError, Data, Experiment, coerce, option,
                                          require_reference_modes, require_trainable, section)
 from neuro_pc.experiments.plots import raster_data
+from neuro_pc.experiments.training import train_with_decay
 from neuro_pc.models import ACTIVATIONS, RULES, mlp
 from neuro_pc.models.spiking import (LIF, RESETS, RateEncoder, Trace, spike_variables,
                                      spiking_mlp, spiking_pc)
@@ -91,12 +92,15 @@ class PC:
 @dataclasses.dataclass
 class Train:
     """``[train]``; ``batch_size`` > 1 and ``dtype = "float32"`` are the reference's
-    batched mode (every sample of a batch in the same window, the mean update)."""
+    batched mode (every sample of a batch in the same window, the mean update);
+    ``eta_decay`` multiplies the rate (and PC's ``pc.eta``) by that factor after
+    each epoch."""
     epochs: int = option(10, ge=0)
     seeds: list[int] = option([0], ge=0, unique=True, min_len=1)
     eta: float = option(0.01, gt=0)
     batch_size: int = option(1, ge=1)
     dtype: str = option("float64", choices=("float64", "float32"))
+    eta_decay: float = option(1.0, gt=0, le=1)
 
 
 @dataclasses.dataclass
@@ -143,8 +147,9 @@ def _data(cfg: Config, seed: int = 0):
     return load_dataset(cfg.data.name, seed=seed, **cfg.data.loader_options())
 
 
-def build(config, sizes: list[int], rule: str):
-    """The spiking circuit of ``config`` for ``sizes`` and ``rule``."""
+def build(config, sizes: list[int], rule: str, factor: float = 1.0):
+    """The spiking circuit of ``config`` for ``sizes`` and ``rule``, every rate
+    multiplied by ``factor``."""
     cfg = coerce(Config, config)
     model = cfg.model
     window = model.window
@@ -155,11 +160,11 @@ def build(config, sizes: list[int], rule: str):
     encoder = RateEncoder(gain=cfg.encoder.gain, phase=cfg.encoder.phase)
     if rule == "pc":
         return spiking_pc(sizes, window=window,
-                          eta=cfg.train.eta if cfg.pc.eta is None else cfg.pc.eta,
+                          eta=factor * (cfg.train.eta if cfg.pc.eta is None else cfg.pc.eta),
                           gamma=cfg.pc.gamma, lif=lif, trace=trace, encoder=encoder,
                           target_rate=model.target_rate, clamp_step=cfg.pc.clamp_step,
                           init_scale=model.init_scale, two_rail=model.two_rail)
-    return spiking_mlp(sizes, rule=rule, window=window, eta=cfg.train.eta, lif=lif,
+    return spiking_mlp(sizes, rule=rule, window=window, eta=factor * cfg.train.eta, lif=lif,
                        trace=trace, encoder=encoder, target_rate=model.target_rate,
                        init_scale=model.init_scale, feedback_scale=model.feedback_scale,
                        two_rail=model.two_rail)
@@ -233,8 +238,13 @@ def run(config, backend: str | None = None, progress: bool = True,
                 curve.append(s.evaluate(data.x_test, data.y_test))
 
             started = time.time()
-            sim.train(data.x_train, data.one_hot(data.y_train), epochs=epochs, seed=seed,
-                      batch_size=train.batch_size, progress=progress, callback=record)
+            sim = train_with_decay(
+                sim, lambda factor, weights, sizes=sizes, rule=rule, seed=seed: compile(
+                    build(cfg, sizes, rule, factor), backend=backend, seed=seed,
+                    weights=weights, **options),
+                [p.name for p in circuit.stored], data.x_train, data.one_hot(data.y_train),
+                epochs, seed, train.eta_decay, callback=record, batch_size=train.batch_size,
+                progress=progress)
             seconds = time.time() - started
             final = curve[-1] if curve else sim.evaluate(data.x_test, data.y_test)
             weights = {k: np.array(v) for k, v in sim.weights.items()}

@@ -482,3 +482,34 @@ def test_experiment_batched_mode_is_the_reference_batched_training(tmp_path):
     with pytest.raises(ConfigError, match="train.batch_size.*batched mode"):
         run_experiment(path, backend="brian2", out_dir=tmp_path, progress=False,
                        overrides=overrides)
+
+
+def test_experiment_eta_decay_is_one_circuit_per_epoch(tmp_path):
+    """``train.eta_decay``: epoch e trains at ``eta * decay**e``, the weights carried
+    over. Equal to two hand-built epochs (the second circuit at half the rate);
+    a decay of 1e-9 freezes learning after the first epoch."""
+    from neuro_pc.experiments import load_config, run_experiment
+    from neuro_pc.experiments.spiking import _data, build
+    from neuro_pc.experiments.training import epoch_seed
+
+    path = "experiments/spiking_fa_digits.toml"
+    overrides = {"train.epochs": 2, "train.seeds": [0], "model.hidden": [16],
+                 "model.window": 10, "model.rules": ["fa"], "baseline.enabled": False,
+                 "train.batch_size": 8, "train.dtype": "float32", "train.eta_decay": 0.5}
+    _, outcome = run_experiment(path, out_dir=tmp_path, progress=False, overrides=overrides)
+    cfg = load_config(path, overrides=overrides)
+    data = _data(cfg, 0)
+    sizes = [data.n_features, 16, data.n_classes]
+    x, y = data.x_train, data.one_hot(data.y_train)
+    first = ReferenceSimulator(build(cfg, sizes, "fa"), seed=0, dtype="float32")
+    first.train(x, y, epochs=1, seed=epoch_seed(0, 0), batch_size=8)
+    second = ReferenceSimulator(build(cfg, sizes, "fa", 0.5), dict(first.weights), seed=0,
+                                dtype="float32")
+    second.train(x, y, epochs=1, seed=epoch_seed(0, 1), batch_size=8)
+    curve = outcome.results["rules"]["fa"]["runs"][0]["curve"]
+    assert curve == [first.evaluate(data.x_test, data.y_test),
+                     second.evaluate(data.x_test, data.y_test)]
+    frozen = run_experiment(path, out_dir=tmp_path, progress=False,
+                            overrides={**overrides, "train.eta_decay": 1e-9})[1]
+    curve = frozen.results["rules"]["fa"]["runs"][0]["curve"]
+    assert curve[0] == curve[1]
