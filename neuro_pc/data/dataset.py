@@ -95,6 +95,43 @@ class Dataset:
         out[np.arange(y.shape[0]), y] = 1.0
         return out
 
+    def hold_out(self, n: int, seed: int = 0) -> "Dataset":
+        """A validation split: ``n`` training samples become the evaluation part.
+
+        The held-out samples are the first ``n`` of a permutation drawn with
+        ``default_rng(seed)`` (so they are spread over the training set, not a
+        contiguous block); the rest stay the training part, in their order. The
+        test part is not used.
+
+        Parameters
+        ----------
+        n : int
+            How many training samples to hold out, ``0 < n < n_train``.
+        seed : int, default 0
+            Seed of the permutation.
+
+        Returns
+        -------
+        Dataset
+            Named ``<name>-validation``, with the held-out samples as its test
+            part.
+
+        Raises
+        ------
+        ValueError
+            For ``n`` outside ``(0, n_train)``.
+        """
+        n_train = len(self.y_train)
+        if not 0 < n < n_train:
+            raise ValueError(f"{n} samples would leave none of the {n_train} training samples "
+                             "to train on" if n >= n_train else
+                             f"must hold out at least one sample, got {n}")
+        perm = np.random.default_rng(seed).permutation(n_train)
+        val, rest = np.sort(perm[:n]), np.sort(perm[n:])
+        return Dataset(self.x_train[rest], self.y_train[rest], self.x_train[val],
+                       self.y_train[val], n_classes=self.n_classes,
+                       name=f"{self.name}-validation")
+
     def __repr__(self) -> str:
         return (f"Dataset(name={self.name!r}, n_train={len(self.y_train)}, "
                 f"n_test={len(self.y_test)}, n_features={self.n_features}, "

@@ -174,13 +174,10 @@ def _data(data_cfg: CompareData):
     n_val = data_cfg.validation
     if not n_val:
         return _standardized(data) if data_cfg.standardize else data
-    if n_val >= len(data.y_train):
-        raise ConfigError("data.validation", f"{n_val} samples would leave none of the "
-                          f"{len(data.y_train)} training samples to train on")
-    perm = np.random.default_rng(data_cfg.split_seed).permutation(len(data.y_train))
-    val, rest = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-    data = Dataset(data.x_train[rest], data.y_train[rest], data.x_train[val],
-                   data.y_train[val], n_classes=data.n_classes, name=f"{data.name}-validation")
+    try:
+        data = data.hold_out(n_val, data_cfg.split_seed)
+    except ValueError as exc:
+        raise ConfigError("data.validation", str(exc)) from None
     return _standardized(data) if data_cfg.standardize else data
 
 

@@ -289,13 +289,10 @@ def load_data(cfg: Config, seed: int) -> Dataset:
 def _hold_out(data: Dataset, n_val: int) -> Dataset:
     """``n_val`` training images (a permutation from ``default_rng(0)``) as the
     evaluation set, the rest as the training set."""
-    if n_val >= len(data.y_train):
-        raise ConfigError("data.validation", f"{n_val} images would leave none of the "
-                          f"{len(data.y_train)} training images to train on")
-    perm = np.random.default_rng(0).permutation(len(data.y_train))
-    val, rest = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-    return Dataset(data.x_train[rest], data.y_train[rest], data.x_train[val],
-                   data.y_train[val], n_classes=data.n_classes, name=f"{data.name}-validation")
+    try:
+        return data.hold_out(n_val, 0)
+    except ValueError as exc:
+        raise ConfigError("data.validation", str(exc)) from None
 
 
 def subset(n: int, size: int | None, seed, what: int) -> np.ndarray:

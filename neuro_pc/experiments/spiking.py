@@ -121,10 +121,18 @@ class Raster:
 
 
 @dataclasses.dataclass
+class SpikingData(Data):
+    """``[data]``; ``validation = N`` holds N training samples out (drawn at
+    random, the same for every seed: :meth:`~neuro_pc.data.Dataset.hold_out`) and
+    evaluates on them instead of the test set."""
+    validation: int = option(0, ge=0)
+
+
+@dataclasses.dataclass
 class Config:
     """The ``spiking`` experiment's config (see docs/configs.md)."""
     experiment: Experiment = section(Experiment)
-    data: Data = section(Data)
+    data: SpikingData = section(SpikingData)
     model: Model = section(Model)
     lif: Lif = section(Lif)
     trace: TraceTable = section(TraceTable)
@@ -144,7 +152,13 @@ class Config:
 
 
 def _data(cfg: Config, seed: int = 0):
-    return load_dataset(cfg.data.name, seed=seed, **cfg.data.loader_options())
+    data = load_dataset(cfg.data.name, seed=seed, **cfg.data.loader_options())
+    if not cfg.data.validation:
+        return data
+    try:
+        return data.hold_out(cfg.data.validation, 0)
+    except ValueError as exc:
+        raise ConfigError("data.validation", str(exc)) from None
 
 
 def build(config, sizes: list[int], rule: str, factor: float = 1.0):
@@ -224,6 +238,9 @@ def run(config, backend: str | None = None, progress: bool = True,
     seeds, epochs, rules = list(train.seeds), train.epochs, list(model.rules)
     results = {"backend": backend, "epochs": epochs, "seeds": seeds, "rules": {},
                "baseline": None}
+    if cfg.data.validation:
+        results["evaluated_on"] = (f"validation: {cfg.data.validation} training samples held "
+                                   "out (the test set is not used)")
     trained = {}
     for rule in rules:
         runs = []
@@ -315,9 +332,13 @@ def _baseline(cfg: Config, seeds, epochs, progress, checkpoint=None, artifacts=N
 
 def _summary(results: dict, cfg: Config) -> str:
     data = cfg.data.name
+    evaluated = "test"
+    if cfg.data.validation:
+        evaluated = "validation"
+        data += f" (validation: {cfg.data.validation} training samples held out)"
     lines = [f"data={data}  backend={results['backend']}  epochs={results['epochs']}  "
              f"seeds={results['seeds']}",
-             f"{'circuit':18} {'test accuracy':>18} {'spikes/sample':>14}   per seed"]
+             f"{'circuit':18} {evaluated + ' accuracy':>18} {'spikes/sample':>14}   per seed"]
     for rule, r in results["rules"].items():
         accs = ", ".join(f"{x['test_accuracy']:.4f}" for x in r["runs"])
         lines.append(f"{'spiking ' + rule + ' T=' + str(r['window']):18} "
@@ -333,7 +354,8 @@ def _summary(results: dict, cfg: Config) -> str:
                      f" {'-':>14}   [{accs}]")
     for rule, r in results["rules"].items():
         per = r["runs"][0]["spikes_per_sample"]
-        lines.append(f"spikes per test sample, spiking {rule}, seed {r['runs'][0]['seed']}: "
+        lines.append(f"spikes per {evaluated} sample, spiking {rule}, "
+                     f"seed {r['runs'][0]['seed']}: "
                      + ", ".join(f"{k}={v:.1f}" for k, v in per.items()))
     return "\n".join(lines)
 

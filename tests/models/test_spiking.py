@@ -513,3 +513,28 @@ def test_experiment_eta_decay_is_one_circuit_per_epoch(tmp_path):
                             overrides={**overrides, "train.eta_decay": 1e-9})[1]
     curve = frozen.results["rules"]["fa"]["runs"][0]["curve"]
     assert curve[0] == curve[1]
+
+
+def test_experiment_validation_holds_random_training_samples_out(tmp_path):
+    """``data.validation = N``: N training samples drawn at random (the same for
+    every seed) become the evaluation set, the rest train; the summary and the
+    results say the test set was not used; too many is a ConfigError."""
+    from neuro_pc.experiments import load_config, run_experiment
+    from neuro_pc.experiments.config import ConfigError
+    from neuro_pc.experiments.spiking import _data
+
+    path = "experiments/spiking_fa_digits.toml"
+    overrides = {"train.epochs": 1, "train.seeds": [0], "model.hidden": [8],
+                 "model.window": 8, "model.rules": ["fa"], "baseline.enabled": False,
+                 "data.validation": 200}
+    full = _data(load_config(path), 0)
+    val = _data(load_config(path, overrides=overrides), 0)
+    perm = np.random.default_rng(0).permutation(len(full.y_train))
+    np.testing.assert_array_equal(val.x_test, full.x_train[np.sort(perm[:200])])
+    np.testing.assert_array_equal(val.y_train, full.y_train[np.sort(perm[200:])])
+    assert np.ptp(np.sort(perm[:200])) > len(full.y_train) // 2   # spread, not a block
+    _, outcome = run_experiment(path, out_dir=tmp_path, progress=False, overrides=overrides)
+    assert outcome.results["evaluated_on"].startswith("validation: 200 training samples")
+    assert "validation accuracy" in outcome.summary and "test accuracy" not in outcome.summary
+    with pytest.raises(ConfigError, match="data.validation: 5000 samples would leave none"):
+        _data(load_config(path, overrides={**overrides, "data.validation": 5000}), 0)
