@@ -26,9 +26,9 @@ from neuro_pc.backends import compile
 from neuro_pc.backends.reference import ReferenceSimulator
 from neuro_pc.data import Dataset, load_dataset
 from neuro_pc.experiments import Outcome, pyplot
-from neuro_pc.experiments.config import (LAVA_TAGS, Backends, ConfigError, Data, Experiment,
+from neuro_pc.experiments.config import (LAVA_TAGS, Backends, Data, Experiment,
                                          LavaOptions, coerce, option, require_reference_modes,
-                                         require_trainable, section)
+                                         require_trainable, section, validation_split)
 from neuro_pc.experiments.jobs import run_jobs
 from neuro_pc.experiments.training import train_with_decay
 from neuro_pc.models import ACTIVATIONS, RULES, mlp
@@ -174,10 +174,7 @@ def _data(data_cfg: CompareData):
     n_val = data_cfg.validation
     if not n_val:
         return _standardized(data) if data_cfg.standardize else data
-    try:
-        data = data.hold_out(n_val, data_cfg.split_seed)
-    except ValueError as exc:
-        raise ConfigError("data.validation", str(exc)) from None
+    data = validation_split(data, n_val, data_cfg.split_seed)
     return _standardized(data) if data_cfg.standardize else data
 
 

@@ -484,6 +484,15 @@ class Backends:
         return dataclasses.asdict(getattr(self, backend))
 
 
+def validation_split(data, n: int, seed: int = 0):
+    """``data.hold_out(n, seed)`` (:meth:`neuro_pc.data.Dataset.hold_out`), its
+    ValueError as a ConfigError naming ``data.validation``."""
+    try:
+        return data.hold_out(n, seed)
+    except ValueError as exc:
+        raise ConfigError("data.validation", str(exc)) from None
+
+
 def require_reference_modes(train, trains_on: str) -> None:
     """``train.batch_size`` > 1 and ``train.dtype = "float32"`` (where the table has
     them) are the reference backend's batched mode: on another backend, an error

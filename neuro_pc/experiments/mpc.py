@@ -50,7 +50,7 @@ from neuro_pc.backends.base import check_weights
 from neuro_pc.data import Dataset, load_dataset
 from neuro_pc.experiments import Outcome, pyplot
 from neuro_pc.experiments.config import (Backends, ConfigError, Data, Experiment, coerce, option,
-                                         section)
+                                         section, validation_split)
 from neuro_pc.models import ACTIVATIONS, mlp
 from neuro_pc.models.glimpse import GlimpseGeometry, GlimpseSensor
 from neuro_pc.models.mpc import DEFAULTS, TOPOLOGIES, mpc
@@ -277,22 +277,13 @@ def load_data(cfg: Config, seed: int) -> Dataset:
     data = load_dataset(cfg.data.name, seed=seed, **cfg.data.loader_options())
     n_val = cfg.data.validation
     if n_val:
-        data = _hold_out(data, n_val)
+        data = validation_split(data, n_val)
     n_test = cfg.data.test
     if n_test is not None and n_test < len(data.y_test):
         idx = np.sort(np.random.default_rng(1).choice(len(data.y_test), n_test, replace=False))
         data = Dataset(data.x_train, data.y_train, data.x_test[idx], data.y_test[idx],
                        n_classes=data.n_classes, name=data.name)
     return data
-
-
-def _hold_out(data: Dataset, n_val: int) -> Dataset:
-    """``n_val`` training images (a permutation from ``default_rng(0)``) as the
-    evaluation set, the rest as the training set."""
-    try:
-        return data.hold_out(n_val, 0)
-    except ValueError as exc:
-        raise ConfigError("data.validation", str(exc)) from None
 
 
 def subset(n: int, size: int | None, seed, what: int) -> np.ndarray:

@@ -27,7 +27,8 @@ from neuro_pc.backends.reference import ReferenceSimulator
 from neuro_pc.data import load_dataset
 from neuro_pc.experiments import Outcome, pyplot
 from neuro_pc.experiments.config import (Backends, ConfigError, Data, Experiment, coerce, option,
-                                         require_reference_modes, require_trainable, section)
+                                         require_reference_modes, require_trainable, section,
+                                         validation_split)
 from neuro_pc.experiments.plots import raster_data
 from neuro_pc.experiments.training import train_with_decay
 from neuro_pc.models import ACTIVATIONS, RULES, mlp
@@ -155,10 +156,7 @@ def _data(cfg: Config, seed: int = 0):
     data = load_dataset(cfg.data.name, seed=seed, **cfg.data.loader_options())
     if not cfg.data.validation:
         return data
-    try:
-        return data.hold_out(cfg.data.validation, 0)
-    except ValueError as exc:
-        raise ConfigError("data.validation", str(exc)) from None
+    return validation_split(data, cfg.data.validation)
 
 
 def build(config, sizes: list[int], rule: str, factor: float = 1.0):
