@@ -102,6 +102,9 @@ def test_the_unrolled_fa_window_does_the_work_of_a_hand_written_step():
     assert body.count("out__delta @ W_B1.T") == 1
     assert body.count("F_tanh(") == 1
     assert "tw = 0\n" not in body
+    # the rate and 1/B scale the (B, 256) error, not the (256, 784) product
+    learn = src.split("if learn:", 1)[1]
+    assert "dW_W1 = ((h1__delta) * ((-0.01) / (h1__delta).shape[0])).T @ (x__r)" in learn
 
 
 def test_recording_and_every_step_rules_use_the_loop():

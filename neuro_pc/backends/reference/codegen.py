@@ -134,8 +134,14 @@ def rule_lines(circuit: Circuit, proj, indent: str) -> list[str]:
         full = full or bool((t.post and t.pre) or t.syn)
         post = side(t.post, proj.target) if t.post else None
         pre = side(t.pre, proj.source) if t.pre else None
-        if post and pre:  # batch mean of outer products; the 1/B joins the scalar
-            expr = f"({coef(t.coef)} / {post}.shape[0]) * ({post}.T @ {pre})"
+        if post and pre:  # batch mean of outer products; the scalar (with the 1/B)
+            # multiplies the smaller factor, not the (n_post, n_pre) product: one
+            # pass over a weight-sized array fewer (the same numbers up to rounding)
+            scale = f"({coef(t.coef)} / {post}.shape[0])"
+            if circuit.population(proj.target).size <= circuit.population(proj.source).size:
+                expr = f"({post} * {scale}).T @ {pre}"
+            else:
+                expr = f"{post}.T @ ({pre} * {scale})"
         elif post:
             expr = f"{coef(t.coef)} * {post}.mean(axis=0)[:, None]"
         elif pre:
