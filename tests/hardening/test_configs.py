@@ -11,6 +11,11 @@ from pathlib import Path
 
 import pytest
 
+try:
+    import tomllib
+except ImportError:   # Python 3.10
+    import tomli as tomllib
+
 from neuro_pc.experiments import KINDS, kind_module, load_config, run_experiment
 from neuro_pc.experiments.config import (BACKEND_NAMES, BRIAN2_TARGETS, LAVA_TAGS, ConfigError,
                                          as_dict, parse)
@@ -160,6 +165,10 @@ def test_compare_rules_values_are_checked(key, value, message):
     (SPIKING, {"lif.v_decay": 1.5}, None, "lif.v_decay: must be a number >= 0 and <= 1, got 1.5"),
     (SPIKING, {"lif.reset": "zer0"}, None, "lif.reset: unknown 'zer0' (did you mean 'zero'?)"),
     (SPIKING, {"raster.seed": 5}, None, "raster.seed: must be one of train.seeds [0, 1, 2], got 5"),
+    (SPIKING, {"model.output_error": "hinge", "model.rules": ["fa", "pc"]}, None,
+     "model.output_error: 'hinge' is spiking FA and DFA's; PC clamps its output"),
+    (SPIKING, {"model.output_error": "hing"}, None,
+     "model.output_error: unknown 'hing' (did you mean 'hinge'?)"),
     (SPIKING, {"backend.lava.tag": "fixed_pt"}, "lava",
      "backend.lava.tag: 'fixed_pt' runs inference only"),
     (SPIKING, {"baseline.rule": "pcc"}, None, "baseline.rule: unknown 'pcc' (did you mean 'pc'?)"),
@@ -297,12 +306,18 @@ def test_names_declared_without_importing_brian2_or_lava_match_the_backends():
     assert LAVA_TAGS == lava.TAGS
 
 
-def test_every_kind_has_a_schema_and_accepts_a_plain_dict():
+def test_every_kind_has_a_schema_and_accepts_a_plain_dict(request):
     for kind in KINDS:
         module = kind_module(kind)
         assert dataclasses.is_dataclass(module.Config)
         cfg = module.Config()
-        assert parse(module.Config, as_dict(cfg)) == cfg
+        try:
+            assert parse(module.Config, as_dict(cfg)) == cfg
+        except ConfigError as err:   # a kind whose default data is MNIST (cnn_depth)
+            if "MNIST not found" not in str(err):
+                raise
+            request.getfixturevalue("mnist_dir")   # skips, or fails in CI, without it
+            raise
     from neuro_pc.experiments.compare_rules import circuits
 
     assert list(circuits({"experiment": {"kind": "compare_rules"},
@@ -343,9 +358,9 @@ def test_docs_list_every_key_of_every_schema():
 def test_every_shipped_config_loads_and_builds_its_circuits(path, request):
     """Every config in experiments/ parses under its kind's schema and builds its
     circuits (MNIST configs need the data: skipped, or failing in CI, without it)."""
-    cfg = load_config(path)
-    data = cfg.data
-    if "mnist" in getattr(data, "names", [getattr(data, "name", None)]):
+    data = tomllib.loads(path.read_text()).get("data", {})
+    if "mnist" in data.get("names", [data.get("name")]):   # before the schema looks for it
         request.getfixturevalue("mnist_dir")
+    cfg = load_config(path)
     circuits = kind_module(cfg.experiment.kind).circuits(cfg)
     assert circuits and all(c.populations for c in circuits.values())
