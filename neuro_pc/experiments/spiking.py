@@ -32,8 +32,8 @@ from neuro_pc.experiments.config import (Backends, ConfigError, Data, Experiment
 from neuro_pc.experiments.plots import raster_data
 from neuro_pc.experiments.training import train_with_decay
 from neuro_pc.models import ACTIVATIONS, RULES, mlp
-from neuro_pc.models.spiking import (LIF, RESETS, RateEncoder, Trace, spike_variables,
-                                     spiking_mlp, spiking_pc)
+from neuro_pc.models.spiking import (LIF, OUTPUT_ERRORS, RESETS, RateEncoder, Trace,
+                                     spike_variables, spiking_mlp, spiking_pc)
 
 # -- the config schema (the neuron, trace and encoder defaults are the model classes') ---------
 
@@ -43,10 +43,14 @@ SPIKING_RULES = ("fa", "dfa", "pc")
 
 @dataclasses.dataclass
 class Model:
+    """``[model]``; ``output_error`` (FA and DFA: ``spiking_mlp``'s) and
+    ``target_rate``: unset, 1 (``"target"``, and PC) or the highest rate every
+    layer sees (``"hinge"``: :func:`~neuro_pc.models.spiking.hinge_target`)."""
     hidden: list[int] = option([128], ge=1)
     window: int = option(32, ge=1)
     rules: list[str] = option(["fa"], choices=SPIKING_RULES, unique=True, min_len=1)
-    target_rate: float = option(1.0, gt=0)
+    target_rate: float | None = option(None, gt=0)
+    output_error: str = option("target", choices=OUTPUT_ERRORS)
     init_scale: float = option(1.0, gt=0)
     feedback_scale: float = option(1.0, gt=0)
     two_rail: bool = True
@@ -147,6 +151,10 @@ class Config:
     def check(self, key: str = "") -> None:
         require_trainable(self.backend, self.experiment.backend)
         require_reference_modes(self.train, self.experiment.backend)
+        if self.model.output_error != "target" and "pc" in self.model.rules:
+            raise ConfigError("model.output_error", f"{self.model.output_error!r} is spiking FA "
+                              "and DFA's; PC clamps its output to the target: use rules "
+                              "without \"pc\", or output_error = \"target\"")
         if self.raster.seed is not None and self.raster.seed not in self.train.seeds:
             raise ConfigError("raster.seed", f"must be one of train.seeds "
                               f"{self.train.seeds}, got {self.raster.seed}")
@@ -174,12 +182,13 @@ def build(config, sizes: list[int], rule: str, factor: float = 1.0):
         return spiking_pc(sizes, window=window,
                           eta=factor * (cfg.train.eta if cfg.pc.eta is None else cfg.pc.eta),
                           gamma=cfg.pc.gamma, lif=lif, trace=trace, encoder=encoder,
-                          target_rate=model.target_rate, clamp_step=cfg.pc.clamp_step,
+                          target_rate=1.0 if model.target_rate is None else model.target_rate,
+                          clamp_step=cfg.pc.clamp_step,
                           init_scale=model.init_scale, two_rail=model.two_rail)
     return spiking_mlp(sizes, rule=rule, window=window, eta=factor * cfg.train.eta, lif=lif,
                        trace=trace, encoder=encoder, target_rate=model.target_rate,
                        init_scale=model.init_scale, feedback_scale=model.feedback_scale,
-                       two_rail=model.two_rail)
+                       two_rail=model.two_rail, output_error=model.output_error)
 
 
 def preflight(cfg: Config) -> None:

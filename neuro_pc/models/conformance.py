@@ -10,7 +10,7 @@ from neuro_pc.models import shipped_circuits
 from neuro_pc.models.glimpse import GlimpseGeometry
 from neuro_pc.models.mpc import mpc
 from neuro_pc.models.rate import RULES, mlp
-from neuro_pc.models.spiking import shipped_spiking_circuits
+from neuro_pc.models.spiking import shipped_spiking_circuits, spiking_mlp
 
 
 def language_circuit() -> Circuit:
@@ -71,6 +71,8 @@ FEATURES = {
     "language": (language_circuit, ("transcendental functions",)),
     "mpc": (lambda: mpc(TINY_GLIMPSES, hidden=(4, 3), k=2, relax_steps=4, eta=0.05),
             ("population functions", "rule transforms")),
+    "spiking_hinge_output": (lambda: spiking_mlp([8, 6, 4], rule="fa", window=12,
+                                                 init_scale=3.0, output_error="hinge"), ()),
     **{name: (lambda name=name: shipped_spiking_circuits()[name],
               ("division by a variable",) if name == "spiking_pc" else ())
        for name in shipped_spiking_circuits()},

@@ -11,6 +11,7 @@ from neuro_pc.models.spiking import (LIF, RateEncoder, Trace, encoder_count, lif
                                      lif_rate, lif_rate_continuous, poisson_spikes,
                                      shipped_spiking_circuits, spike_input, spike_variables,
                                      spiking_mlp, spiking_pc)
+from neuro_pc.models.spiking.builders import hinge_target
 from neuro_pc.rules import locality_report
 
 
@@ -215,6 +216,49 @@ def test_hidden_error_is_fed_back_error_gated_by_firing():
     np.testing.assert_allclose(m["out.delta"][-1], m["out.s"].sum(0) / 12 - 0.8 * y)
     expected = (m["out.delta"][-2] @ sim.weights["B1"].T) * (m["h1.tr"][-1] > 0)
     np.testing.assert_allclose(m["h1.delta"][-1], expected)
+
+
+def test_hinge_output_error_pushes_the_correct_output_up_to_the_target_only():
+    """out.delta = (1 - y) * rate - y * relu(target - rate) at the window's end."""
+    c = spiking_mlp([16, 12, 4], rule="fa", window=12, init_scale=2.0, target_rate=0.5,
+                    output_error="hinge")
+    sim = ReferenceSimulator(c, seed=0, record=[("out", "delta"), ("out", "s")])
+    x, _ = small_problem(n=16)
+    sim.present(x, None, train=False)
+    fastest = sim.monitor["out.s"].sum(0).argmax(1)
+    # half the samples labelled with their fastest output, half with another one
+    y = np.eye(4)[np.where(np.arange(16) % 2 == 0, fastest, (fastest + 1) % 4)]
+    sim.present(x, y, train=True, learn=False)
+    rate = sim.monitor["out.s"].sum(0) / 12
+    want = (1 - y) * rate - y * np.maximum(0.5 - rate, 0)
+    np.testing.assert_allclose(sim.monitor["out.delta"][-1], want)
+    # every case met: a correct output above the target (error 0), one below, a wrong one firing
+    assert (rate * y > 0.5).any() and ((rate < 0.5) & (y == 1)).any()
+    assert (rate * (1 - y) > 0).any()
+    with pytest.raises(ValueError, match="output_error"):
+        spiking_mlp([16, 12, 4], output_error="softmax")
+
+
+@pytest.mark.parametrize("rule", ["fa", "dfa"])
+@pytest.mark.parametrize("sizes", [[5, 6, 3], [5, 6, 4, 3]])
+def test_hinge_target_is_the_highest_rate_every_layer_sees(rule, sizes):
+    """Every unit driven to fire as fast as it can and every output correct: at
+    hinge_target no hidden unit gets an error (the outputs' counts, read late, all
+    reach it); one spike per window higher, some hidden unit does."""
+    T = 16
+    L = len(sizes) - 1
+    x, y = np.ones((1, sizes[0])), np.ones((1, sizes[-1]))
+    deltas = []
+    for extra in (0.0, 1.0 / T):
+        c = spiking_mlp(sizes, rule=rule, window=T, output_error="hinge", bias=False,
+                        target_rate=hinge_target(L, T, rule) + extra)
+        w = {k: (np.full_like(v, 50.0) if k.startswith("W") else v)
+             for k, v in c.init_weights(0).items()}
+        sim = ReferenceSimulator(c, w)
+        sim.present(x, y, train=True, learn=False)
+        deltas.append(max(np.abs(sim.state[f"h{l}.delta"]).max() for l in range(1, L)))
+    assert deltas[0] == 0 and deltas[1] > 0, deltas
+    assert hinge_target(2, 128) == 125 / 128
 
 
 @pytest.mark.parametrize("rule", ["fa", "dfa"])

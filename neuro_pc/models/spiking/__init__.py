@@ -25,7 +25,8 @@ The package has one module per concern and re-exports every name, so
 * :mod:`~neuro_pc.models.spiking.presets`: small shipped circuits for
   cross-backend tests.
 """
-from neuro_pc.models.spiking.builders import (SPIKING_RULES, inference_weights, spike_variables,
+from neuro_pc.models.spiking.builders import (OUTPUT_ERRORS, SPIKING_RULES, hinge_target,
+                                              inference_weights, spike_variables,
                                               spiking_inference, spiking_mlp, spiking_pc)
 from neuro_pc.models.spiking.closed_forms import encoder_count, lif_rate, lif_rate_continuous
 from neuro_pc.models.spiking.data import poisson_spikes
@@ -35,7 +36,8 @@ from neuro_pc.models.spiking.neurons import (AT_START, LIF, RESETS, LavaLIF, Rat
 from neuro_pc.models.spiking.populations import always_on, lif_population, rate_trace, spike_input
 from neuro_pc.models.spiking.presets import shipped_spiking_circuits
 
-__all__ = ["LIF", "LavaLIF", "Trace", "RateEncoder", "SPIKING_RULES", "lif_rate",
+__all__ = ["LIF", "LavaLIF", "Trace", "RateEncoder", "SPIKING_RULES", "OUTPUT_ERRORS",
+           "hinge_target", "lif_rate",
            "lif_rate_continuous",
            "encoder_count", "poisson_spikes", "spike_input", "always_on", "lif_population",
            "rate_trace", "spiking_mlp", "spiking_pc", "spiking_inference", "inference_weights",
