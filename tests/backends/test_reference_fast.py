@@ -8,9 +8,10 @@ import pytest
 
 from neuro_pc.backends import compile
 from neuro_pc.backends.reference import ReferenceSimulator
-from neuro_pc.backends.reference.codegen import generate_window_unrolled
+from neuro_pc.backends.reference.codegen import generate_window, generate_window_unrolled
 from neuro_pc.ir import Circuit, Init, Population, Projection, Rule, Schedule
 from neuro_pc.models import mlp, shipped_circuits
+from neuro_pc.models.conformance import language_circuit
 from neuro_pc.models.mpc import mpc
 from neuro_pc.models.spiking import shipped_spiking_circuits
 
@@ -102,9 +103,43 @@ def test_the_unrolled_fa_window_does_the_work_of_a_hand_written_step():
     assert body.count("out__delta @ W_B1.T") == 1
     assert body.count("F_tanh(") == 1
     assert "tw = 0\n" not in body
-    # the rate and 1/B scale the (B, 256) error, not the (256, 784) product
+    # the rate and 1/B scale the (B, 256) error, not the (256, 784) product, and
+    # the product is added into W1 by one gemm (no (256, 784) temporary)
     learn = src.split("if learn:", 1)[1]
-    assert "dW_W1 = ((h1__delta) * ((-0.01) / (h1__delta).shape[0])).T @ (x__r)" in learn
+    assert "dA_W1 = ((h1__delta) * ((-0.01) / (h1__delta).shape[0]))" in learn
+    assert "F__accumulate(W_W1, dA_W1, dB_W1)" in learn and "dW_W1" not in learn
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 1e-6), (np.float64, 1e-14)])
+def test_accumulate_adds_the_product_in_place(dtype, rtol):
+    from neuro_pc.backends.reference.codegen import accumulate
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((32, n)).astype(dtype) for n in (7, 13))
+    w0 = rng.standard_normal((7, 13)).astype(dtype)
+    for w in (w0.copy(), np.asfortranarray(w0), w0.astype(np.float16).astype(dtype)):
+        want = w + a.T @ b
+        before = w.__array_interface__["data"][0]
+        accumulate(w, a, b)
+        assert w.__array_interface__["data"][0] == before   # the same buffer
+        np.testing.assert_allclose(w, want, rtol=rtol)
+    w = w0.copy()   # operands of another dtype: NumPy's path
+    accumulate(w, a.astype(np.float16), b)
+    np.testing.assert_allclose(w, w0 + a.astype(np.float16).T @ b, rtol=rtol)
+
+
+def test_only_single_outer_product_rules_are_fused():
+    """FA's updates are fused; Kolen-Pollack's (a decay term reading w) and a
+    two-rail spiking rule (two terms) keep the formed update."""
+    from neuro_pc.models.spiking import spiking_mlp
+
+    kp = generate_window_unrolled(mlp([6, 5, 3], rule="kp", lam=1e-4)).split("if learn:", 1)[1]
+    assert "W_W1 += dW_W1" in kp and "F__accumulate(W_W1" not in kp
+    spk = generate_window_unrolled(spiking_mlp([6, 5, 3], window=8)).split("if learn:", 1)[1]
+    assert "W_W1 += dW_W1" in spk
+    sparse = language_circuit()   # W1 is masked: its update is formed, then masked
+    src = generate_window(sparse, frozenset({"W1"}))
+    assert "F__accumulate(W_W1" not in src and "W_W1 += dW_W1" in src
 
 
 def test_recording_and_every_step_rules_use_the_loop():

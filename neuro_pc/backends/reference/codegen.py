@@ -49,7 +49,40 @@ def _fn(name: str) -> str:
 
 def function_globals() -> dict:
     """The globals the generated source needs."""
-    return {**{_fn(k): v for k, v in NUMPY_FUNCTIONS.items()}, "F__wired": wired}
+    return {**{_fn(k): v for k, v in NUMPY_FUNCTIONS.items()}, "F__wired": wired,
+            "F__accumulate": accumulate}
+
+
+def accumulate(w, a, b) -> None:
+    """``w += a.T @ b`` in place: one BLAS ``gemm`` with ``beta = 1`` writing into
+    ``w`` (no product-sized temporary, no second pass over ``w``), for a
+    C-contiguous float32/float64 ``w`` and operands of its dtype; otherwise
+    NumPy's ``w += a.T @ b``. The same numbers either way (one rounding of the
+    product, one of the sum; checked bit for bit in the tests)."""
+    gemm = _gemm(w.dtype) if w.ndim == 2 and w.flags.c_contiguous and \
+        a.dtype == w.dtype and b.dtype == w.dtype else None
+    if gemm is None:
+        w += a.T @ b
+        return
+    # in BLAS's column-major terms w is wᵀ: wᵀ += bᵀ a, with bᵀ and aᵀ column-major
+    c = w.T
+    out = gemm(1.0, b.T, a.T, beta=1.0, c=c, trans_b=1, overwrite_c=1)
+    if out is not c:   # pragma: no cover - f2py copied c after all
+        w[...] = out.T
+
+
+_GEMM: dict = {}
+
+
+def _gemm(dtype):
+    """SciPy's BLAS ``gemm`` for ``dtype`` (float32, float64), else None; SciPy is
+    imported on the first update, not with the package."""
+    if not _GEMM:
+        import numpy as np
+        from scipy.linalg import blas
+
+        _GEMM.update({np.dtype(np.float32): blas.sgemm, np.dtype(np.float64): blas.dgemm})
+    return _GEMM.get(dtype)
 
 
 def wired(src, w, lo=None, hi=None):
@@ -106,11 +139,28 @@ def _port_expr(circuit: Circuit, proj, wiring=None) -> str:
     return term
 
 
-def rule_lines(circuit: Circuit, proj, indent: str) -> list[str]:
-    """Source lines computing ``dW_<proj>`` (the batch-mean update) from the locals."""
+def _parsed(proj):
     rule = proj.rule
-    parsed = parse_rule(rule.text, rule.params, where=f"rule of projection {proj.name!r}",
-                        allow_nonlocal=rule.baseline)
+    return parse_rule(rule.text, rule.params, where=f"rule of projection {proj.name!r}",
+                      allow_nonlocal=rule.baseline)
+
+
+def fused(proj, masked: bool) -> bool:
+    """Whether ``proj``'s update is applied by :func:`accumulate` without being
+    formed: a rule of one term ``coef * post.X * pre.Y`` (no weight factor), no
+    transform, no mask, not a convolution."""
+    if proj.conv is not None or masked or proj.rule.transforms:
+        return False
+    terms = _parsed(proj).terms
+    return len(terms) == 1 and bool(terms[0].post and terms[0].pre) and not terms[0].syn
+
+
+def rule_lines(circuit: Circuit, proj, indent: str, fuse: bool = False) -> list[str]:
+    """Source lines computing ``dW_<proj>`` (the batch-mean update) from the locals;
+    ``fuse`` (a :func:`fused` projection): its two factors ``dA_<proj>``,
+    ``dB_<proj>`` instead (``dW = dAᵀ dB``), for :func:`apply_lines`."""
+    rule = proj.rule
+    parsed = _parsed(proj)
     consts = {k: repr(float(v)) for k, v in rule.params.items()}
 
     def side(text, pop):
@@ -139,9 +189,12 @@ def rule_lines(circuit: Circuit, proj, indent: str) -> list[str]:
             # pass over a weight-sized array fewer (the same numbers up to rounding)
             scale = f"({coef(t.coef)} / {post}.shape[0])"
             if circuit.population(proj.target).size <= circuit.population(proj.source).size:
-                expr = f"({post} * {scale}).T @ {pre}"
+                post = f"({post} * {scale})"
             else:
-                expr = f"{post}.T @ ({pre} * {scale})"
+                pre = f"({pre} * {scale})"
+            if fuse:
+                return [f"{indent}dA_{proj.name} = {post}", f"{indent}dB_{proj.name} = {pre}"]
+            expr = f"{post}.T @ {pre}"
         elif post:
             expr = f"{coef(t.coef)} * {post}.mean(axis=0)[:, None]"
         elif pre:
@@ -182,8 +235,11 @@ def compile_expr(text: str):
 
 
 def apply_lines(proj, indent: str, masked: bool) -> list[str]:
-    """Source lines applying ``dW`` (transforms, mask) to the weight in place."""
+    """Source lines applying ``dW`` (transforms, mask) to the weight in place (a
+    :func:`fused` projection's from its factors, with :func:`accumulate`)."""
     w, dw = weight_local(proj.name), f"dW_{proj.name}"
+    if fused(proj, masked):
+        return [f"{indent}F__accumulate({w}, dA_{proj.name}, dB_{proj.name})"]
     lines = []
     for t in proj.rule.transforms:
         if t == "muon":
@@ -289,7 +345,7 @@ def generate_window(circuit: Circuit, masked: frozenset[str] = frozenset(),
     if step_rules:
         lines.append(f"{I2}if learn:")
         for p in step_rules:
-            lines += rule_lines(circuit, p, I2 + I1)
+            lines += rule_lines(circuit, p, I2 + I1, fused(p, p.name in masked))
         for p in step_rules:
             lines += apply_lines(p, I2 + I1, p.name in masked)
     if record:
@@ -307,7 +363,7 @@ def _window_end_lines(circuit: Circuit, end_rules, masked) -> list[str]:
     if end_rules:
         lines.append(f"{I1}if learn:")
         for p in end_rules:
-            lines += rule_lines(circuit, p, I1 + I1)
+            lines += rule_lines(circuit, p, I1 + I1, fused(p, p.name in masked))
         for p in end_rules:
             lines += apply_lines(p, I1 + I1, p.name in masked)
     for pop in circuit.populations:
