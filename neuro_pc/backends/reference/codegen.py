@@ -57,8 +57,9 @@ def accumulate(w, a, b) -> None:
     """``w += a.T @ b`` in place: one BLAS ``gemm`` with ``beta = 1`` writing into
     ``w`` (no product-sized temporary, no second pass over ``w``), for a
     C-contiguous float32/float64 ``w`` and operands of its dtype; otherwise
-    NumPy's ``w += a.T @ b``. The same numbers either way (one rounding of the
-    product, one of the sum; checked bit for bit in the tests)."""
+    NumPy's ``w += a.T @ b``. The same numbers either way up to the last bit (one
+    rounding of the product, one of the sum; bit for bit on the machines
+    measured, the tests allow the last bit)."""
     gemm = _gemm(w.dtype) if w.ndim == 2 and w.flags.c_contiguous and \
         a.dtype == w.dtype and b.dtype == w.dtype else None
     if gemm is None:

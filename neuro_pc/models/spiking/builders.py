@@ -42,9 +42,10 @@ def hinge_target(n_layers: int, window: int, rule: str = "fa") -> float:
     steps, for ``n_layers`` projections (one step of delay each).
 
     An output driven through the layers fires at most ``window - n_layers``
-    spikes (the input spikes from step 0, each projection adds one step); a hidden layer reads the output's error one step late (DFA), or one
-    step per layer of feedback late (FA: the first hidden layer
-    ``n_layers - 1`` steps), when the count is lower still. With
+    spikes (the input spikes from step 0, each projection adds one step); a
+    hidden layer reads the output's error one step late (DFA), or one step per
+    layer of feedback late (FA: the first hidden layer ``n_layers - 1`` steps),
+    when the count is lower still. With
     :func:`spiking_mlp`'s ``output_error="hinge"`` this target makes a correct
     output firing as fast as it can an error of exactly 0 in every layer's view,
     as the rate equivalent's ``clip(., 0, 1)`` output at 1 does.
@@ -89,8 +90,8 @@ def spiking_mlp(sizes, rule: str = "fa", window: int = 24, eta: float = 0.01,
       unset: 1 for ``"target"``, :func:`hinge_target` for ``"hinge"``: an
       output driven through ``L`` projections fires at most ``T - L`` spikes, so
       a target of 1 leaves a correct output's error at ``-L/T`` or less however
-      fast it fires, an error of the same sign in every sample that adds up over a batch
-      (784-500-10, ``T = 128``, trained weights: the update of ``W2`` 18° from
+      fast it fires, an error of the same sign in every sample that adds up
+      over a batch (784-500-10, ``T = 128``, trained weights: the update of ``W2`` 18° from
       the rate equivalent's, of ``W1`` 26°; with ``"hinge"`` at
       :func:`hinge_target`, 1.3° and 2.5°);
     * hidden: ``delta = fb * step(tr)``, ``fb = B_l @ delta`` of ``h_{l+1}``
