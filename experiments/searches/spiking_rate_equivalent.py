@@ -27,6 +27,7 @@ Needs MNIST (``NEURO_PC_DATA``, docs/data.md). Results: docs/experiments/fa_mnis
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
@@ -34,7 +35,7 @@ import numpy as np
 from neuro_pc.backends.reference import ReferenceSimulator
 from neuro_pc.data import load_dataset
 from neuro_pc.experiments import spiking
-from neuro_pc.experiments.config import as_dict, coerce, validation_split
+from neuro_pc.experiments.config import coerce, validation_split
 from neuro_pc.ir.artifact import load_artifact
 
 
@@ -85,11 +86,11 @@ def update_angles(cfg, w: dict, x, y_onehot) -> None:
     d = (e @ w["B1"].T) * (h > 0)
     rate = {"W2": -(e.T @ h), "W1": -(d.T @ x)}
     for error in ("target", "hinge"):
-        circuit = spiking.build(coerce(spiking.Config, {
-            **as_dict(cfg), "model": {**as_dict(cfg.model), "output_error": error,
-                                      "target_rate": None},
-            "train": {**as_dict(cfg.train), "eta": 1.0}}), [x.shape[1], w["W1"].shape[0],
-                                                            y_onehot.shape[1]], "fa")
+        variant = dataclasses.replace(
+            cfg, model=dataclasses.replace(cfg.model, output_error=error, target_rate=None),
+            train=dataclasses.replace(cfg.train, eta=1.0))
+        circuit = spiking.build(variant, [x.shape[1], w["W1"].shape[0], y_onehot.shape[1]],
+                                "fa")
         sim = ReferenceSimulator(circuit, {k: v.copy() for k, v in w.items()}, dtype="float32")
         up = sim.compute_updates(x, y_onehot)
         target = circuit.population("out").params["target"]

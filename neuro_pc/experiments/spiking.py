@@ -182,8 +182,7 @@ def build(config, sizes: list[int], rule: str, factor: float = 1.0):
         return spiking_pc(sizes, window=window,
                           eta=factor * (cfg.train.eta if cfg.pc.eta is None else cfg.pc.eta),
                           gamma=cfg.pc.gamma, lif=lif, trace=trace, encoder=encoder,
-                          target_rate=1.0 if model.target_rate is None else model.target_rate,
-                          clamp_step=cfg.pc.clamp_step,
+                          target_rate=model.target_rate, clamp_step=cfg.pc.clamp_step,
                           init_scale=model.init_scale, two_rail=model.two_rail)
     return spiking_mlp(sizes, rule=rule, window=window, eta=factor * cfg.train.eta, lif=lif,
                        trace=trace, encoder=encoder, target_rate=model.target_rate,

@@ -177,7 +177,7 @@ def spiking_mlp(sizes, rule: str = "fa", window: int = 24, eta: float = 0.01,
 
 def spiking_pc(sizes, window: int = 32, eta: float = 0.01, gamma: float = 0.2,
                lif: LIF = LIF(), out_lif: LIF | None = None, trace: Trace | None = None,
-               encoder: RateEncoder = RateEncoder(), target_rate: float = 1.0,
+               encoder: RateEncoder = RateEncoder(), target_rate: float | None = None,
                clamp_step: int | None = None, init_scale: float = 1.0, bias: bool = True,
                two_rail: bool = True, name: str | None = None) -> Circuit:
     """A spiking MLP ``sizes = [n_in, n_h1, ..., n_out]`` trained by discriminative
@@ -202,7 +202,7 @@ def spiking_pc(sizes, window: int = 32, eta: float = 0.01, gamma: float = 0.2,
       ``x = mu + eps``; ``f'(x) = step(x) step(thr − x) / thr`` (the derivative
       of the non-leaky unit's rate ``clip(x / thr, 0, 1)``; for leaky units an
       approximation);
-    * output value: ``x = target_rate · y`` while training from step
+    * output value: ``x = target_rate · y`` (unset: 1) while training from step
       ``clamp_step`` (default ``L``, read from the ``train`` and ``tw``
       scalars), else ``x = mu``; error unit ``eps = x − mu``.
 
@@ -244,6 +244,7 @@ def spiking_pc(sizes, window: int = 32, eta: float = 0.01, gamma: float = 0.2,
     sizes = layer_sizes(sizes)
     L = len(sizes) - 1
     clamp = L if clamp_step is None else int(clamp_step)
+    target_rate = 1.0 if target_rate is None else target_rate
     if window < max(2 * len(sizes), clamp + 2):
         raise ValueError(f"window={window} is too short for {L} layers (clamp at step "
                          f"{clamp}): use at least {max(2 * len(sizes), clamp + 2)}")
