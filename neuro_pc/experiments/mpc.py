@@ -133,6 +133,7 @@ class Model:
     lam: float = option(_D["lam"], ge=0)
     feedback: str = option(_D["feedback"], choices=("learned", "tied"))
     normalize: list[str] = option(list(_D["normalize"]), choices=("W", "R", "A"), unique=True)
+    norm_axis: str = option(_D["norm_axis"], choices=("columns", "rows"))
     target_term: bool = _D["target_term"]
     cross_precision: float = option(_D["cross_precision"], ge=0)
     homeostasis: float = option(_D["homeostasis"], ge=0)

@@ -109,8 +109,8 @@ def topology_pairs(streams, foveal, topology: str = "st2") -> list[tuple[str, st
 def mpc(geometry: GlimpseGeometry | None = None, hidden=(64, 64), k: int = 8,
         topology: str = "st2", gamma: float = 0.1, relax_steps: int = 20, eta: float = 0.01,
         eta_feedback: float | None = None, lam: float = 1e-3, feedback: str = "learned",
-        normalize=("W", "R", "A"), target_term: bool = False, cross_precision: float = 0.1,
-        homeostasis: float = 0.0, homeo_target: float | None = None, homeo_rate: float = 0.01,
+        normalize=("W", "R", "A"), norm_axis: str = "columns", target_term: bool = False,
+        cross_precision: float = 0.1, homeostasis: float = 0.0, homeo_target: float | None = None, homeo_rate: float = 0.01,
         homeo_var: str = "z", decorrelation: float = 0.0, decor_gain: float = 10.0,
         decor_target: float = 0.0, pairs=None, name: str | None = None) -> Circuit:
     """Build the MPC circuit for a glimpse ``geometry`` (default: digits).
@@ -129,6 +129,13 @@ def mpc(geometry: GlimpseGeometry | None = None, hidden=(64, 64), k: int = 8,
     normalize: which of ``"W"``, ``"R"``, ``"A"`` get unit column norms after each step;
         with learned feedback, ``E`` (``ER``) gets unit *row* norms when ``W``
         (``R``) is normalised, the same normalisation seen through the transpose.
+    norm_axis: ``"columns"`` (default): unit columns of the ``(n_target, n_source)``
+        matrix, each *source* unit's outgoing weights; ``"rows"``: unit rows,
+        each *target* unit's incoming weights (its receptive field), which are
+        the columns of the ``(n_in, n_out)`` layout of libraries that compute
+        ``x @ W`` (ngc-learn, the paper's group's). The initial scale follows:
+        ``N(0, 1/n_target)`` for columns, ``N(0, 1/n_source)`` for rows, so the
+        normalised vectors have norm ~1 from the start.
     target_term: include ``-sum_q' e_C^{l,q',v}`` in the state update (the
         term Eq. 8 omits; the E-step is then exact gradient descent on F).
         Default ``False``: Eq. 8 as printed, each target state held fixed.
@@ -202,6 +209,7 @@ class _Options:
     lam: float
     feedback: str
     normalize: tuple[str, ...]
+    norm_axis: str
     target_term: bool
     cross_precision: float
     homeostasis: float
@@ -250,6 +258,8 @@ def _options(geometry, hidden, k, topology, feedback, normalize, pairs, **rest) 
         raise ValueError(f"hidden must list at least one latent width >= 1, got {hidden}")
     if feedback not in ("learned", "tied"):
         raise ValueError(f"feedback must be 'learned' or 'tied', got {feedback!r}")
+    if rest["norm_axis"] not in ("columns", "rows"):
+        raise ValueError(f"norm_axis must be 'columns' or 'rows', got {rest['norm_axis']!r}")
     bad = set(normalize) - {"W", "R", "A"}
     if bad:
         raise ValueError(f"normalize takes 'W', 'R', 'A'; got {sorted(bad)}")
@@ -296,7 +306,9 @@ def _stream(o: _Options, s: str, offset: int) -> tuple[list[Population], list[Pr
         src = f"g_{s}" if l == 1 else f"z{l - 1}_{s}"
         pre = "r" if l == 1 else "phi"
         projs.append(Projection(f"W{l}_{s}", src, f"z{l}_{s}", "ff",
-                                init=Init("normal", scale=1.0 / math.sqrt(o.hidden[l - 1])),
+                                init=_init(o, o.hidden[l - 1],
+                                           o.geometry.stream_width if l == 1
+                                           else o.hidden[l - 2]),
                                 rule=_rule(o, "e", pre, o.eta, _unit(o, "W"), homeo=True)))
         if l < o.depth:
             projs.append(_feedback(o, f"E{l}_{s}", f"W{l + 1}_{s}", "W",
@@ -357,10 +369,10 @@ def _cross_stream(o: _Options, l: int, v: str, q: str) -> tuple[Population, list
                       params={"beta": float(o.cross_precision)},
                       update=("mu = pred", "e = beta * (tgt - mu)"), model="error")
     projs = [Projection(f"R{l}_{v}_{q}", f"z{l}_{v}", c, "pred",
-                        init=Init("normal", scale=1.0 / math.sqrt(n)),
+                        init=_init(o, n, n),
                         rule=_rule(o, "e", "phi", o.eta, _unit(o, "R"))),
              Projection(f"A{l}_{v}_{q}", "a", c, "pred",
-                        init=Init("normal", scale=1.0 / math.sqrt(n)),
+                        init=_init(o, n, 2),
                         rule=_rule(o, "e", "r", o.eta, _unit(o, "A"))),
              Projection(f"T{l}_{v}_{q}", f"z{l}_{q}", c, "tgt", variable="z",
                         init=Init("identity")),
@@ -383,11 +395,17 @@ def _rule(o: _Options, post: str, pre: str, eta: float, transforms=(), homeo=Fal
     return Rule(text, params, baseline=o.tied, transforms=tuple(transforms))
 
 
-def _unit(o: _Options, kind: str, rows: bool = False) -> tuple[str, ...]:
-    """The normalising transform of a ``kind`` (``"W"``, ``"R"``, ``"A"``) matrix, if any."""
+def _unit(o: _Options, kind: str, mirror: bool = False) -> tuple[str, ...]:
+    """The normalising transform of a ``kind`` (``"W"``, ``"R"``, ``"A"``) matrix, if
+    any; ``mirror``: of its learned feedback (the transpose: the other axis)."""
     if kind not in o.normalize:
         return ()
-    return ("unit_rows",) if rows else ("unit_columns",)
+    return ("unit_rows",) if mirror != (o.norm_axis == "rows") else ("unit_columns",)
+
+
+def _init(o: _Options, n_target: int, n_source: int) -> Init:
+    """``N(0, 1/n)`` with ``n`` the length of the normalised vectors (``norm_axis``)."""
+    return Init("normal", scale=1.0 / math.sqrt(n_source if o.norm_axis == "rows" else n_target))
 
 
 def _feedback(o: _Options, name: str, forward: str, kind: str, **common) -> Projection:
@@ -396,7 +414,7 @@ def _feedback(o: _Options, name: str, forward: str, kind: str, **common) -> Proj
     if o.tied:
         return Projection(name, tied=Tied(forward), **common)
     return Projection(name, init=Init("transpose_of", of=forward),
-                      rule=_rule(o, "phi", "e", o.eta_fb, _unit(o, kind, rows=True)), **common)
+                      rule=_rule(o, "phi", "e", o.eta_fb, _unit(o, kind, mirror=True)), **common)
 
 
 def _metadata(o: _Options, selections: dict) -> dict:
@@ -407,6 +425,7 @@ def _metadata(o: _Options, selections: dict) -> dict:
             "topology": o.topology, "gamma": o.gamma, "relax_steps": int(o.relax_steps),
             "sweep_steps": o.sweep, "eta": o.eta, "eta_feedback": o.eta_fb, "lam": o.lam,
             "feedback": o.feedback, "normalize": list(o.normalize),
+            "norm_axis": o.norm_axis,
             "target_term": bool(o.target_term), "cross_precision": float(o.cross_precision),
             "homeostasis": float(o.homeostasis), "homeo_target": o.homeo_target,
             "homeo_rate": float(o.homeo_rate), "decorrelation": float(o.decorrelation),

@@ -95,6 +95,39 @@ def test_unit_column_norms_after_a_step():
             assert np.array_equal(sim.weights[p.name], before[p.name])
 
 
+def test_norm_axis_rows_normalises_receptive_fields_and_mirrors():
+    """``norm_axis="rows"``: every target unit's incoming weights (a row of the
+    (n_target, n_source) matrix) get unit norm, the learned feedback the other
+    axis (it stays the exact transpose), and the initial rows have norm ~1."""
+    c = small(norm_axis="rows")
+    assert c.metadata["norm_axis"] == "rows"
+    w0 = c.init_weights(4)
+    for name in ("W1_f0", "W2_f0", "R1_f0_f1", "A1_f0_f1"):
+        rows = np.linalg.norm(w0[name], axis=1)
+        assert abs(rows.mean() - 1.0) < 0.35, (name, rows.mean())   # N(0, 1/n_source)
+    sim = ReferenceSimulator(c, w0)
+    for seed in range(2):
+        sim.present(_glimpses(GlimpseGeometry.digits(), 8, seed), train=True)
+    by_kind = {}
+    for p in c.plastic:
+        w = sim.weights[p.name]
+        if p.name[0] in "WRA":
+            assert p.rule.transforms == ("unit_rows",), p.name
+            np.testing.assert_allclose(np.linalg.norm(w, axis=1), 1.0, atol=1e-9)
+            assert not np.allclose(np.linalg.norm(w, axis=0), 1.0, atol=1e-3), p.name
+        elif p.init.kind == "transpose_of":
+            assert p.rule.transforms == ("unit_columns",), p.name
+            np.testing.assert_allclose(w, sim.weights[p.init.of].T, rtol=0, atol=1e-10)
+        by_kind[p.name[0]] = by_kind.get(p.name[0], 0) + 1
+    assert set(by_kind) == {"W", "R", "A", "E"}
+    with pytest.raises(ValueError, match="norm_axis"):
+        small(norm_axis="both")
+    # the default ("columns") draws N(0, 1/n_target): columns of norm ~1 instead
+    wc = small().init_weights(4)
+    for name in ("W1_f0", "W2_f0", "R1_f0_f1", "A1_f0_f1"):
+        assert abs(np.linalg.norm(wc[name], axis=0).mean() - 1.0) < 0.35, name
+
+
 @pytest.mark.parametrize("target_term", [True, False])
 def test_energy_gradient_matches_finite_differences(target_term):
     c = small(target_term=target_term, cross_precision=0.5)
@@ -313,6 +346,14 @@ def _mnist_equivalence(backend, **options):
 def test_mnist_geometry_window_brian2():
     pytest.importorskip("brian2")
     _mnist_equivalence("brian2", target="numpy")
+
+
+@pytest.mark.slow
+def test_mnist_geometry_window_lava_floating_pt():
+    """The 48-process Lava network of the paper's geometry (every run stops its
+    processes itself, also when it fails: LavaSimulator._run)."""
+    pytest.importorskip("lava")
+    _mnist_equivalence("lava", tag="floating_pt")
 
 
 def test_anti_collapse_options_are_local_and_off_by_default():
