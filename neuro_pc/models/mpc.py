@@ -110,9 +110,10 @@ def mpc(geometry: GlimpseGeometry | None = None, hidden=(64, 64), k: int = 8,
         topology: str = "st2", gamma: float = 0.1, relax_steps: int = 20, eta: float = 0.01,
         eta_feedback: float | None = None, lam: float = 1e-3, feedback: str = "learned",
         normalize=("W", "R", "A"), norm_axis: str = "columns", target_term: bool = False,
-        cross_precision: float = 0.1, homeostasis: float = 0.0, homeo_target: float | None = None, homeo_rate: float = 0.01,
-        homeo_var: str = "z", decorrelation: float = 0.0, decor_gain: float = 10.0,
-        decor_target: float = 0.0, pairs=None, name: str | None = None) -> Circuit:
+        cross_precision: float = 0.1, homeostasis: float = 0.0,
+        homeo_target: float | None = None, homeo_rate: float = 0.01, homeo_var: str = "z",
+        decorrelation: float = 0.0, decor_gain: float = 10.0, decor_target: float = 0.0,
+        pairs=None, name: str | None = None) -> Circuit:
     """Build the MPC circuit for a glimpse ``geometry`` (default: digits).
 
     hidden: widths of the latent layers ``1..L`` (the same in every stream).
@@ -126,9 +127,10 @@ def mpc(geometry: GlimpseGeometry | None = None, hidden=(64, 64), k: int = 8,
         them the exact mirror ``Wᵀ``/``Rᵀ`` while ``homeostasis`` is off).
     feedback: ``"learned"`` (own plastic matrices, local) or ``"tied"``
         (``Wᵀ``, ``Rᵀ``: weight transport, a marked baseline).
-    normalize: which of ``"W"``, ``"R"``, ``"A"`` get unit column norms after each step;
-        with learned feedback, ``E`` (``ER``) gets unit *row* norms when ``W``
-        (``R``) is normalised, the same normalisation seen through the transpose.
+    normalize: which of ``"W"``, ``"R"``, ``"A"`` get unit norms (along ``norm_axis``)
+        after each step; with learned feedback, ``E`` (``ER``) gets them along the
+        other axis when ``W`` (``R``) is normalised, the same normalisation seen
+        through the transpose.
     norm_axis: ``"columns"`` (default): unit columns of the ``(n_target, n_source)``
         matrix, each *source* unit's outgoing weights; ``"rows"``: unit rows,
         each *target* unit's incoming weights (its receptive field), which are
