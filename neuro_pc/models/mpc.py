@@ -69,8 +69,8 @@ from neuro_pc.ir import Circuit, Init, Population, Projection, Rule, Schedule, T
 from neuro_pc.ir.functions import kwta
 from neuro_pc.models.glimpse import GlimpseGeometry
 
-__all__ = ["TOPOLOGIES", "DEFAULTS", "mpc", "topology_pairs", "energy", "energy_grad",
-           "latent_states"]
+__all__ = ["TOPOLOGIES", "DEFAULTS", "mpc", "topology_pairs", "energy", "energy_terms",
+           "energy_grad", "latent_states"]
 
 TOPOLOGIES = ("st1", "st2", "st3", "st4")
 
@@ -478,10 +478,18 @@ def energy(circuit: Circuit, weights: dict, x: np.ndarray, z: dict) -> np.ndarra
     (``e_C = beta (z^q - mu_C)``, so the cross term is ``beta/2 ||z^q - mu_C||^2``),
     recomputed from the states ``z`` ``{(l, stream): (B, n_l)}`` and the glimpses
     ``x`` ``(B, width)`` (the weight prior is left out: constant during inference)."""
+    intra, cross = energy_terms(circuit, weights, x, z)
+    return intra + cross
+
+
+def energy_terms(circuit: Circuit, weights: dict, x: np.ndarray,
+                 z: dict) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`energy`'s two parts, per sample: the intra-stream term
+    ``1/2 sum ||e||^2`` and the cross-stream term ``1/(2 beta) sum ||e_C||^2``."""
     e, ec = _errors(circuit, weights, x, z)
     beta = circuit.metadata.get("cross_precision", 1.0)
-    return 0.5 * (sum((v ** 2).sum(axis=1) for v in e.values())
-                  + sum((v ** 2).sum(axis=1) for v in ec.values()) / beta)
+    return (0.5 * sum((v ** 2).sum(axis=1) for v in e.values()),
+            0.5 * sum((v ** 2).sum(axis=1) for v in ec.values()) / beta)
 
 
 def energy_grad(circuit: Circuit, weights: dict, x: np.ndarray, z: dict) -> dict:

@@ -56,3 +56,26 @@ def test_the_rate_equivalent_trains():
     curve = search.train(w, x[:300], y[:300], x[300:], labels[300:], eta=0.5, decay=0.9,
                          epochs=5, batch=16, seed=0)
     assert len(curve) == 5 and curve[-1] >= 0.9 > before, (before, curve)
+
+
+def test_mpc_energy_trace_measures_before_and_after_each_part():
+    """mpc_energy_trace.py on the digits config: every part is measured, the
+    held-out energy falls with the target term on (the E-step is then descent on
+    F, so both steps lower it; test_mpc.py holds that for the circuit), and the
+    held-out images must come from a validation split, never the test set."""
+    import pytest
+
+    search = _load("mpc_energy_trace")
+    cfg = ROOT / "experiments/mpc_digits.toml"
+    small = {"data.validation": 200, "model.hidden": [16, 16], "model.k": 4,
+             "model.eta": 0.05, "model.target_term": True, "train.batch_size": 50,
+             "train.saccades": 3}
+    rows = search.trace(cfg, images=400, held_out=100, checkpoints=2, overrides=small)
+    assert [r["images"] for r in rows] == [0, 200, 400]
+    for r in rows:
+        assert set(r) == {"images", "F_intra", "F_cross", "norm_z_top", "norm_mu1",
+                          "participation"}
+        assert 1 <= r["participation"] <= 16 and r["F_intra"] > 0 and r["F_cross"] > 0
+    assert rows[-1]["F_intra"] + rows[-1]["F_cross"] < rows[0]["F_intra"] + rows[0]["F_cross"]
+    with pytest.raises(ValueError, match="validation"):
+        search.trace(cfg, images=20, overrides={**small, "data.validation": 0})
