@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neuro_pc.analysis import participation_ratio
 from neuro_pc.backends import compile
 from neuro_pc.experiments import load_config
 from neuro_pc.experiments.mpc import build, load_data, train_mpc
@@ -45,12 +46,12 @@ def measure(sim, sensor, images: np.ndarray, fixations: np.ndarray) -> dict:
         sim.present(g, train=False)
         z = latent_states(c, sim.state)
         intra, cross = energy_terms(c, sim.weights, g, z)
-        ev = np.linalg.eigvalsh(np.cov(sim.state[f"z{top}_{streams[0]}.phi"].T)).clip(0)
+        phi = sim.state[f"z{top}_{streams[0]}.phi"]
         rows.append([intra.mean(), cross.mean(),
                      np.mean([np.linalg.norm(z[(top, s)], axis=1).mean() for s in streams]),
                      np.mean([np.linalg.norm(sim.state[f"z1_{s}.mu"], axis=1).mean()
                               for s in streams]),
-                     ev.sum() ** 2 / (ev ** 2).sum()])
+                     participation_ratio(phi - phi.mean(axis=0))])   # of its covariance
     keys = ("F_intra", "F_cross", "norm_z_top", "norm_mu1", "participation")
     return dict(zip(keys, (float(v) for v in np.mean(rows, axis=0))))
 

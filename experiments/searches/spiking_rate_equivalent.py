@@ -32,6 +32,7 @@ import time
 
 import numpy as np
 
+from neuro_pc.analysis.metrics import angle
 from neuro_pc.backends.reference import ReferenceSimulator
 from neuro_pc.data import load_dataset
 from neuro_pc.experiments import spiking
@@ -70,12 +71,6 @@ def train(w: dict, x, y_onehot, xv, yv, eta: float, decay: float, epochs: int,
             w["b1"][:, 0] += k * d.sum(0)
         curve.append(float((forward(w, xv)[1].argmax(1) == yv).mean()))
     return curve
-
-
-def angle(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
-    return float(np.degrees(np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b),
-                                              -1, 1))))
 
 
 def update_angles(cfg, w: dict, x, y_onehot) -> None:
